@@ -1,0 +1,94 @@
+"""Extract uploaded zip archives without trusting them.
+
+Refused: entries that would land outside the target (`../`, absolute paths, drive letters),
+symbolic links, more than MAX_FILES entries, more than MAX_TOTAL_BYTES uncompressed, and
+entries that expand more than MAX_RATIO times (zip bombs). Sizes are enforced while
+streaming, not read from the (forgeable) header alone.
+"""
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+MAX_FILES = 100_000
+MAX_TOTAL_BYTES = 4 * 1024**3
+MAX_RATIO = 200
+CHUNK = 1024 * 1024
+
+
+class ArchiveError(ValueError):
+    """An archive that is unsafe, oversized or not a zip; the message says which."""
+
+
+def extract_zip(data: bytes, target: Path, *, max_files: int = MAX_FILES,
+                max_total_bytes: int = MAX_TOTAL_BYTES) -> list[Path]:
+    """Extract a zip archive's regular files into `target`.
+
+    Args:
+        data: the archive's bytes.
+        target: an existing empty folder.
+        max_files: refuse archives with more entries.
+        max_total_bytes: refuse archives that expand to more bytes.
+
+    Returns:
+        The extracted file paths.
+
+    Raises:
+        ArchiveError: not a zip, or unsafe (see module docstring).
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise ArchiveError(f"not a zip archive ({error})") from error
+    with archive:
+        members = archive.infolist()
+        if len(members) > max_files:
+            raise ArchiveError(f"the archive has {len(members):,} entries; at most "
+                               f"{max_files:,} are allowed")
+        written: list[Path] = []
+        total = 0
+        for member in members:
+            relative = _safe_relative_path(member)
+            if relative is None:
+                continue
+            destination = target.joinpath(*relative.parts)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            total += _copy_member(archive, member, destination, max_total_bytes - total)
+            written.append(destination)
+        return written
+
+
+def _safe_relative_path(member: zipfile.ZipInfo) -> PurePosixPath | None:
+    """Return the member's path inside the target, None for folders; refuse anything unsafe."""
+    name = member.filename.replace("\\", "/")
+    mode = member.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise ArchiveError(f"the archive holds a symbolic link ({member.filename!r}); refused")
+    path = PurePosixPath(name)
+    if path.is_absolute() or (path.parts and ":" in path.parts[0]) or ".." in path.parts:
+        raise ArchiveError(f"the archive entry {member.filename!r} points outside the "
+                           "extraction folder; refused")
+    if member.is_dir() or not path.parts:
+        return None
+    return path
+
+
+def _copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, destination: Path,
+                 budget: int) -> int:
+    """Stream one member to disk, stopping at the byte budget or a bomb-like ratio."""
+    limit = min(budget, max(member.compress_size, 1) * MAX_RATIO)
+    written = 0
+    with archive.open(member) as source, open(destination, "wb") as sink:
+        while chunk := source.read(CHUNK):
+            written += len(chunk)
+            if written > limit:
+                sink.close()
+                destination.unlink(missing_ok=True)
+                reason = ("the archive expands to more than the allowed total size"
+                          if written > budget else
+                          f"{member.filename!r} expands more than {MAX_RATIO}x (a zip bomb?)")
+                raise ArchiveError(f"{reason}; refused")
+            sink.write(chunk)
+    return written

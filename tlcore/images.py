@@ -1,0 +1,150 @@
+"""Decode, validate and convert images; the one pixel space is float32 RGB in [0, 255].
+
+Every image that enters tlcore comes through `load_image`, which refuses what it cannot
+decode with an `ImageError` naming the file and the reason, so callers can skip and report
+bad files instead of crashing.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Decompression-bomb guard: a small file may declare enormous dimensions. 50 megapixels
+# covers any camera photo and stops a 1 GB allocation from a 100 kB file.
+MAX_PIXELS = 50_000_000
+
+ImageSource = Union[str, os.PathLike, bytes, BinaryIO]
+
+
+class ImageError(ValueError):
+    """An image that cannot be used: unreadable, truncated, not an image, or too large."""
+
+
+def load_image(source: ImageSource, size: int | None = None) -> np.ndarray:
+    """Decode an image file into an RGB uint8 array, optionally resized to a square.
+
+    Args:
+        source: a path, the file's bytes, or a binary file object.
+        size: side of the square output in pixels; None keeps the original size.
+
+    Returns:
+        uint8 array of shape (H, W, 3).
+
+    Raises:
+        ImageError: the file is not a decodable image or declares more than MAX_PIXELS.
+    """
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "uploaded image"
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(f"{name}: {width}x{height} pixels is more than the "
+                                     f"{MAX_PIXELS:,} allowed")
+                image.seek(0)  # first frame of an animation
+                image = ImageOps.exif_transpose(image)
+                rgb = _to_rgb(image)
+                if size is not None:
+                    rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+                return np.asarray(rgb, dtype=np.uint8)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{name}: not a readable image ({error})") from error
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparent pixels become white, not black."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / max(float(array.max()), 1.0)
+        image = Image.fromarray((array * scale).clip(0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Round float pixels in [0, 255] to uint8, clipping anything outside the range."""
+    return np.clip(np.rint(np.asarray(images, dtype=np.float32)), 0, 255).astype(np.uint8)
+
+
+def normalize_for_display(array: np.ndarray) -> np.ndarray:
+    """Stretch any array to uint8 [0, 255] by its own min and max (for maps and deltas)."""
+    array = np.asarray(array, dtype=np.float32)
+    low, high = float(array.min()), float(array.max())
+    if high - low < 1e-12:
+        return np.zeros(array.shape, dtype=np.uint8)
+    return to_uint8((array - low) / (high - low) * 255.0)
+
+
+def total_variation(image: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels, in pixel units.
+
+    Args:
+        image: (H, W, C) array in [0, 255].
+
+    Returns:
+        The mean over all horizontal and vertical neighbour pairs and channels.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    vertical = np.abs(np.diff(image, axis=0))
+    horizontal = np.abs(np.diff(image, axis=1))
+    return float((vertical.sum() + horizontal.sum()) / (vertical.size + horizontal.size))
+
+
+def image_grid(images: np.ndarray, columns: int = 8, padding: int = 2) -> np.ndarray:
+    """Tile a batch (N, H, W, 3) of uint8 images into one white-padded grid image."""
+    images = to_uint8(images)
+    count, height, width, channels = images.shape
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding,
+                    channels), 255, dtype=np.uint8)
+    for index, image in enumerate(images):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode an (H, W, 3) image in [0, 255] as PNG bytes (rounded to 8 bits)."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an image as PNG atomically (temporary file, then rename); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, png_bytes(image))
+    return path
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write bytes to `path` so that readers see the old file or the new one, never half."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
