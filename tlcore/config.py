@@ -55,7 +55,7 @@ class TrainConfig:
         epochs: passes over the training split.
         image_size: square input side in pixels; None takes the data set's or backbone's default.
         batch_size: images (or embeddings) per gradient step.
-        learning_rate: Adam step size.
+        learning_rate: Adam step size; None takes `default_learning_rate(mode, weights)`.
         dropout_rate: dropout before the classification layer.
         trainable_blocks: in end-to-end mode, how many of the body's top blocks train
             (0 = head only, -1 = all of it).
@@ -68,7 +68,7 @@ class TrainConfig:
     epochs: int = 10
     image_size: int | None = None
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     dropout_rate: float = 0.2
     trainable_blocks: int = -1
     seed: int = 0
@@ -81,16 +81,33 @@ class TrainConfig:
         _require(self.image_size is None or 32 <= self.image_size <= 1024,
                  f"image_size={self.image_size} must be between 32 and 1024 pixels")
         _require(self.batch_size >= 1, f"batch_size={self.batch_size} must be at least 1")
-        _require(0 < self.learning_rate < 1,
+        _require(self.learning_rate is None or 0 < self.learning_rate < 1,
                  f"learning_rate={self.learning_rate} must be in (0, 1); 1e-3 is a good start")
         _require(0 <= self.dropout_rate < 1,
                  f"dropout_rate={self.dropout_rate} must be in [0, 1)")
         _require(self.trainable_blocks >= -1,
                  f"trainable_blocks={self.trainable_blocks} must be -1 (all) or a count >= 0")
 
+    @property
+    def effective_learning_rate(self) -> float:
+        """The learning rate in use: the chosen one, else the default for mode and weights."""
+        return self.learning_rate or default_learning_rate(self.mode, self.weights)
+
     def to_dict(self) -> dict:
         """Return the settings as a JSON-ready dictionary."""
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "learning_rate": self.effective_learning_rate}
+
+
+def default_learning_rate(mode: str, weights: str | None) -> float:
+    """Return a good Adam learning rate for a training mode.
+
+    A linear head on standardised frozen features converges fast at 1e-2; a body trained
+    from scratch at 1e-3; a pretrained body being fine-tuned needs ~10x less than that, or
+    its features are destroyed in the first epoch.
+    """
+    if mode == "fast":
+        return 1e-2
+    return 1e-3 if weights in (None, "none", "random") else 1e-4
 
 
 @dataclasses.dataclass(frozen=True)

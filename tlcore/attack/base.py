@@ -1,0 +1,136 @@
+"""What every attack shares: pixel bounds, the epsilon ball, 8-bit rounding and success.
+
+Attacks write only `run`, which proposes adversarial images; the base class projects them
+onto the L-infinity ball of radius epsilon inside [0, 255], rounds them to the 8-bit
+pixels a saved PNG holds (staying inside the ball), and judges success on those rounded
+images, so a result describes exactly the image a user downloads.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tlcore import evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackResult:
+    """Outcome of an attack on a batch.
+
+    Attributes:
+        clean: (N, S, S, 3) original pixels.
+        adversarial: (N, S, S, 3) adversarial pixels, whole numbers in [0, 255].
+        clean_logits, adversarial_logits: (N, K).
+        labels: (N,) the classes the attack moves away from.
+        target: the class a targeted attack moves toward, or None.
+        success: (N,) bool, judged on the rounded adversarial images.
+        linf, l2: (N,) distances in pixels.
+    """
+
+    clean: np.ndarray
+    adversarial: np.ndarray
+    clean_logits: np.ndarray
+    adversarial_logits: np.ndarray
+    labels: np.ndarray
+    target: int | None
+    success: np.ndarray
+    linf: np.ndarray
+    l2: np.ndarray
+
+    @property
+    def perturbation(self) -> np.ndarray:
+        """adversarial - clean, in pixels."""
+        return self.adversarial - self.clean
+
+
+class Attack:
+    """Base class of L-infinity attacks in pixel space.
+
+    Args:
+        epsilon: the budget in pixels of [0, 255] (8 means 8/255).
+    """
+
+    name = "attack"
+
+    def __init__(self, *, epsilon: float) -> None:
+        if not 0 < epsilon <= 255:
+            raise ValueError(f"epsilon={epsilon} must be in (0, 255] pixels (e.g. 8 for 8/255)")
+        self.epsilon = float(epsilon)
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
+                             if not key.startswith("_"))
+        return f"{type(self).__name__}({settings})"
+
+    def __call__(self, model: keras.Model, images: np.ndarray, labels: np.ndarray | None = None,
+                 *, target: int | None = None) -> AttackResult:
+        """Attack a batch of images.
+
+        Args:
+            model: pixels in [0, 255] -> logits.
+            images: (N, S, S, 3) pixels in [0, 255].
+            labels: (N,) true classes; None uses the model's own clean predictions.
+            target: a class to reach (targeted attack), or None to just flip the label.
+
+        Returns:
+            An AttackResult describing the 8-bit adversarial images.
+        """
+        clean = np.asarray(images, dtype=np.float32)
+        if clean.ndim != 4 or clean.shape[-1] != 3:
+            raise ValueError(f"images must be (N, S, S, 3); got shape {clean.shape}")
+        if clean.min() < 0 or clean.max() > 255:
+            raise ValueError("images must be pixels in [0, 255]; got values from "
+                             f"{clean.min():.2f} to {clean.max():.2f}")
+        clean_logits = evaluate.predict_logits(model, clean)
+        labels = clean_logits.argmax(-1) if labels is None else np.asarray(labels, dtype=np.int64)
+        num_classes = clean_logits.shape[-1]
+        if target is not None and not 0 <= target < num_classes:
+            raise ValueError(f"target={target} is not a class index in [0, {num_classes})")
+        proposed = self.run(model, clean, labels, target)
+        adversarial = self.round_to_pixels(clean, self.project(clean, proposed))
+        adversarial_logits = evaluate.predict_logits(model, adversarial)
+        predictions = adversarial_logits.argmax(-1)
+        success = predictions == target if target is not None else predictions != labels
+        delta = (adversarial - clean).reshape(len(clean), -1)
+        return AttackResult(clean, adversarial, clean_logits, adversarial_logits, labels, target,
+                            success, np.abs(delta).max(axis=1), np.sqrt((delta ** 2).sum(axis=1)))
+
+    def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
+            target: int | None) -> np.ndarray:
+        """Propose adversarial images (float pixels); subclasses implement this."""
+        raise NotImplementedError
+
+    def project(self, clean: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Clip candidates into the epsilon ball around `clean` and into [0, 255]."""
+        return np.clip(np.clip(candidates, clean - self.epsilon, clean + self.epsilon), 0, 255)
+
+    def round_to_pixels(self, clean: np.ndarray, adversarial: np.ndarray) -> np.ndarray:
+        """Round to whole pixel values without leaving the epsilon ball.
+
+        Rounding alone can step past the budget (3.4 + 0.6 rounds to 4 with epsilon 0.6 on
+        an image at 3.4); the ceil/floor of the ball's bounds stops that.
+        """
+        low = np.maximum(np.ceil(clean - self.epsilon), 0)
+        high = np.minimum(np.floor(clean + self.epsilon), 255)
+        return np.clip(np.rint(adversarial), low, high).astype(np.float32)
+
+    @staticmethod
+    def loss_gradient(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                      target: int | None) -> np.ndarray:
+        """Gradient, with respect to the pixels, of the loss an attack climbs.
+
+        Untargeted: the cross-entropy of the true labels (climb it to leave them).
+        Targeted: minus the cross-entropy of the target (climb it to reach the target).
+        """
+        pixels = tf.convert_to_tensor(images, dtype=tf.float32)
+        goal = np.full(len(images), target) if target is not None else labels
+        with tf.GradientTape() as tape:
+            tape.watch(pixels)
+            logits = model(pixels, training=False)
+            loss = tf.keras.losses.sparse_categorical_crossentropy(goal, logits, from_logits=True)
+            if target is not None:
+                loss = -loss
+        return tape.gradient(loss, pixels).numpy()

@@ -1,0 +1,245 @@
+"""`python -m tlcore ...`: the dashboard's jobs, headless, for scripts and benchmarks.
+
+Every command takes `--json` and then prints one JSON object as the last line of stdout.
+Errors exit non-zero with one line on stderr. Progress goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+MODEL_HELP = ("a run folder, or a .keras/.h5 model made elsewhere (then give --labels and "
+              "--preprocess)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run one command, print its result; return the exit status."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    from tlcore import archives, backbones, images  # after parsing: --help stays instant
+
+    expected = (ValueError, backbones.WeightsUnavailableError, images.ImageError,
+                archives.ArchiveError, OSError)
+    try:
+        result = arguments.handler(arguments)
+    except expected as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if arguments.json:
+        print(json.dumps(result, default=_json_default))
+    else:
+        print(_human(result))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tlcore", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--json", action="store_true", help="print one JSON object last")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("backbones", _backbones, "list backbones and whether their weights are here")
+
+    train = command("train", _train, "train a classifier and save it as a run")
+    train.add_argument("--data", default="demo", help="'demo', a folder of class folders, or a .zip")
+    train.add_argument("--backbone", default="vgg16")
+    train.add_argument("--weights", default="edges", help="imagenet | edges | none | PATH")
+    train.add_argument("--mode", default="fast", choices=["fast", "end-to-end"])
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--trainable-blocks", type=int, default=-1)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--runs-dir", type=Path)
+
+    evaluate = command("evaluate", _evaluate, "score a run on one split of its data")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "val", "test"])
+
+    ideal = command("ideal", _ideal, "render the image a model finds most like a class")
+    _model_arguments(ideal)
+    ideal.add_argument("--target", required=True, help="class name or index")
+    ideal.add_argument("--tv-weight", type=float, default=0.05)
+    ideal.add_argument("--l2-weight", type=float, default=0.0)
+    ideal.add_argument("--steps", type=int, default=200)
+    ideal.add_argument("--learning-rate", type=float, default=2.0)
+    ideal.add_argument("--seed", type=int, default=0)
+    ideal.add_argument("--out", type=Path, required=True)
+
+    attack = command("attack", _attack, "make an adversarial version of an image")
+    _model_arguments(attack)
+    attack.add_argument("--image", type=Path, required=True)
+    attack.add_argument("--method", default="pgd", choices=["fgsm", "pgd"])
+    attack.add_argument("--epsilon", type=float, default=4.0, help="pixels of 0..255 (4 = 4/255)")
+    attack.add_argument("--steps", type=int, default=10)
+    attack.add_argument("--step-size", type=float)
+    attack.add_argument("--target", help="class name or index (targeted attack)")
+    attack.add_argument("--seed", type=int, default=0)
+    attack.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
+    parser.add_argument("--labels", type=Path, help="class names, one a line (external models)")
+    parser.add_argument("--preprocess", help="input convention of an external model, e.g. "
+                                             "caffe, tf, mobilenet_v2, none")
+
+
+def _progress(step: int, total: int, metrics: dict) -> None:
+    phase = metrics.get("phase", "")
+    detail = ""
+    if metrics.get("epoch_end"):
+        detail = (f" epoch {metrics['epoch']}/{metrics['epochs']} loss {metrics.get('loss', 0):.3f}"
+                  f" val_accuracy {metrics.get('val_accuracy', 0):.3f}")
+    elif phase != "training" or step == total:
+        detail = f" {step}/{total}"
+    if detail:
+        print(f"[{phase}]{detail}", file=sys.stderr, flush=True)
+
+
+def _backbones(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import backbones
+
+    rows = []
+    for name in backbones.names():
+        spec = backbones.get_spec(name)
+        body = backbones.build_backbone(name, weights=None)
+        rows.append({"name": name, "display_name": spec.display_name,
+                     "default_input_size": spec.default_input_size,
+                     "parameters": int(body.count_params()),
+                     "imagenet_weights_local": backbones.has_local_imagenet_weights(name),
+                     "imagenet_weights_file": str(backbones.imagenet_weights_path(name) or ""),
+                     "weights_choices": backbones.weights_choices(name)})
+    return {"backbones": rows}
+
+
+def _train(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import config, data, train
+
+    weights = None if arguments.weights in ("none", "random") else arguments.weights
+    train_config = config.TrainConfig(
+        backbone=arguments.backbone, weights=weights, mode=arguments.mode,
+        epochs=arguments.epochs, image_size=arguments.image_size,
+        batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
+        trainable_blocks=arguments.trainable_blocks, seed=arguments.seed)
+    dataset = data.load_dataset(arguments.data, seed=arguments.seed)
+    source = arguments.data if arguments.data == "demo" else str(Path(arguments.data).resolve())
+    run = train.train_classifier(train_config, dataset, data_source=source,
+                                 runs_dir=arguments.runs_dir, on_step=_progress)
+    metrics = run.info["metrics"]
+    return {"run_dir": str(run.run_dir), "classes": run.classes,
+            "val_accuracy": metrics.get("val_accuracy"),
+            "test_accuracy": metrics.get("test_accuracy"), "seconds": metrics["seconds"],
+            "embedding_cache": run.info.get("embedding_cache"),
+            "best_epoch": run.info.get("best_epoch"), "image_size": run.image_size,
+            "weights": run.info["weights_label"], "skipped_files": len(dataset.skipped)}
+
+
+def _evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import evaluate, runs
+
+    split = "validation" if arguments.split == "val" else arguments.split
+    return evaluate.evaluate_run(runs.load_run(arguments.run_dir), split)
+
+
+def _load_model(arguments: argparse.Namespace):
+    """Return (classifier taking pixels, class names) for --model/--labels/--preprocess."""
+    from tlcore import models, runs
+
+    path = Path(arguments.model)
+    if path.is_dir():
+        run = runs.load_run(path)
+        return run.load_model(), run.classes
+    if not arguments.labels or not arguments.preprocess:
+        raise ValueError("a model file needs --labels FILE (one class name a line) and "
+                         "--preprocess NAME (e.g. caffe, tf, none)")
+    classes = [line.strip() for line in arguments.labels.read_text().splitlines() if line.strip()]
+    model = models.wrap_external_model(models.load_model(path), arguments.preprocess)
+    if model.output_shape[-1] != len(classes):
+        raise ValueError(f"{arguments.labels} names {len(classes)} classes; the model has "
+                         f"{model.output_shape[-1]} outputs")
+    return model, classes
+
+
+def class_index(value: str, classes: list[str]) -> int:
+    """Resolve a class given by name or index.
+
+    Raises:
+        ValueError: neither a known name nor an index in range.
+    """
+    if value in classes:
+        return classes.index(value)
+    if value.lstrip("-").isdigit() and 0 <= int(value) < len(classes):
+        return int(value)
+    raise ValueError(f"class {value!r} is neither a class name nor an index below "
+                     f"{len(classes)}; classes: {classes[:10]}")
+
+
+def _ideal(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import config, images, visualize
+
+    model, classes = _load_model(arguments)
+    target = class_index(arguments.target, classes)
+    render_config = config.RenderConfig(steps=arguments.steps, learning_rate=arguments.learning_rate,
+                                        tv_weight=arguments.tv_weight,
+                                        l2_weight=arguments.l2_weight, seed=arguments.seed)
+    result = visualize.render(model, target, render_config)
+    saved = images.to_uint8(result.image)
+    images.save_png(saved, arguments.out)
+    return {"target": classes[target], "target_index": target,
+            "probability": result.probability, "total_variation": images.total_variation(saved),
+            "steps": render_config.steps, "tv_weight": render_config.tv_weight,
+            "seconds": round(result.seconds, 3), "out": str(arguments.out)}
+
+
+def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import attack, config, evaluate, images, models
+
+    started = time.perf_counter()
+    model, classes = _load_model(arguments)
+    target = None if arguments.target is None else class_index(arguments.target, classes)
+    attack_config = config.AttackConfig(method=arguments.method, epsilon=arguments.epsilon,
+                                        steps=arguments.steps, step_size=arguments.step_size,
+                                        target=target, seed=arguments.seed)
+    image = images.load_image(arguments.image, models.input_size(model)).astype("float32")
+    result = attack.make_attack(attack_config)(model, image[None], target=target)
+    images.save_png(result.adversarial[0], arguments.out)
+    clean = evaluate.softmax(result.clean_logits)[0]
+    adversarial = evaluate.softmax(result.adversarial_logits)[0]
+    return {"method": arguments.method, "epsilon": arguments.epsilon,
+            "clean_class": classes[int(clean.argmax())], "clean_probability": float(clean.max()),
+            "adversarial_class": classes[int(adversarial.argmax())],
+            "adversarial_probability": float(adversarial.max()),
+            "target": None if target is None else classes[target],
+            "linf": float(result.linf[0]), "l2": float(result.l2[0]),
+            "success": bool(result.success[0]), "seconds": round(time.perf_counter() - started, 3),
+            "out": str(arguments.out)}
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _human(result: dict[str, Any]) -> str:
+    if "backbones" in result:
+        return "\n".join(f"{row['name']:<20} {row['default_input_size']:>4}px "
+                         f"{row['parameters']:>11,} params  imagenet weights here: "
+                         f"{'yes' if row['imagenet_weights_local'] else 'no'}"
+                         for row in result["backbones"])
+    return "\n".join(f"{key}: {value}" for key, value in result.items()
+                     if key not in ("confusion_matrix", "per_class"))

@@ -1,0 +1,90 @@
+"""Embeddings: pooled body features per image, computed in batches and cached on disk.
+
+The cache key is the backbone, the weights (a file's identity for local files), the input
+size and a fingerprint of the data, so a second training on the same data and backbone
+skips the slow part. Random weights are never cached: every build draws new ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+
+from tlcore import backbones, config
+
+CACHE_VERSION = 1
+StepCallback = Callable[[int, int, dict], None]
+
+
+def embed(embedder: keras.Model, images: np.ndarray, *, batch_size: int = 32,
+          on_step: StepCallback | None = None, should_stop: Callable[[], bool] | None = None,
+          ) -> np.ndarray:
+    """Run images through an embedding model batch by batch.
+
+    Args:
+        embedder: maps (N, S, S, 3) pixels in [0, 255] to (N, D) vectors.
+        images: uint8 or float pixels, (N, S, S, 3).
+        batch_size: images per forward pass.
+        on_step: called as on_step(batch_index + 1, batch_count, {}) after each batch.
+        should_stop: polled between batches; True raises `InterruptedError`.
+
+    Returns:
+        float32 (N, D) embeddings.
+    """
+    count = len(images)
+    total = max(1, -(-count // batch_size))
+    chunks = []
+    for step, start in enumerate(range(0, count, batch_size), start=1):
+        if should_stop is not None and should_stop():
+            raise InterruptedError("embedding was cancelled")
+        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        chunks.append(keras.ops.convert_to_numpy(embedder(batch, training=False)))
+        if on_step is not None:
+            on_step(step, total, {})
+    if not chunks:
+        return np.zeros((0, embedder.output_shape[-1]), dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def cache_key(backbone: str, weights: str | None, input_size: int, data_fingerprint: str) -> str | None:
+    """Return the embedding-cache key, or None when the weights are random (not cacheable)."""
+    if weights in backbones.RANDOM_WEIGHTS:
+        return None
+    weights_id = str(weights)
+    if weights not in ("imagenet", "edges"):
+        stat = os.stat(weights)
+        weights_id = f"{os.path.abspath(weights)}|{stat.st_size}|{stat.st_mtime_ns}"
+    parts = {"version": CACHE_VERSION, "backbone": backbone, "weights": weights_id,
+             "input_size": input_size, "data": data_fingerprint}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _cache_path(key: str) -> Path:
+    return config.cache_dir() / "embeddings" / f"{key}.npz"
+
+
+def load_cached(key: str | None) -> dict[str, np.ndarray] | None:
+    """Return cached arrays for a key, or None on a miss (or an unreadable cache file)."""
+    if key is None or not _cache_path(key).is_file():
+        return None
+    try:
+        with np.load(_cache_path(key)) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError):
+        return None
+
+
+def store_cached(key: str | None, arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays under a key atomically (no-op for key None)."""
+    if key is None:
+        return
+    path = _cache_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
+    np.savez(temporary, **arrays)
+    os.replace(temporary, path)

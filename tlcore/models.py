@@ -1,0 +1,144 @@
+"""Classifiers: raw pixels in [0, 255] in, logits out; save, load, and wrap foreign models.
+
+A classifier is `pixels -> PixelPreprocessing -> backbone body -> global pooling ->
+head`. The body and the head are nested models named "backbone" and "head", so the fast
+mode can train the head on its own and the feature-map and Grad-CAM code can find the body.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tlcore import backbones
+from tlcore.layers import PixelPreprocessing, PREPROCESSING_MODES
+
+BODY_NAME = "backbone"
+HEAD_NAME = "head"
+POOL_NAME = "pool"
+# Names a user may give for the input convention of a model made elsewhere.
+PREPROCESS_ALIASES = {
+    **{mode: mode for mode in PREPROCESSING_MODES},
+    "vgg16": "caffe", "vgg19": "caffe", "resnet50": "caffe", "mobilenet_v2": "tf",
+    "inception_v3": "tf", "xception": "tf", "mobilenet_v3": "none", "efficientnet": "none",
+}
+
+
+def build_head(feature_size: int, num_classes: int, dropout_rate: float = 0.2,
+               feature_mean: np.ndarray | None = None,
+               feature_variance: np.ndarray | None = None) -> keras.Model:
+    """Build the classification head: [standardise,] dropout, one dense layer giving logits.
+
+    Args:
+        feature_size: length of the pooled feature vector.
+        num_classes: number of logits.
+        dropout_rate: dropout before the dense layer.
+        feature_mean, feature_variance: per-feature statistics of the training embeddings.
+            Given, the head standardises its input first: body features range from 1e-3 to
+            1e3 depending on the weights, and a linear probe learns far faster on
+            standardised ones.
+    """
+    features = keras.Input((feature_size,), name="features")
+    inputs = features
+    if feature_mean is not None and feature_variance is not None:
+        inputs = keras.layers.Normalization(mean=feature_mean, variance=feature_variance,
+                                            name="standardize")(features)
+    dropped = keras.layers.Dropout(dropout_rate, name="dropout")(inputs)
+    logits = keras.layers.Dense(num_classes, name="logits")(dropped)
+    return keras.Model(features, logits, name=HEAD_NAME)
+
+
+def build_classifier(backbone_name: str, body: keras.Model, num_classes: int, *,
+                     dropout_rate: float = 0.2, head: keras.Model | None = None,
+                     freeze_batch_norm: bool = True) -> keras.Model:
+    """Put preprocessing, a body and a head together into one pixels-to-logits model.
+
+    Args:
+        backbone_name: registry name of the body (decides the preprocessing).
+        body: from `backbones.build_backbone`; used as is, so pass one you own.
+        num_classes: number of output logits.
+        dropout_rate: for a new head.
+        head: a trained head to reuse; None builds a new one.
+        freeze_batch_norm: run the body in inference mode, so fine-tuning a pretrained
+            body does not wreck its BatchNorm statistics (the BatchNorm trap). Turn off only
+            for a body trained from scratch.
+
+    Returns:
+        A Keras model mapping float (N, S, S, 3) pixels in [0, 255] to (N, num_classes) logits.
+    """
+    spec = backbones.get_spec(backbone_name)
+    size = body.input_shape[1]
+    pixels = keras.Input((size, size, 3), name="pixels")
+    preprocessed = PixelPreprocessing(spec.preprocessing, name="preprocessing")(pixels)
+    features = body(preprocessed, training=False) if freeze_batch_norm else body(preprocessed)
+    pooling = (keras.layers.GlobalMaxPooling2D if spec.pooling == "max"
+               else keras.layers.GlobalAveragePooling2D)
+    pooled = pooling(name=POOL_NAME)(features)
+    head = head or build_head(pooled.shape[-1], num_classes, dropout_rate)
+    return keras.Model(pixels, head(pooled), name=f"{backbone_name}_classifier")
+
+
+def embedding_model(classifier: keras.Model) -> keras.Model:
+    """Return the part of a classifier that maps pixels to pooled feature vectors."""
+    return keras.Model(classifier.input, classifier.get_layer(POOL_NAME).output,
+                       name="embedder")
+
+
+def input_size(model: keras.Model) -> int:
+    """Return the square input side a model expects."""
+    shape = model.input_shape
+    if shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(f"model input shape {shape} is not a fixed square; tlcore needs one")
+    return int(shape[1])
+
+
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """Save a model in the native `.keras` format."""
+    model.save(str(path))
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a `.keras` or `.h5` model in safe mode (no arbitrary code from the file).
+
+    Raises:
+        ValueError: the file is missing, unsafe or not a Keras model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {str(path)!r} does not exist")
+    try:
+        if path.suffix == ".h5":
+            return keras.saving.load_model(str(path), compile=False)
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for bad files.
+        raise ValueError(f"cannot load {path.name} as a Keras model in safe mode: "
+                         f"{type(error).__name__}: {str(error)[:200]}") from error
+
+
+def wrap_external_model(model: keras.Model, preprocess: str) -> keras.Model:
+    """Wrap a model trained elsewhere so that it takes raw pixels and returns logits.
+
+    Args:
+        model: a Keras image classifier with a fixed square input.
+        preprocess: the input convention it was trained with (a PREPROCESS_ALIASES key).
+
+    Returns:
+        pixels [0, 255] -> PixelPreprocessing -> model -> logits (log-probabilities when
+        the model ends in a softmax, which give the same softmax and usable gradients).
+    """
+    if preprocess not in PREPROCESS_ALIASES:
+        raise ValueError(f"preprocess={preprocess!r} is not one of {sorted(PREPROCESS_ALIASES)}")
+    size = input_size(model)
+    pixels = keras.Input((size, size, 3), name="pixels")
+    outputs = model(PixelPreprocessing(PREPROCESS_ALIASES[preprocess], name="preprocessing")(pixels))
+    if ends_in_softmax(model):
+        outputs = keras.ops.log(keras.ops.clip(outputs, 1e-12, 1.0))
+    return keras.Model(pixels, outputs, name=f"wrapped_{model.name}")
+
+
+def ends_in_softmax(model: keras.Model) -> bool:
+    """Return True when a model's last layer outputs probabilities (softmax)."""
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    return isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax"

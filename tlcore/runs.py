@@ -1,0 +1,149 @@
+"""A finished training on disk: `<runs>/<id>/model.keras` and `run.json`.
+
+A run is written into a hidden staging folder and renamed into place in one step, so a
+crash mid-write leaves no half-written run; `list_runs` only lists complete runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from tlcore import config, models
+
+MODEL_FILE = "model.keras"
+INFO_FILE = "run.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A saved run.
+
+    Attributes:
+        run_dir: its folder.
+        info: the parsed run.json: id, created, config, data, classes, history, metrics...
+    """
+
+    run_dir: Path
+    info: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The folder name."""
+        return self.run_dir.name
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names; logit i is classes[i]."""
+        return list(self.info["classes"])
+
+    @property
+    def image_size(self) -> int:
+        """The square input side of the model."""
+        return int(self.info["image_size"])
+
+    @property
+    def model_path(self) -> Path:
+        """The saved Keras model."""
+        return self.run_dir / MODEL_FILE
+
+    def load_model(self) -> keras.Model:
+        """Load the classifier (pixels in [0, 255] in, logits out) in safe mode."""
+        return models.load_model(self.model_path)
+
+    def label(self) -> str:
+        """A one-line description for pickers."""
+        metrics = self.info.get("metrics", {})
+        accuracy = metrics.get("val_accuracy")
+        score = f", val acc {accuracy:.3f}" if accuracy is not None else ""
+        cfg = self.info.get("config", {})
+        return (f"{self.run_id}: {cfg.get('backbone')} / {cfg.get('mode')} on "
+                f"{self.info.get('data', {}).get('name', '?')}{score}")
+
+
+def new_run_id(backbone: str, mode: str) -> str:
+    """Return a sortable unique id such as `20261124-213005-vgg16-fast-3fa2`."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{backbone}-{mode}-{secrets.token_hex(2)}"
+
+
+def save_run(model: keras.Model, info: dict[str, Any], runs_dir: Path | None = None,
+             run_id: str | None = None) -> Run:
+    """Write a model and its info as a new run, atomically.
+
+    Args:
+        model: the trained classifier.
+        info: JSON-ready facts (must hold "classes" and "image_size").
+        runs_dir: parent folder; None uses `config.runs_dir()`.
+        run_id: folder name; None makes one from the config in info.
+
+    Returns:
+        The saved run.
+    """
+    for key in ("classes", "image_size"):
+        if key not in info:
+            raise ValueError(f"run info lacks {key!r}")
+    runs_dir = Path(runs_dir or config.runs_dir())
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    cfg = info.get("config", {})
+    run_id = run_id or new_run_id(cfg.get("backbone", "model"), cfg.get("mode", "run"))
+    info = {"id": run_id, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            **info}
+    staging = Path(tempfile.mkdtemp(dir=runs_dir, prefix=f".staging-{run_id}-"))
+    try:
+        models.save_model(model, staging / MODEL_FILE)
+        (staging / INFO_FILE).write_text(json.dumps(info, indent=2, default=_json_default))
+        target = runs_dir / run_id
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Run(target, info)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run folder.
+
+    Raises:
+        ValueError: the folder is not a complete run.
+    """
+    run_dir = Path(run_dir)
+    info_path = run_dir / INFO_FILE
+    if not info_path.is_file() or not (run_dir / MODEL_FILE).is_file():
+        raise ValueError(f"{str(run_dir)!r} is not a tlcore run (needs {INFO_FILE} and "
+                         f"{MODEL_FILE})")
+    try:
+        info = json.loads(info_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{info_path} is not valid JSON: {error}") from error
+    return Run(run_dir, info)
+
+
+def list_runs(runs_dir: Path | None = None) -> list[Run]:
+    """Return complete runs, newest first (staging folders and broken runs are left out)."""
+    runs_dir = Path(runs_dir or config.runs_dir())
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for folder in runs_dir.iterdir():
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            found.append(load_run(folder))
+        except ValueError:
+            continue
+    return sorted(found, key=lambda run: run.run_id, reverse=True)

@@ -1,0 +1,234 @@
+"""Train a classifier and save it as a run.
+
+*Fast* mode embeds every image once with the frozen body (cached on disk), trains only the
+head on the vectors, then joins body and head into one classifier. *End-to-end* mode trains
+through the body as well: needed for `scratch_cnn`, and for pretrained bodies it trains the
+top `trainable_blocks` with BatchNorm kept in inference mode.
+
+Progress goes out through `on_step(step, total, metrics)`; `should_stop()` is polled every
+batch, and a cancelled training still saves what it has (marked cancelled).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from tlcore import backbones, config, data, evaluate, features, models, runs
+
+StepCallback = Callable[[int, int, dict], None]
+
+
+class TrainingCancelled(RuntimeError):
+    """Training was stopped before anything worth saving existed."""
+
+
+class ProgressCallback(keras.callbacks.Callback):
+    """Report per-batch progress and stop when asked, for one training phase.
+
+    Metrics passed to `on_step` always hold "phase" and "epoch"; at the end of an epoch
+    they also hold that epoch's validation metrics and "epoch_end": True.
+    """
+
+    def __init__(self, phase: str, epochs: int, steps_per_epoch: int,
+                 on_step: StepCallback | None, should_stop: Callable[[], bool] | None) -> None:
+        super().__init__()
+        self.phase, self.epochs, self.steps_per_epoch = phase, epochs, steps_per_epoch
+        self.on_step, self.should_stop = on_step, should_stop
+        self.epoch = 0
+        self.cancelled = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.should_stop is not None and self.should_stop():
+            self.cancelled = True
+            self.model.stop_training = True
+        self._report(self.epoch * self.steps_per_epoch + batch + 1, logs, epoch_end=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._report((epoch + 1) * self.steps_per_epoch, logs, epoch_end=True)
+
+    def _report(self, step: int, logs: dict | None, epoch_end: bool) -> None:
+        if self.on_step is None:
+            return
+        metrics = {key: float(value) for key, value in (logs or {}).items()}
+        self.on_step(step, self.epochs * self.steps_per_epoch,
+                     {"phase": self.phase, "epoch": self.epoch + 1, "epochs": self.epochs,
+                      "epoch_end": epoch_end, **metrics})
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Keep the weights of the epoch with the best validation accuracy and restore them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.best_accuracy = -1.0
+        self.best_epoch = 0
+        self.best_weights: list | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        accuracy = float((logs or {}).get("val_accuracy", -1.0))
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch = accuracy, epoch + 1
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def resolve_image_size(train_config: config.TrainConfig, dataset: data.Dataset) -> int:
+    """Pick the input side: the config's, else the data set's native size, else the backbone's."""
+    return (train_config.image_size or dataset.native_size
+            or backbones.get_spec(train_config.backbone).default_input_size)
+
+
+def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
+                     data_source: str, runs_dir: Path | None = None,
+                     on_step: StepCallback | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> runs.Run:
+    """Train a classifier on a data set and save it as a run.
+
+    Args:
+        train_config: what to train and how.
+        dataset: the data; its train split trains, validation picks the best epoch.
+        data_source: how to reopen the data later ("demo", a folder or a zip path).
+        runs_dir: where the run goes; None uses `config.runs_dir()`.
+        on_step: progress callback `(step, total, metrics)`; metrics["phase"] is
+            "loading", "embedding" or "training".
+        should_stop: polled every batch; True stops training and saves what is done.
+
+    Returns:
+        The saved run; `run.info["metrics"]` holds val/test accuracy and timing.
+
+    Raises:
+        TrainingCancelled: stopped before the first training epoch finished.
+        backbones.WeightsUnavailableError: pretrained weights are missing.
+    """
+    started = time.perf_counter()
+    keras.utils.set_random_seed(train_config.seed)
+    image_size = resolve_image_size(train_config, dataset)
+    body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
+                                    input_size=image_size)
+    arrays = _load_splits(dataset, image_size, on_step)
+    trainer = _train_fast if train_config.mode == "fast" else _train_end_to_end
+    classifier, history, extra, scored = trainer(train_config, dataset, body, arrays, on_step,
+                                                 should_stop)
+    metrics = _final_metrics(*scored, arrays, dataset)
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    info = {"config": {**train_config.to_dict(), "image_size": image_size},
+            "weights_label": backbones.weights_label(train_config.weights),
+            "data": {"source": data_source, "name": dataset.name, "seed": train_config.seed,
+                     "fingerprint": dataset.fingerprint(), "synthetic": dataset.synthetic,
+                     "split_sizes": dataset.split_sizes()},
+            "classes": list(dataset.class_names), "image_size": image_size,
+            "history": history, "metrics": metrics, **extra}
+    return runs.save_run(classifier, info, runs_dir)
+
+
+def _load_splits(dataset: data.Dataset, image_size: int, on_step: StepCallback | None
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    arrays = {}
+    for index, split in enumerate(data.SPLIT_NAMES, start=1):
+        arrays[split] = dataset.split_arrays(split, image_size)
+        if on_step is not None:
+            on_step(index, len(data.SPLIT_NAMES), {"phase": "loading", "split": split})
+    return arrays
+
+
+def _train_fast(train_config, dataset, body, arrays, on_step, should_stop):
+    pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
+    embedder = models.embedding_model(models.build_classifier(
+        train_config.backbone, body, dataset.num_classes))
+    key = features.cache_key(train_config.backbone, train_config.weights,
+                             models.input_size(embedder), dataset.fingerprint())
+    vectors = features.load_cached(key)
+    cache_state = "hit" if vectors is not None else ("miss" if key else "off")
+    if vectors is None:
+        vectors = _embed_splits(embedder, arrays, train_config.batch_size, on_step, should_stop)
+        features.store_cached(key, vectors)
+    head = models.build_head(vectors["train"].shape[-1], dataset.num_classes,
+                             train_config.dropout_rate, vectors["train"].mean(axis=0),
+                             vectors["train"].var(axis=0))
+    classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
+                                         head=head)
+    history, cancelled, best_epoch = _fit(
+        head, train_config, (vectors["train"], arrays["train"][1]),
+        (vectors["validation"], arrays["validation"][1]), on_step, should_stop)
+    extra = {"embedding_cache": cache_state, "cancelled": cancelled, "best_epoch": best_epoch,
+             "pretrained_body": pretrained}
+    return classifier, history, extra, (head, vectors)
+
+
+def _embed_splits(embedder, arrays, batch_size, on_step, should_stop) -> dict[str, np.ndarray]:
+    total = sum(len(images) for images, _ in arrays.values())
+    done = 0
+    vectors = {}
+    for split, (images, _) in arrays.items():
+        def report(step: int, _steps: int, _metrics: dict, offset=done, count=len(images)) -> None:
+            if on_step is not None:
+                on_step(min(offset + step * batch_size, offset + count), total,
+                        {"phase": "embedding", "split": split})
+        try:
+            vectors[split] = features.embed(embedder, images, batch_size=batch_size,
+                                            on_step=report, should_stop=should_stop)
+        except InterruptedError as error:
+            raise TrainingCancelled("cancelled while embedding images; nothing saved") from error
+        done += len(images)
+    return vectors
+
+
+def _train_end_to_end(train_config, dataset, body, arrays, on_step, should_stop):
+    pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
+    blocks = train_config.trainable_blocks if pretrained else -1
+    backbones.set_trainable_blocks(body, train_config.backbone, blocks)
+    # Pretrained BatchNorm statistics must not move (the BatchNorm trap); a body learned
+    # from scratch needs them to.
+    classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
+                                         dropout_rate=train_config.dropout_rate,
+                                         freeze_batch_norm=pretrained)
+    history, cancelled, best_epoch = _fit(classifier, train_config, arrays["train"],
+                                          arrays["validation"], on_step, should_stop)
+    extra = {"cancelled": cancelled, "best_epoch": best_epoch, "pretrained_body": pretrained,
+             "trainable_blocks": blocks}
+    return classifier, history, extra, (classifier, {k: v[0] for k, v in arrays.items()})
+
+
+def _fit(model: keras.Model, train_config: config.TrainConfig,
+         train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
+         on_step: StepCallback | None, should_stop: Callable[[], bool] | None
+         ) -> tuple[dict[str, list[float]], bool, int]:
+    """Compile and fit `model`; return (history, cancelled, best epoch)."""
+    model.compile(optimizer=keras.optimizers.Adam(train_config.effective_learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
+    progress = ProgressCallback("training", train_config.epochs, steps_per_epoch, on_step,
+                                should_stop)
+    best = BestEpoch()
+    result = model.fit(train[0].astype(np.float32), train[1],
+                       validation_data=(validation[0].astype(np.float32), validation[1]),
+                       epochs=train_config.epochs, batch_size=train_config.batch_size,
+                       shuffle=True, verbose=0, callbacks=[progress, best])
+    history = {key: [float(v) for v in values] for key, values in result.history.items()}
+    if progress.cancelled and not history.get("val_accuracy"):
+        raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
+    return history, progress.cancelled, best.best_epoch
+
+
+def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray], arrays,
+                   dataset: data.Dataset) -> dict[str, Any]:
+    """Score validation and test with `model` on `inputs` (images, or cached embeddings)."""
+    metrics: dict[str, Any] = {}
+    for split in ("validation", "test"):
+        labels = arrays[split][1]
+        if len(labels):
+            report = evaluate.classification_report(
+                labels, evaluate.predict_logits(model, inputs[split]), list(dataset.class_names))
+            metrics[f"{'val' if split == 'validation' else split}_accuracy"] = report["accuracy"]
+    return metrics
