@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--mode", default="fast", choices=["fast", "end-to-end"])
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--image-size", type=int)
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--trainable-blocks", type=int, default=-1)
     train.add_argument("--seed", type=int, default=0)
@@ -98,16 +98,23 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                                              "caffe, tf, mobilenet_v2, none")
 
 
-def _progress(step: int, total: int, metrics: dict) -> None:
-    phase = metrics.get("phase", "")
-    detail = ""
-    if metrics.get("epoch_end"):
-        detail = (f" epoch {metrics['epoch']}/{metrics['epochs']} loss {metrics.get('loss', 0):.3f}"
-                  f" val_accuracy {metrics.get('val_accuracy', 0):.3f}")
-    elif phase != "training" or step == total:
-        detail = f" {step}/{total}"
-    if detail:
-        print(f"[{phase}]{detail}", file=sys.stderr, flush=True)
+class _ProgressPrinter:
+    """Print progress to stderr: every epoch's metrics, and each tenth of other phases."""
+
+    def __init__(self) -> None:
+        self.last: tuple[str, int] = ("", -1)
+
+    def __call__(self, step: int, total: int, metrics: dict) -> None:
+        phase = metrics.get("phase", "")
+        if metrics.get("epoch_end"):
+            print(f"[{phase}] epoch {metrics['epoch']}/{metrics['epochs']} loss "
+                  f"{metrics.get('loss', 0):.3f} val_accuracy {metrics.get('val_accuracy', 0):.3f}",
+                  file=sys.stderr, flush=True)
+            return
+        tenth = int(10 * step / max(total, 1))
+        if phase != "training" and (phase, tenth) != self.last:
+            self.last = (phase, tenth)
+            print(f"[{phase}] {step}/{total}", file=sys.stderr, flush=True)
 
 
 def _backbones(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -136,9 +143,8 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
         batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
         trainable_blocks=arguments.trainable_blocks, seed=arguments.seed)
     dataset = data.load_dataset(arguments.data, seed=arguments.seed)
-    source = arguments.data if arguments.data == "demo" else str(Path(arguments.data).resolve())
-    run = train.train_classifier(train_config, dataset, data_source=source,
-                                 runs_dir=arguments.runs_dir, on_step=_progress)
+    run = train.train_classifier(train_config, dataset, runs_dir=arguments.runs_dir,
+                                 on_step=_ProgressPrinter())
     metrics = run.info["metrics"]
     return {"run_dir": str(run.run_dir), "classes": run.classes,
             "val_accuracy": metrics.get("val_accuracy"),

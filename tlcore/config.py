@@ -54,7 +54,8 @@ class TrainConfig:
         mode: "fast" (frozen body, head trained on cached embeddings) or "end-to-end".
         epochs: passes over the training split.
         image_size: square input side in pixels; None takes the data set's or backbone's default.
-        batch_size: images (or embeddings) per gradient step.
+        batch_size: images (or embeddings) per gradient step; 16 gives a short training
+            on a few hundred images enough steps.
         learning_rate: Adam step size; None takes `default_learning_rate(mode, weights)`.
         dropout_rate: dropout before the classification layer.
         trainable_blocks: in end-to-end mode, how many of the body's top blocks train
@@ -67,7 +68,7 @@ class TrainConfig:
     mode: str = "fast"
     epochs: int = 10
     image_size: int | None = None
-    batch_size: int = 32
+    batch_size: int = 16
     learning_rate: float | None = None
     dropout_rate: float = 0.2
     trainable_blocks: int = -1

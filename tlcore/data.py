@@ -44,6 +44,7 @@ class Dataset:
         skipped: files that were left out, with the reason.
         native_size: the side the images were made at (the demo set), or None.
         synthetic: True for generated data, so the UI can say so.
+        source: how to open it again with `load_dataset` ("demo" or a folder path).
     """
 
     name: str
@@ -54,6 +55,7 @@ class Dataset:
     skipped: tuple[SkippedFile, ...] = ()
     native_size: int | None = None
     synthetic: bool = False
+    source: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -76,6 +78,16 @@ class Dataset:
             stat = os.stat(path)
             digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{label}\n".encode())
         return digest.hexdigest()[:16]
+
+    def sample_paths(self, per_class: int) -> dict[str, list[str]]:
+        """Return up to `per_class` training-split files of each class, for a preview."""
+        train = set(self.splits["train"].tolist())
+        samples: dict[str, list[str]] = {name: [] for name in self.class_names}
+        for index, (path, label) in enumerate(zip(self.paths, self.labels.tolist())):
+            bucket = samples[self.class_names[label]]
+            if index in train and len(bucket) < per_class:
+                bucket.append(path)
+        return samples
 
     def split_arrays(self, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Load one split's images, resized to a square side, with their labels.
@@ -145,7 +157,8 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     label_array = np.asarray(labels, dtype=np.int64)
     return Dataset(name=name or root.name, class_names=tuple(class_names), paths=tuple(paths),
                    labels=label_array, splits=stratified_splits(label_array, seed=seed),
-                   skipped=tuple(skipped), native_size=native_size, synthetic=synthetic)
+                   skipped=tuple(skipped), native_size=native_size, synthetic=synthetic,
+                   source=str(root.resolve()))
 
 
 def _hidden(name: str) -> bool:
@@ -220,8 +233,9 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
 def demo_dataset(seed: int = 0) -> Dataset:
     """Return the built-in synthetic demo set (generated once, then read from the cache)."""
     folder = demo.ensure_demo_images(config.cache_dir() / "demo", seed=seed)
-    return from_folder(folder, name=demo.DEMO_NAME, seed=seed, native_size=demo.IMAGE_SIZE,
-                       synthetic=True)
+    dataset = from_folder(folder, name=demo.DEMO_NAME, seed=seed, native_size=demo.IMAGE_SIZE,
+                          synthetic=True)
+    return dataclasses.replace(dataset, source="demo")
 
 
 def load_dataset(source: str, *, seed: int = 0) -> Dataset:

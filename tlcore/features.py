@@ -18,10 +18,11 @@ import numpy as np
 from tlcore import backbones, config
 
 CACHE_VERSION = 1
+EMBED_BATCH_SIZE = 32
 StepCallback = Callable[[int, int, dict], None]
 
 
-def embed(embedder: keras.Model, images: np.ndarray, *, batch_size: int = 32,
+def embed(embedder: keras.Model, images: np.ndarray, *, batch_size: int = EMBED_BATCH_SIZE,
           on_step: StepCallback | None = None, should_stop: Callable[[], bool] | None = None,
           ) -> np.ndarray:
     """Run images through an embedding model batch by batch.

@@ -89,7 +89,7 @@ def resolve_image_size(train_config: config.TrainConfig, dataset: data.Dataset) 
 
 
 def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
-                     data_source: str, runs_dir: Path | None = None,
+                     runs_dir: Path | None = None,
                      on_step: StepCallback | None = None,
                      should_stop: Callable[[], bool] | None = None) -> runs.Run:
     """Train a classifier on a data set and save it as a run.
@@ -97,7 +97,6 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     Args:
         train_config: what to train and how.
         dataset: the data; its train split trains, validation picks the best epoch.
-        data_source: how to reopen the data later ("demo", a folder or a zip path).
         runs_dir: where the run goes; None uses `config.runs_dir()`.
         on_step: progress callback `(step, total, metrics)`; metrics["phase"] is
             "loading", "embedding" or "training".
@@ -123,7 +122,7 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     info = {"config": {**train_config.to_dict(), "image_size": image_size},
             "weights_label": backbones.weights_label(train_config.weights),
-            "data": {"source": data_source, "name": dataset.name, "seed": train_config.seed,
+            "data": {"source": dataset.source, "name": dataset.name, "seed": train_config.seed,
                      "fingerprint": dataset.fingerprint(), "synthetic": dataset.synthetic,
                      "split_sizes": dataset.split_sizes()},
             "classes": list(dataset.class_names), "image_size": image_size,
@@ -150,7 +149,7 @@ def _train_fast(train_config, dataset, body, arrays, on_step, should_stop):
     vectors = features.load_cached(key)
     cache_state = "hit" if vectors is not None else ("miss" if key else "off")
     if vectors is None:
-        vectors = _embed_splits(embedder, arrays, train_config.batch_size, on_step, should_stop)
+        vectors = _embed_splits(embedder, arrays, on_step, should_stop)
         features.store_cached(key, vectors)
     head = models.build_head(vectors["train"].shape[-1], dataset.num_classes,
                              train_config.dropout_rate, vectors["train"].mean(axis=0),
@@ -165,7 +164,8 @@ def _train_fast(train_config, dataset, body, arrays, on_step, should_stop):
     return classifier, history, extra, (head, vectors)
 
 
-def _embed_splits(embedder, arrays, batch_size, on_step, should_stop) -> dict[str, np.ndarray]:
+def _embed_splits(embedder, arrays, on_step, should_stop) -> dict[str, np.ndarray]:
+    batch_size = features.EMBED_BATCH_SIZE
     total = sum(len(images) for images, _ in arrays.values())
     done = 0
     vectors = {}
@@ -175,8 +175,8 @@ def _embed_splits(embedder, arrays, batch_size, on_step, should_stop) -> dict[st
                 on_step(min(offset + step * batch_size, offset + count), total,
                         {"phase": "embedding", "split": split})
         try:
-            vectors[split] = features.embed(embedder, images, batch_size=batch_size,
-                                            on_step=report, should_stop=should_stop)
+            vectors[split] = features.embed(embedder, images, on_step=report,
+                                            should_stop=should_stop)
         except InterruptedError as error:
             raise TrainingCancelled("cancelled while embedding images; nothing saved") from error
         done += len(images)

@@ -1,0 +1,32 @@
+"""tlcore dashboard: `streamlit run app.py`. Routes pages and draws the shared sidebar."""
+from __future__ import annotations
+
+import streamlit as st
+
+from tlcore import config
+from ui import cache, jobs, state
+
+st.set_page_config(page_title="tlcore: transfer learning on images", page_icon=":material/school:",
+                   layout="wide")
+state.init()
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/ideal_image.py", title="Ideal image", icon=":material/palette:"),
+    st.Page("pages/attack.py", title="Attack", icon=":material/bug_report:"),
+]
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    st.caption(f"Device: **{cache.device()}**")
+    job = jobs.get_job(state.job_id())
+    if job is not None and job.is_running():
+        snapshot = job.snapshot()
+        st.progress(snapshot.fraction, text=f"Training: {snapshot.phase}")
+    if config.public_demo():
+        st.caption("Public demo mode: uploads only, one training per visitor.")
+
+page.run()

@@ -1,0 +1,62 @@
+"""Data: choose the data set, and look at it before training on it."""
+from __future__ import annotations
+
+import streamlit as st
+
+from tlcore import archives, config, data, images
+from ui import cache, charts, state
+
+SOURCES = {"demo": "Built-in demo set (synthetic, offline)", "zip": "Upload a zip of class folders",
+           "folder": "A folder on this server"}
+
+st.title("Data")
+st.markdown("A classifier learns from labelled examples: here, one folder of images per class. "
+            "Look at the classes, their sizes and a few samples before training: most "
+            "surprises in a model come from the data.")
+
+choices = [key for key in SOURCES if key != "folder" or not config.public_demo()]
+current = state.data_source()
+default = "demo" if current == "demo" else ("folder" if "folder" in choices else "zip")
+kind = st.radio("Source", choices, index=choices.index(default), format_func=SOURCES.get,
+                horizontal=True)
+
+try:
+    if kind == "demo":
+        state.set_data_source("demo")
+    elif kind == "zip":
+        upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"])
+        if upload is not None:
+            with st.spinner("Extracting safely..."):
+                state.set_data_source(data.from_zip(upload.getvalue(), name=upload.name).source)
+    else:
+        folder = st.text_input("Folder of class folders",
+                               value="" if current == "demo" else current)
+        if folder:
+            state.set_data_source(data.from_folder(folder).source)
+    dataset = cache.dataset(state.data_source())
+except (ValueError, archives.ArchiveError) as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
+
+st.subheader(dataset.name)
+if dataset.synthetic:
+    st.info("Synthetic shapes and textures drawn by code: good for learning the tool "
+            "offline, not a measure of accuracy on photographs.", icon=":material/science:")
+sizes = dataset.split_sizes()
+columns = st.columns(4)
+columns[0].metric("Classes", dataset.num_classes)
+for column, (split, count) in zip(columns[1:], sizes.items()):
+    column.metric(f"{split.title()} images", count)
+st.plotly_chart(charts.class_counts(dataset.class_counts()), width="stretch")
+
+st.subheader("Samples")
+for class_name, paths in dataset.sample_paths(per_class=8).items():
+    st.caption(class_name)
+    st.image(images.image_grid(data.load_images(paths, 64), columns=8))
+
+st.subheader(f"Skipped files ({len(dataset.skipped)})")
+if dataset.skipped:
+    st.dataframe([{"file": item.path, "reason": item.reason} for item in dataset.skipped],
+                 width="stretch")
+else:
+    st.caption("Every file was a readable image.")

@@ -1,0 +1,40 @@
+"""Home: what the tool does, and where to start."""
+from __future__ import annotations
+
+import streamlit as st
+
+st.title("Transfer learning on images")
+st.markdown(
+    "A network trained on millions of photos has learned edges, textures and parts that are "
+    "useful for almost any picture. **Transfer learning** reuses that network (the *backbone*) "
+    "and trains only a small new *head* for your classes, so a few hundred images are enough "
+    "where training from scratch would need many thousands.")
+
+steps = [
+    ("Data", "pages/data.py", "Pick the built-in demo set or your own folder or zip of "
+     "class folders; see class counts, samples and skipped files."),
+    ("Train", "pages/train.py", "Choose a backbone and weights, then train a head on frozen "
+     "features (fast) or train end to end, with live curves."),
+    ("Evaluate", "pages/evaluate.py", "Confusion matrix and per-class accuracy of any run."),
+    ("Ideal image", "pages/ideal_image.py", "Start from noise and climb a class score until "
+     "the network sees its class: what has it learned?"),
+    ("Attack", "pages/attack.py", "Change an image by a few invisible pixel levels until the "
+     "classifier is wrong (FGSM, PGD)."),
+]
+columns = st.columns(len(steps))
+for column, (title, path, text) in zip(columns, steps):
+    with column.container(border=True):
+        st.page_link(path, label=title, icon=":material/arrow_forward:")
+        st.caption(text)
+
+st.subheader("Reference results")
+st.markdown(
+    "| Setting | Result |\n|---|---|\n"
+    "| VGG16 frozen + dense head, Cats vs Dogs, 1 epoch (the lesson) | 0.967 val. accuracy |\n"
+    "| ResNet50 linear probe / fine-tuned / from scratch, Oxford-IIIT Pets (37 breeds) "
+    "| 91.5 / 92.1 / 81.5 % |\n"
+    "| fastai ResNet34 fine-tuned, Oxford-IIIT Pets | 94.6 % |\n"
+    "| Standard ImageNet ResNet50 under an 4/255 L-inf attack (RobustBench) | 76.5 % -> 0.0 % |\n")
+st.caption("Sources: the AI-for-Beginners transfer-learning lesson, Kornblith et al. (as "
+           "quoted by SimCLR/BYOL), fastai, RobustBench. No network here? The VGG16 "
+           "*edge-detection* body works offline; ImageNet weights download once when online.")

@@ -1,0 +1,87 @@
+"""Train: pick a backbone and weights, train in the background, watch the curves."""
+from __future__ import annotations
+
+import streamlit as st
+
+from tlcore import backbones, runs
+from ui import cache, charts, jobs, state, widgets
+
+st.title("Train")
+st.markdown(
+    "**Feature extractor** (fast): the pretrained body stays frozen; every image is turned "
+    "into a feature vector once (cached on disk), and only a small head is trained on the "
+    "vectors, which takes seconds. **End-to-end**: the body trains too, which can adapt its "
+    "features but needs a ~10x lower learning rate, and BatchNorm layers are kept in "
+    "inference mode so their ImageNet statistics are not wrecked by small batches (the "
+    "*BatchNorm trap*). *Small CNN from scratch* has nothing to transfer: the baseline.")
+
+dataset = cache.dataset(state.data_source())
+st.caption(f"Data: **{dataset.name}**, {dataset.num_classes} classes, "
+           f"{dataset.split_sizes()['train']} training images (change it on the Data page).")
+
+
+def show_outcome(snapshot: jobs.JobSnapshot) -> None:
+    """Show a finished job: its run's numbers, or why it failed."""
+    if snapshot.state == "failed":
+        st.error(f"Training failed: {snapshot.error}", icon=":material/error:")
+        return
+    if snapshot.run_dir is None:
+        st.warning(snapshot.error or "Training was cancelled.", icon=":material/cancel:")
+        return
+    run = runs.load_run(snapshot.run_dir)
+    state.set_selected_run_id(run.run_id)
+    metrics = run.info["metrics"]
+    if snapshot.state == "cancelled":
+        st.warning("Cancelled: the finished epochs were kept as a run.", icon=":material/cancel:")
+    columns = st.columns(4)
+    columns[0].metric("Validation accuracy", f"{metrics.get('val_accuracy', 0):.3f}")
+    columns[1].metric("Test accuracy", f"{metrics.get('test_accuracy', 0):.3f}")
+    columns[2].metric("Seconds", f"{metrics['seconds']:.1f}")
+    columns[3].metric("Embedding cache", run.info.get("embedding_cache") or "n/a")
+    history = run.info["history"]
+    epochs = [{key: values[i] for key, values in history.items()}
+              for i in range(len(history.get("loss", [])))]
+    st.plotly_chart(charts.training_curves(epochs), width="stretch")
+    st.success(f"Saved as run `{run.run_id}` (best epoch {run.info.get('best_epoch')}). "
+               "Open **Evaluate** to see where it is right and wrong.", icon=":material/check:")
+
+
+@st.fragment(run_every=1.0)
+def live_progress(job: jobs.TrainingJob) -> None:
+    """Redraw the running job's progress every second; rerun the page when it ends."""
+    snapshot = job.snapshot()
+    if snapshot.state != "running":
+        st.rerun()
+    eta = snapshot.eta_seconds
+    text = f"{snapshot.phase}: {snapshot.step}/{snapshot.total}" + (
+        f", about {eta:.0f} s left" if eta is not None else "")
+    st.progress(snapshot.fraction, text=text)
+    if st.button("Cancel", icon=":material/stop:"):
+        job.cancel()
+    if snapshot.epochs:
+        st.plotly_chart(charts.training_curves(snapshot.epochs), width="stretch")
+
+
+job = jobs.get_job(state.job_id())
+if job is not None and job.is_running():
+    live_progress(job)
+    st.stop()
+
+train_config = widgets.train_form(dataset.native_size)
+if train_config is not None:
+    try:
+        with st.spinner("Checking the weights..."):
+            backbones.resolve_weights(train_config.backbone, train_config.weights,
+                                      train_config.image_size)
+        job = jobs.start_training(state.visitor_id(), train_config, state.data_source())
+        state.set_job_id(job.job_id)
+        st.rerun()
+    except backbones.WeightsUnavailableError as error:
+        st.error(f"{error}\n\nIn the app: choose **Random weights** above (clearly worse: "
+                 "nothing is transferred), or the VGG16 edge-detection body.",
+                 icon=":material/cloud_off:")
+    except (ValueError, jobs.JobLimitError) as error:
+        st.error(str(error), icon=":material/error:")
+
+if job is not None:
+    show_outcome(job.snapshot())

@@ -1,0 +1,1 @@
+"""The Streamlit-aware layer between the pages and tlcore."""

@@ -1,0 +1,74 @@
+"""Every st.session_state key the app uses, behind typed getters and setters."""
+from __future__ import annotations
+
+import secrets
+
+import streamlit as st
+
+_DATA_SOURCE = "data_source"
+_RUN_ID = "selected_run_id"
+_JOB_ID = "training_job_id"
+_VISITOR_ID = "visitor_id"
+_RENDER = "ideal_image_result"
+_ATTACK = "attack_result"
+
+
+def init() -> None:
+    """Give a new session its defaults (called once per script run by app.py)."""
+    st.session_state.setdefault(_DATA_SOURCE, "demo")
+    st.session_state.setdefault(_VISITOR_ID, secrets.token_hex(8))
+
+
+def visitor_id() -> str:
+    """A random id for this browser session (names its jobs)."""
+    return st.session_state[_VISITOR_ID]
+
+
+def data_source() -> str:
+    """The chosen data set: "demo", a folder path or an extracted upload folder."""
+    return st.session_state.get(_DATA_SOURCE, "demo")
+
+
+def set_data_source(source: str) -> None:
+    """Choose the data set the Train page uses."""
+    st.session_state[_DATA_SOURCE] = source
+
+
+def selected_run_id() -> str | None:
+    """The run the Evaluate, Ideal image and Attack pages start on."""
+    return st.session_state.get(_RUN_ID)
+
+
+def set_selected_run_id(run_id: str | None) -> None:
+    """Remember a run across pages."""
+    st.session_state[_RUN_ID] = run_id
+
+
+def job_id() -> str | None:
+    """This visitor's current or last training job."""
+    return st.session_state.get(_JOB_ID)
+
+
+def set_job_id(job: str | None) -> None:
+    """Remember this visitor's training job."""
+    st.session_state[_JOB_ID] = job
+
+
+def render_result():
+    """The last ideal-image result shown on the page, or None."""
+    return st.session_state.get(_RENDER)
+
+
+def set_render_result(result) -> None:
+    """Keep an ideal-image result so reruns (slider moves) still show it."""
+    st.session_state[_RENDER] = result
+
+
+def attack_result():
+    """The last attack result shown on the page, or None."""
+    return st.session_state.get(_ATTACK)
+
+
+def set_attack_result(result) -> None:
+    """Keep an attack result so reruns still show it."""
+    st.session_state[_ATTACK] = result

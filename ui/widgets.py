@@ -1,0 +1,75 @@
+"""Widgets and forms that return plain values or tlcore config dataclasses."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from tlcore import backbones, config, images, runs
+from ui import state
+
+MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
+               "end-to-end": "End-to-end (train the body too; needed from scratch)"}
+WEIGHTS_LABELS = {"imagenet": "ImageNet (downloaded once)",
+                  "edges": "Edge-detection body (HED, offline; not ImageNet)",
+                  "none": "Random weights (no pretraining)"}
+TV_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def train_form(default_image_size: int | None) -> config.TrainConfig | None:
+    """Show the training form; return the config when the user presses Train."""
+    names = backbones.names()
+    backbone = st.selectbox("Backbone", names, index=names.index("vgg16"),
+                            format_func=lambda n: backbones.get_spec(n).display_name,
+                            help="The pretrained network whose features are reused.")
+    spec = backbones.get_spec(backbone)
+    st.caption(spec.notes)
+    choices = backbones.weights_choices(backbone)
+    default_weights = "edges" if "edges" in choices else choices[0]
+    weights = st.radio("Weights", choices, index=choices.index(default_weights),
+                       format_func=WEIGHTS_LABELS.get, horizontal=True)
+    modes = list(MODE_LABELS) if weights != "none" or backbone != "scratch_cnn" else ["end-to-end"]
+    if backbone == "scratch_cnn":
+        modes = ["end-to-end"]
+    mode = st.radio("Mode", modes, format_func=MODE_LABELS.get)
+    with st.form("train"):
+        columns = st.columns(3)
+        epochs = columns[0].number_input("Epochs", 1, 100, 10 if mode == "fast" else 5)
+        size_default = default_image_size or spec.default_input_size
+        image_size = columns[1].number_input("Image size (px)", 32, 512, size_default, step=16)
+        batch_size = columns[2].number_input("Batch size", 1, 256, 16)
+        learning_rate = st.select_slider(
+            "Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
+            value=config.default_learning_rate(mode, None if weights == "none" else weights),
+            format_func=lambda v: f"{v:g}")
+        submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
+    if not submitted:
+        return None
+    return config.TrainConfig(backbone=backbone, weights=None if weights == "none" else weights,
+                              mode=mode, epochs=int(epochs), image_size=int(image_size),
+                              batch_size=int(batch_size), learning_rate=float(learning_rate))
+
+
+def run_picker(all_runs: list[runs.Run], key: str) -> runs.Run | None:
+    """Pick a run (default: the one chosen on another page, else the newest)."""
+    if not all_runs:
+        st.info("No trained run yet: train one on the **Train** page first.", icon=":material/info:")
+        return None
+    ids = [run.run_id for run in all_runs]
+    selected = state.selected_run_id()
+    index = ids.index(selected) if selected in ids else 0
+    run = st.selectbox("Run", all_runs, index=index, key=key, format_func=runs.Run.label)
+    state.set_selected_run_id(run.run_id)
+    return run
+
+
+def class_picker(classes: list[str], label: str, key: str, default: int = 0) -> int:
+    """Pick a class by name; return its index."""
+    return st.selectbox(label, range(len(classes)), index=default, key=key,
+                        format_func=lambda i: classes[i])
+
+
+def show_image(image: np.ndarray, caption: str, width: int = 224) -> None:
+    """Show a [0, 255] image, enlarged without smoothing so pixels stay visible."""
+    pixels = images.to_uint8(image)
+    repeat = max(1, width // pixels.shape[0])
+    st.image(np.repeat(np.repeat(pixels, repeat, axis=0), repeat, axis=1), caption=caption)
