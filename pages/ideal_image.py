@@ -21,7 +21,7 @@ shared = cache.shared_model(run)
 with st.form("render"):
     target = widgets.class_picker(shared.classes, "Class", key="ideal_target")
     tv_weight = st.select_slider("Total-variation weight (log scale)", widgets.TV_WEIGHTS,
-                                 value=0.03, format_func=lambda v: f"{v:g}")
+                                 value=0.3, format_func=lambda v: f"{v:g}")
     columns = st.columns(3)
     steps = columns[0].number_input("Steps", 10, 2000, 150, step=10)
     learning_rate = columns[1].number_input("Step size (pixels)", 0.1, 20.0, 2.0)

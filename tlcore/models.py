@@ -42,7 +42,10 @@ def build_head(feature_size: int, num_classes: int, dropout_rate: float = 0.2,
     features = keras.Input((feature_size,), name="features")
     inputs = features
     if feature_mean is not None and feature_variance is not None:
-        inputs = keras.layers.Normalization(mean=feature_mean, variance=feature_variance,
+        # Floor each variance at 1% of the average: a feature that never fires on the
+        # training images would otherwise be divided by ~0 and explode on any new image.
+        variance = np.maximum(feature_variance, 0.01 * float(np.mean(feature_variance)) + 1e-12)
+        inputs = keras.layers.Normalization(mean=feature_mean, variance=variance,
                                             name="standardize")(features)
     dropped = keras.layers.Dropout(dropout_rate, name="dropout")(inputs)
     logits = keras.layers.Dense(num_classes, name="logits")(dropped)

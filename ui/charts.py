@@ -55,8 +55,11 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
                                                 "<extra></extra>"))
     figure.update_xaxes(title="predicted class", tickangle=-45)
     figure.update_yaxes(title="true class", autorange="reversed")
-    side = max(HEIGHT, 28 * len(class_names) + 160)
-    return _layout(figure, "Confusion matrix" + (" (row-normalised)" if normalize else ""), side)
+    side = max(HEIGHT, 28 * len(class_names) + 200)
+    figure = _layout(figure, "Confusion matrix" + (" (row-normalised)" if normalize else ""), side)
+    figure.update_xaxes(automargin=True)
+    figure.update_yaxes(automargin=True)
+    return figure
 
 
 def per_class_accuracy(per_class: Sequence[dict]) -> go.Figure:

@@ -1,0 +1,53 @@
+"""Shared fixtures: an isolated TLCORE_HOME/KERAS_HOME, tiny generated data, a tiny run."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Isolate every path tlcore writes to before any test imports it, and keep Keras from
+# finding (or fetching) real weights: nothing downloads at test time.
+_HOME = Path(tempfile.mkdtemp(prefix="tlcore-tests-"))
+os.environ["TLCORE_HOME"] = str(_HOME / "tlcore")
+os.environ["KERAS_HOME"] = str(_HOME / "keras")
+os.environ.pop("TLCORE_PUBLIC_DEMO", None)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+COLOURS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
+
+
+def make_image_folder(root: Path, per_class: int = 12, size: int = 32, seed: int = 0,
+                      colours: dict[str, tuple[int, int, int]] = COLOURS) -> Path:
+    """Write a folder of class folders: noisy squares whose colour is the class."""
+    random = np.random.default_rng(seed)
+    for name, colour in colours.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            pixels = random.normal(128, 30, (size, size, 3))
+            top, left = random.integers(0, size // 2, 2)
+            pixels[top:top + size // 2, left:left + size // 2] = colour
+            pixels += random.normal(0, 10, pixels.shape)
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+                root / name / f"{name}_{index:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory) -> Path:
+    """Three colour classes, 12 images each, 32 px."""
+    return make_image_folder(tmp_path_factory.mktemp("tiny") / "colours")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_folder, tmp_path_factory):
+    """A scratch CNN trained end to end on the tiny folder, saved as a run."""
+    from tlcore import config, data, train
+
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=6, image_size=32, batch_size=8, seed=0)
+    dataset = data.from_folder(tiny_folder)
+    return train.train_classifier(train_config, dataset)
