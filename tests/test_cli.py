@@ -1,0 +1,102 @@
+"""`python -m tlcore`: every command's JSON contract and its one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tlcore import cli, images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *arguments: str) -> tuple[int, dict | None, str]:
+    status = cli.main([*arguments, "--json"])
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    return status, (json.loads(lines[-1]) if status == 0 else None), captured.err
+
+
+def test_train_evaluate_ideal_attack_round_trip(capsys, tiny_folder, tmp_path):
+    status, trained, _ = run_cli(capsys, "train", "--data", str(tiny_folder), "--backbone",
+                                 "scratch_cnn", "--weights", "none", "--mode", "end-to-end",
+                                 "--epochs", "3", "--image-size", "32", "--runs-dir",
+                                 str(tmp_path / "runs"))
+    assert status == 0
+    assert {"run_dir", "classes", "val_accuracy", "seconds"} <= set(trained)
+    run_dir = trained["run_dir"]
+
+    status, report, _ = run_cli(capsys, "evaluate", run_dir, "--split", "val")
+    assert status == 0 and {"accuracy", "confusion_matrix", "per_class"} <= set(report)
+    assert {"class", "accuracy", "support"} <= set(report["per_class"][0])
+
+    status, ideal, _ = run_cli(capsys, "ideal", "--model", run_dir, "--target", "red",
+                               "--tv-weight", "0.1", "--steps", "5", "--out", str(tmp_path / "i.png"))
+    assert status == 0 and ideal["target"] == "red"
+    saved = images.load_image(tmp_path / "i.png")
+    assert ideal["total_variation"] == pytest.approx(images.total_variation(saved))
+    assert 0 <= ideal["probability"] <= 1
+
+    source = next(Path(tiny_folder, "blue").glob("*.png"))
+    status, attacked, _ = run_cli(capsys, "attack", "--model", run_dir, "--image", str(source),
+                                  "--method", "pgd", "--epsilon", "3.5", "--target", "green",
+                                  "--out", str(tmp_path / "a.png"))
+    assert status == 0
+    assert {"clean_class", "clean_probability", "adversarial_class", "adversarial_probability",
+            "linf", "success", "seconds"} <= set(attacked)
+    adversarial = images.load_image(tmp_path / "a.png").astype(np.float32)
+    clean = images.load_image(source, 32).astype(np.float32)
+    assert np.abs(adversarial - clean).max() == attacked["linf"] <= 3.5
+
+
+def test_external_model_needs_labels_and_preprocess(capsys, tmp_path, tiny_folder):
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "model.keras")
+    (tmp_path / "labels.txt").write_text("blue\ngreen\nred\n")
+    image = str(next(Path(tiny_folder, "red").glob("*.png")))
+    status, _, error = run_cli(capsys, "attack", "--model", str(tmp_path / "model.keras"),
+                               "--image", image, "--method", "fgsm", "--epsilon", "4",
+                               "--out", str(tmp_path / "a.png"))
+    assert status == 2 and "--labels" in error and len(error.strip().splitlines()) == 1
+    status, attacked, _ = run_cli(capsys, "attack", "--model", str(tmp_path / "model.keras"),
+                                  "--labels", str(tmp_path / "labels.txt"), "--preprocess", "unit",
+                                  "--image", image, "--method", "fgsm", "--epsilon", "4",
+                                  "--out", str(tmp_path / "a.png"))
+    assert status == 0 and attacked["clean_class"] in ("blue", "green", "red")
+
+
+def test_missing_imagenet_weights_exit_nonzero_naming_the_folder(capsys, monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    status, _, error = run_cli(capsys, "train", "--data", "demo", "--backbone", "mobilenet_v2",
+                               "--weights", "imagenet")
+    assert status == 2
+    assert error.startswith("error: ") and "models" in error and len(error.splitlines()) == 1
+
+
+def test_unknown_class_is_a_clear_error(capsys, tiny_run, tmp_path):
+    status, _, error = run_cli(capsys, "ideal", "--model", str(tiny_run.run_dir), "--target",
+                               "purple", "--out", str(tmp_path / "x.png"))
+    assert status == 2 and "purple" in error
+
+
+def test_backbones_lists_all_and_weights_presence(capsys):
+    status, listing, _ = run_cli(capsys, "backbones")
+    assert status == 0
+    rows = {row["name"]: row for row in listing["backbones"]}
+    assert len(rows) == 8 and rows["vgg16"]["parameters"] == 14_714_688
+    assert rows["vgg16"]["imagenet_weights_local"] is False
+    assert "edges" in rows["vgg16"]["weights_choices"]
+
+
+def test_module_entry_point_prints_help():
+    result = subprocess.run([sys.executable, "-m", "tlcore", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "train" in result.stdout

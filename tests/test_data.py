@@ -1,0 +1,91 @@
+"""Data sets from folders, zips and the demo generator; stratified seeded splits."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from tlcore import data, demo
+from conftest import make_image_folder
+
+
+def test_folder_with_bad_files_skips_and_lists_them(tmp_path):
+    root = make_image_folder(tmp_path / "set", per_class=4)
+    (root / "red" / "empty.jpg").write_bytes(b"")
+    (root / "red" / "text.jpg").write_text("not an image")
+    (root / "blue" / "Thumbs.db").write_bytes(b"\0\1")
+    (root / "green" / "truncated.png").write_bytes((root / "green" / "green_000.png").read_bytes()[:60])
+    (root / "empty_class").mkdir()
+    dataset = data.from_folder(root)
+    assert dataset.class_names == ("blue", "green", "red")
+    assert dataset.class_counts() == {"blue": 4, "green": 4, "red": 4}
+    reasons = {item.path.rsplit("/", 1)[-1]: item.reason for item in dataset.skipped}
+    assert reasons["empty.jpg"] == "empty file"
+    assert "unreadable" in reasons["text.jpg"] and "unreadable" in reasons["truncated.png"]
+    assert "not an image file type" in reasons["Thumbs.db"]
+    assert reasons["empty_class"] == "class folder has no readable image"
+
+
+def test_one_class_is_refused_with_the_fix(tmp_path):
+    root = make_image_folder(tmp_path / "set", per_class=3, colours={"only": (1, 2, 3)})
+    with pytest.raises(ValueError, match="at least two"):
+        data.from_folder(root)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        data.from_folder(tmp_path / "nope")
+
+
+def test_splits_are_stratified_disjoint_complete_and_seeded():
+    labels = np.repeat(np.arange(3), [20, 10, 1])
+    splits = data.stratified_splits(labels, seed=1)
+    joined = np.concatenate(list(splits.values()))
+    assert sorted(joined.tolist()) == list(range(len(labels)))
+    assert np.bincount(labels[splits["test"]], minlength=3).tolist() == [3, 2, 0]
+    assert labels[splits["train"]].tolist().count(2) == 1  # a lone image trains
+    again = data.stratified_splits(labels, seed=1)
+    other = data.stratified_splits(labels, seed=2)
+    assert all(np.array_equal(splits[k], again[k]) for k in splits)
+    assert not all(np.array_equal(splits[k], other[k]) for k in splits)
+
+
+def test_zip_with_a_top_level_folder(tmp_path):
+    root = make_image_folder(tmp_path / "pets", per_class=3)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in root.rglob("*.png"):
+            archive.write(path, f"pets/{path.relative_to(root)}")
+    dataset = data.from_zip(buffer.getvalue(), name="pets")
+    assert dataset.class_names == ("blue", "green", "red")
+    assert data.load_dataset(dataset.source).class_names == dataset.class_names
+
+
+def test_split_arrays_are_pixels_and_labels(tiny_folder):
+    dataset = data.from_folder(tiny_folder)
+    images, labels = dataset.split_arrays("train", 24)
+    assert images.shape == (len(labels), 24, 24, 3) and images.dtype == np.uint8
+    assert set(labels.tolist()) == {0, 1, 2}
+
+
+def test_demo_images_are_seeded_and_distinct(tmp_path):
+    first = demo.ensure_demo_images(tmp_path / "a", seed=3, images_per_class=2)
+    second = demo.ensure_demo_images(tmp_path / "b", seed=3, images_per_class=2)
+    files = sorted(p.relative_to(first) for p in first.rglob("*.png"))
+    assert len(files) == 2 * len(demo.CLASS_NAMES)
+    assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+    assert len({(first / f).read_bytes() for f in files}) == len(files)
+
+
+def test_demo_dataset_is_labelled_synthetic():
+    dataset = data.demo_dataset()
+    assert dataset.synthetic and dataset.source == "demo" and dataset.native_size == 96
+    assert dataset.num_classes >= 4 and len(dataset.paths) >= 300
+    assert data.load_dataset("demo").fingerprint() == dataset.fingerprint()
+
+
+def test_unknown_source_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="not 'demo'"):
+        data.load_dataset(str(tmp_path / "missing.tar"))

@@ -1,0 +1,86 @@
+"""Classifiers take pixels and give logits; saved runs reload identically and safely."""
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tlcore import backbones, evaluate, models, runs
+
+
+def tiny_classifier(num_classes: int = 3) -> keras.Model:
+    body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
+    return models.build_classifier("scratch_cnn", body, num_classes)
+
+
+def test_classifier_maps_pixels_to_logits():
+    classifier = tiny_classifier(4)
+    logits = evaluate.predict_logits(classifier, np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)))
+    assert logits.shape == (2, 4)
+    assert not np.allclose(evaluate.softmax(logits).sum(axis=1), logits.sum(axis=1))
+    assert models.embedding_model(classifier).output_shape == (None, 256)
+
+
+def test_head_standardises_with_a_variance_floor():
+    mean, variance = np.zeros(3), np.array([1.0, 1.0, 0.0])
+    head = models.build_head(3, 2, 0.0, mean, variance)
+    normalised = head.get_layer("standardize")(np.array([[0.0, 0.0, 1.0]], dtype=np.float32))
+    assert np.isfinite(keras.ops.convert_to_numpy(normalised)).all()
+    assert float(keras.ops.convert_to_numpy(normalised)[0, 2]) < 20
+
+
+def test_saved_run_reloads_with_identical_predictions_in_safe_mode(tmp_path):
+    classifier = tiny_classifier()
+    run = runs.save_run(classifier, {"classes": ["a", "b", "c"], "image_size": 32,
+                                     "config": {"backbone": "scratch_cnn", "mode": "fast"}},
+                        tmp_path)
+    images = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    assert np.array_equal(evaluate.predict_logits(classifier, images),
+                          evaluate.predict_logits(run.load_model(), images))
+    assert [r.run_id for r in runs.list_runs(tmp_path)] == [run.run_id]
+
+
+def test_half_written_and_broken_runs_are_not_listed(tmp_path):
+    (tmp_path / ".staging-x").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "run.json").write_text("{}")
+    (tmp_path / "badjson").mkdir()
+    (tmp_path / "badjson" / "run.json").write_text("{")
+    (tmp_path / "badjson" / "model.keras").write_bytes(b"")
+    assert runs.list_runs(tmp_path) == []
+    with pytest.raises(ValueError, match="not a tlcore run"):
+        runs.load_run(tmp_path / "broken")
+
+
+def test_loading_refuses_garbage_and_lambda_layers(tmp_path):
+    garbage = tmp_path / "garbage.keras"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="safe mode"):
+        models.load_model(garbage)
+    inputs = keras.Input((4,))
+    unsafe = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    unsafe.save(tmp_path / "lambda.keras")
+    with pytest.raises(ValueError, match="safe mode"):
+        models.load_model(tmp_path / "lambda.keras")
+
+
+def test_external_softmax_model_is_wrapped_to_pixels_and_logits(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    probabilities = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+    external = keras.Model(inputs, probabilities)
+    external.save(tmp_path / "external.keras")
+    wrapped = models.wrap_external_model(models.load_model(tmp_path / "external.keras"), "tf")
+    pixels = np.full((1, 8, 8, 3), 255.0, dtype=np.float32)
+    expected = keras.ops.convert_to_numpy(external(np.ones((1, 8, 8, 3), dtype=np.float32)))
+    logits = evaluate.predict_logits(wrapped, pixels)
+    assert np.allclose(evaluate.softmax(logits), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="preprocess"):
+        models.wrap_external_model(external, "sepia")
+
+
+def test_run_json_is_plain_json(tmp_path):
+    run = runs.save_run(tiny_classifier(), {"classes": ["a", "b", "c"], "image_size": 32,
+                                            "metrics": {"accuracy": np.float32(0.5)}}, tmp_path)
+    assert json.loads((run.run_dir / "run.json").read_text())["metrics"]["accuracy"] == 0.5

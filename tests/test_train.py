@@ -1,0 +1,92 @@
+"""Training: both modes learn, the embedding cache hits, cancelling keeps what is done."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tlcore import backbones, config, data, train
+from conftest import make_image_folder
+
+
+def test_end_to_end_from_scratch_learns(tiny_run):
+    history = tiny_run.info["history"]
+    assert history["loss"][-1] < history["loss"][0]
+    assert tiny_run.info["metrics"]["val_accuracy"] > 0.6  # chance is 1/3
+    assert tiny_run.info["pretrained_body"] is False
+
+
+def test_fast_mode_caches_embeddings_and_reuses_them(tiny_folder, tmp_path):
+    body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
+    weights = tmp_path / "body.weights.h5"
+    body.save_weights(str(weights))
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=str(weights), mode="fast",
+                                      epochs=3, image_size=32)
+    dataset = data.from_folder(tiny_folder)
+    first = train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs")
+    second = train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs")
+    assert (first.info["embedding_cache"], second.info["embedding_cache"]) == ("miss", "hit")
+    assert first.info["history"] == second.info["history"]
+    assert first.info["config"]["learning_rate"] == config.default_learning_rate("fast", "x")
+
+
+def test_random_weights_are_never_cached(tiny_folder, tmp_path):
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="fast",
+                                      epochs=1, image_size=32)
+    run = train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path)
+    assert run.info["embedding_cache"] == "off"
+
+
+def test_transfer_beats_random_features_with_the_real_edges_body(tmp_path):
+    # Shapes, not colours: only trained filters separate them with a linear head.
+    from tlcore import demo
+    folder = demo.ensure_demo_images(tmp_path / "demo", seed=5, images_per_class=16)
+    dataset = data.from_folder(folder)
+    accuracy = {}
+    for weights in ("edges", None):
+        train_config = config.TrainConfig(backbone="vgg16", weights=weights, mode="fast",
+                                          epochs=15, image_size=64)
+        run = train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs")
+        accuracy[weights] = run.info["metrics"]["val_accuracy"]
+    assert accuracy["edges"] > accuracy[None] + 0.1, accuracy
+
+
+def test_cancel_after_an_epoch_keeps_a_run(tiny_folder, tmp_path):
+    progress = []
+
+    def should_stop() -> bool:
+        return any(metrics.get("epoch_end") for _, _, metrics in progress)
+
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=5, image_size=32)
+    run = train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
+                                 on_step=lambda *event: progress.append(event),
+                                 should_stop=should_stop)
+    assert run.info["cancelled"] is True
+    assert len(run.info["history"]["loss"]) < 5
+    phases = [metrics["phase"] for _, _, metrics in progress]
+    assert phases[0] == "loading" and "training" in phases
+
+
+def test_cancel_before_anything_saves_nothing(tiny_folder, tmp_path):
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=str(tmp_path / "w.weights.h5"),
+                                      mode="fast", epochs=2, image_size=32)
+    backbones.build_backbone("scratch_cnn", input_size=32).save_weights(train_config.weights)
+    with pytest.raises(train.TrainingCancelled):
+        train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path / "r",
+                               should_stop=lambda: True)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_image_size_follows_config_then_data_then_backbone(tiny_folder):
+    dataset = data.from_folder(tiny_folder)
+    assert train.resolve_image_size(config.TrainConfig(image_size=64), dataset) == 64
+    assert train.resolve_image_size(config.TrainConfig(backbone="resnet50"), dataset) == 224
+    demo_like = data.Dataset("d", ("a", "b"), (), np.zeros(0, int), {}, native_size=96)
+    assert train.resolve_image_size(config.TrainConfig(), demo_like) == 96
+
+
+@pytest.mark.parametrize("bad", [dict(mode="turbo"), dict(epochs=0), dict(image_size=8),
+                                 dict(learning_rate=5.0), dict(dropout_rate=1.0)])
+def test_bad_settings_are_refused_with_the_value(bad):
+    with pytest.raises(ValueError, match=str(list(bad.values())[0])):
+        config.TrainConfig(**bad)
