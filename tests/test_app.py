@@ -1,0 +1,104 @@
+"""Every page renders without an exception, and each does its one real job."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import jobs
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/evaluate.py",
+         "pages/ideal_image.py", "pages/attack.py"]
+
+
+def open_page(page: str, **session) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=180)
+    for key, value in session.items():
+        app.session_state[key] = value
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception, [error.value for error in app.exception]
+    return app
+
+
+def by_label(elements, label: str):
+    return next(element for element in elements if element.label == label)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_without_exception(page, tiny_run):
+    app = open_page(page, selected_run_id=tiny_run.run_id)
+    assert app.title[0].value
+
+
+def test_sidebar_names_the_device(tiny_run):
+    app = AppTest.from_file(APP, default_timeout=180).run()
+    device = next(caption.value for caption in app.caption if caption.value.startswith("Device"))
+    assert "CPU" in device or "GPU" in device
+
+
+def test_data_page_reads_a_server_folder_and_lists_skipped_files(tiny_folder, tmp_path):
+    app = open_page("pages/data.py")
+    by_label(app.radio, "Source").set_value("folder").run()
+    by_label(app.text_input, "Folder of class folders").input(str(tiny_folder)).run()
+    assert not app.exception
+    assert by_label(app.metric, "Classes").value == "3"
+    assert app.session_state["data_source"] == str(tiny_folder.resolve())
+
+
+def test_train_page_trains_in_the_background_and_shows_the_run(tiny_folder):
+    app = open_page("pages/train.py", data_source=str(tiny_folder.resolve()))
+    by_label(app.selectbox, "Backbone").set_value("scratch_cnn").run()
+    by_label(app.number_input, "Epochs").set_value(3)
+    by_label(app.number_input, "Image size (px)").set_value(32)
+    app.button[0].click().run()  # the form's Train button
+    assert not app.exception, [error.value for error in app.exception]
+    snapshot = jobs.wait(app.session_state["training_job_id"])
+    assert snapshot.state == "done", snapshot.error
+    assert len(snapshot.epochs) == 3
+    app.run()
+    assert not app.exception
+    assert float(by_label(app.metric, "Validation accuracy").value) > 0
+    assert app.session_state["selected_run_id"] == Path(snapshot.run_dir).name
+
+
+def test_train_page_explains_missing_imagenet_weights(monkeypatch, tiny_folder):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    app = open_page("pages/train.py", data_source=str(tiny_folder.resolve()))
+    by_label(app.selectbox, "Backbone").set_value("mobilenet_v2").run()
+    by_label(app.radio, "Weights").set_value("imagenet").run()
+    app.button[0].click().run()
+    assert not app.exception
+    message = app.error[0].value
+    assert "models" in message and "Random weights" in message
+
+
+def test_evaluate_page_shows_the_confusion_matrix(tiny_run):
+    app = open_page("pages/evaluate.py", selected_run_id=tiny_run.run_id)
+    assert len(app.get("plotly_chart")) == 2
+    app.toggle[0].set_value(True).run()
+    assert not app.exception
+    assert by_label(app.metric, "Images").value == str(tiny_run.info["data"]["split_sizes"]["test"])
+
+
+def test_ideal_image_page_renders_an_image(tiny_run):
+    app = open_page("pages/ideal_image.py", selected_run_id=tiny_run.run_id)
+    by_label(app.number_input, "Steps").set_value(20)
+    app.button[0].click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert 0 <= float(by_label(app.metric, "Class probability").value) <= 1
+    assert app.get("image")
+
+
+def test_attack_page_attacks_a_test_image(tiny_run):
+    app = open_page("pages/attack.py", selected_run_id=tiny_run.run_id)
+    by_label(app.radio, "Method").set_value("fgsm")
+    app.button[0].click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert by_label(app.metric, "Success").value in ("yes", "no")
+    assert by_label(app.metric, "L-inf (px)").value.endswith("/ 4")
