@@ -11,12 +11,12 @@ st.set_page_config(page_title="tlcore: transfer learning on images", page_icon="
 state.init()
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
-    st.Page("pages/ideal_image.py", title="Ideal image", icon=":material/palette:"),
-    st.Page("pages/attack.py", title="Attack", icon=":material/bug_report:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("app_pages/ideal_image.py", title="Ideal image", icon=":material/palette:"),
+    st.Page("app_pages/attack.py", title="Attack", icon=":material/bug_report:"),
 ]
 page = st.navigation(PAGES)
 

@@ -10,8 +10,8 @@ from streamlit.testing.v1 import AppTest
 from ui import jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = ["pages/home.py", "pages/data.py", "pages/train.py", "pages/evaluate.py",
-         "pages/ideal_image.py", "pages/attack.py"]
+PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py",
+         "app_pages/ideal_image.py", "app_pages/attack.py"]
 
 
 def open_page(page: str, **session) -> AppTest:
@@ -41,7 +41,7 @@ def test_sidebar_names_the_device(tiny_run):
 
 
 def test_data_page_reads_a_server_folder_and_lists_skipped_files(tiny_folder, tmp_path):
-    app = open_page("pages/data.py")
+    app = open_page("app_pages/data.py")
     by_label(app.radio, "Source").set_value("folder").run()
     by_label(app.text_input, "Folder of class folders").input(str(tiny_folder)).run()
     assert not app.exception
@@ -50,7 +50,7 @@ def test_data_page_reads_a_server_folder_and_lists_skipped_files(tiny_folder, tm
 
 
 def test_train_page_trains_in_the_background_and_shows_the_run(tiny_folder):
-    app = open_page("pages/train.py", data_source=str(tiny_folder.resolve()))
+    app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
     by_label(app.selectbox, "Backbone").set_value("scratch_cnn").run()
     by_label(app.number_input, "Epochs").set_value(3)
     by_label(app.number_input, "Image size (px)").set_value(32)
@@ -69,7 +69,7 @@ def test_train_page_explains_missing_imagenet_weights(monkeypatch, tiny_folder):
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: no network")
     monkeypatch.setattr(keras.utils, "get_file", offline)
-    app = open_page("pages/train.py", data_source=str(tiny_folder.resolve()))
+    app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
     by_label(app.selectbox, "Backbone").set_value("mobilenet_v2").run()
     by_label(app.radio, "Weights").set_value("imagenet").run()
     app.button[0].click().run()
@@ -79,7 +79,7 @@ def test_train_page_explains_missing_imagenet_weights(monkeypatch, tiny_folder):
 
 
 def test_evaluate_page_shows_the_confusion_matrix(tiny_run):
-    app = open_page("pages/evaluate.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/evaluate.py", selected_run_id=tiny_run.run_id)
     assert len(app.get("plotly_chart")) == 2
     app.toggle[0].set_value(True).run()
     assert not app.exception
@@ -87,7 +87,7 @@ def test_evaluate_page_shows_the_confusion_matrix(tiny_run):
 
 
 def test_ideal_image_page_renders_an_image(tiny_run):
-    app = open_page("pages/ideal_image.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
     by_label(app.number_input, "Steps").set_value(20)
     app.button[0].click().run()
     assert not app.exception, [error.value for error in app.exception]
@@ -96,7 +96,7 @@ def test_ideal_image_page_renders_an_image(tiny_run):
 
 
 def test_attack_page_attacks_a_test_image(tiny_run):
-    app = open_page("pages/attack.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/attack.py", selected_run_id=tiny_run.run_id)
     by_label(app.radio, "Method").set_value("fgsm")
     app.button[0].click().run()
     assert not app.exception, [error.value for error in app.exception]

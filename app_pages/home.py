@@ -11,14 +11,14 @@ st.markdown(
     "where training from scratch would need many thousands.")
 
 steps = [
-    ("Data", "pages/data.py", "Pick the built-in demo set or your own folder or zip of "
+    ("Data", "app_pages/data.py", "Pick the built-in demo set or your own folder or zip of "
      "class folders; see class counts, samples and skipped files."),
-    ("Train", "pages/train.py", "Choose a backbone and weights, then train a head on frozen "
+    ("Train", "app_pages/train.py", "Choose a backbone and weights, then train a head on frozen "
      "features (fast) or train end to end, with live curves."),
-    ("Evaluate", "pages/evaluate.py", "Confusion matrix and per-class accuracy of any run."),
-    ("Ideal image", "pages/ideal_image.py", "Start from noise and climb a class score until "
+    ("Evaluate", "app_pages/evaluate.py", "Confusion matrix and per-class accuracy of any run."),
+    ("Ideal image", "app_pages/ideal_image.py", "Start from noise and climb a class score until "
      "the network sees its class: what has it learned?"),
-    ("Attack", "pages/attack.py", "Change an image by a few invisible pixel levels until the "
+    ("Attack", "app_pages/attack.py", "Change an image by a few invisible pixel levels until the "
      "classifier is wrong (FGSM, PGD)."),
 ]
 columns = st.columns(len(steps))
