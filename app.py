@@ -20,12 +20,23 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 
+
+
+@st.fragment(run_every=2.0)
+def training_status(job: jobs.TrainingJob) -> None:
+    """Keep the sidebar's progress bar current on every page while a training runs."""
+    snapshot = job.snapshot()
+    if snapshot.state == "running":
+        st.progress(snapshot.fraction, text=f"Training: {snapshot.phase}")
+    else:
+        st.caption(f"Training {snapshot.state}.")
+
+
 with st.sidebar:
     st.caption(f"Device: **{cache.device()}**")
     job = jobs.get_job(state.job_id())
     if job is not None and job.is_running():
-        snapshot = job.snapshot()
-        st.progress(snapshot.fraction, text=f"Training: {snapshot.phase}")
+        training_status(job)
     if config.public_demo():
         st.caption("Public demo mode: uploads only, one training per visitor.")
 

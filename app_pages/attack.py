@@ -23,6 +23,7 @@ shared = cache.shared_model(run)
 
 source = st.radio("Image", ["test", "upload"], horizontal=True,
                   format_func={"test": "From the run's test split", "upload": "Upload"}.get)
+label = None  # unknown for uploads: the attack then moves away from the model's own answer
 if source == "upload":
     upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "bmp", "webp"])
     if upload is None:
@@ -37,7 +38,8 @@ else:
                                                   "test")
     index = st.slider("Test image", 0, len(test_images) - 1, 0)
     image = test_images[index].astype(np.float32)
-    st.caption(f"True class: {shared.classes[int(test_labels[index])]}")
+    label = int(test_labels[index])
+    st.caption(f"True class: {shared.classes[label]}")
 
 with st.form("attack"):
     columns = st.columns(3)
@@ -55,7 +57,9 @@ if submitted:
     attack_config = config.AttackConfig(method=method, epsilon=float(epsilon), steps=int(steps),
                                         target=target)
     with st.spinner("Attacking..."), shared.lock:
-        result = attack.make_attack(attack_config)(shared.model, image[None], target=target)
+        result = attack.make_attack(attack_config)(
+            shared.model, image[None], None if label is None else np.array([label]),
+            target=target)
     state.set_attack_result((run.run_id, attack_config, result))
 
 stored = state.attack_result()
@@ -78,6 +82,9 @@ if stored is not None and stored[0] == run.run_id:
         st.download_button("Download adversarial PNG", images.png_bytes(result.adversarial[0]),
                            file_name="adversarial.png", mime="image/png",
                            icon=":material/download:")
+    if result.target is None and clean.argmax() != result.labels[0]:
+        st.warning("The model already gets this image wrong, so any result counts as a "
+                   "success: pick an image it classifies correctly.", icon=":material/info:")
     metrics = st.columns(3)
     metrics[0].metric("Success", "yes" if result.success[0] else "no")
     metrics[1].metric("L-inf (px)", f"{result.linf[0]:.0f} / {attack_config.epsilon:.0f}")

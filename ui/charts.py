@@ -36,7 +36,9 @@ def training_curves(epochs: Sequence[dict[str, float]]) -> go.Figure:
                                         line=dict(color=colour, dash=dash)))
     figure.update_layout(xaxis=dict(title="epoch", dtick=1), yaxis=dict(title="loss"),
                          yaxis2=dict(title="accuracy", overlaying="y", side="right",
-                                     range=[0, 1.02]))
+                                     range=[0, 1.02], tickformat=".1f", showgrid=False),
+                         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0,
+                                     xanchor="right"))
     return _layout(figure, "Training curves (dashed: validation)")
 
 

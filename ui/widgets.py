@@ -72,4 +72,5 @@ def show_image(image: np.ndarray, caption: str, width: int = 224) -> None:
     """Show a [0, 255] image, enlarged without smoothing so pixels stay visible."""
     pixels = images.to_uint8(image)
     repeat = max(1, width // pixels.shape[0])
-    st.image(np.repeat(np.repeat(pixels, repeat, axis=0), repeat, axis=1), caption=caption)
+    st.image(np.repeat(np.repeat(pixels, repeat, axis=0), repeat, axis=1), caption=caption,
+             width=pixels.shape[1] * repeat)
