@@ -34,8 +34,9 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     if snapshot.state == "cancelled":
         st.warning("Cancelled: the finished epochs were kept as a run.", icon=":material/cancel:")
     columns = st.columns(4)
-    columns[0].metric("Validation accuracy", f"{metrics.get('val_accuracy', 0):.3f}")
-    columns[1].metric("Test accuracy", f"{metrics.get('test_accuracy', 0):.3f}")
+    for column, key, label in ((columns[0], "val_accuracy", "Validation accuracy"),
+                               (columns[1], "test_accuracy", "Test accuracy")):
+        column.metric(label, f"{metrics[key]:.3f}" if key in metrics else "n/a")
     columns[2].metric("Seconds", f"{metrics['seconds']:.1f}")
     columns[3].metric("Embedding cache", run.info.get("embedding_cache") or "n/a")
     history = run.info["history"]

@@ -90,3 +90,22 @@ def test_image_size_follows_config_then_data_then_backbone(tiny_folder):
 def test_bad_settings_are_refused_with_the_value(bad):
     with pytest.raises(ValueError, match=str(list(bad.values())[0])):
         config.TrainConfig(**bad)
+
+
+def test_cancel_during_the_first_epoch_saves_nothing(tiny_folder, tmp_path):
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=3, image_size=32, batch_size=4)
+    with pytest.raises(train.TrainingCancelled, match="first epoch"):
+        train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
+                               should_stop=lambda: True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_without_a_validation_split_keeps_the_last_epoch(tmp_path):
+    folder = make_image_folder(tmp_path / "two", per_class=2, size=32)
+    dataset = data.from_folder(folder)
+    assert dataset.split_sizes()["validation"] == 0
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=2, image_size=32)
+    run = train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs")
+    assert len(run.info["history"]["loss"]) == 2 and "val_accuracy" not in run.info["metrics"]

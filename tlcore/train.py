@@ -20,6 +20,10 @@ import numpy as np
 from tlcore import backbones, config, data, evaluate, features, models, runs
 
 StepCallback = Callable[[int, int, dict], None]
+SplitArrays = dict[str, tuple[np.ndarray, np.ndarray]]
+# (classifier, history, facts for run.json, (model, inputs per split) to score val/test with)
+TrainerResult = tuple[keras.Model, dict[str, list[float]], dict[str, Any],
+                      tuple[keras.Model, dict[str, np.ndarray]]]
 
 
 class TrainingCancelled(RuntimeError):
@@ -39,6 +43,7 @@ class ProgressCallback(keras.callbacks.Callback):
         self.phase, self.epochs, self.steps_per_epoch = phase, epochs, steps_per_epoch
         self.on_step, self.should_stop = on_step, should_stop
         self.epoch = 0
+        self.completed_epochs = 0
         self.cancelled = False
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -51,6 +56,9 @@ class ProgressCallback(keras.callbacks.Callback):
         self._report(self.epoch * self.steps_per_epoch + batch + 1, logs, epoch_end=False)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # Keras also ends a cancelled, partial epoch this way; only whole epochs count.
+        if not self.cancelled:
+            self.completed_epochs += 1
         self._report((epoch + 1) * self.steps_per_epoch, logs, epoch_end=True)
 
     def _report(self, step: int, logs: dict | None, epoch_end: bool) -> None:
@@ -131,7 +139,7 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
 
 
 def _load_splits(dataset: data.Dataset, image_size: int, on_step: StepCallback | None
-                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                 ) -> SplitArrays:
     arrays = {}
     for index, split in enumerate(data.SPLIT_NAMES, start=1):
         arrays[split] = dataset.split_arrays(split, image_size)
@@ -140,7 +148,10 @@ def _load_splits(dataset: data.Dataset, image_size: int, on_step: StepCallback |
     return arrays
 
 
-def _train_fast(train_config, dataset, body, arrays, on_step, should_stop):
+def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: keras.Model,
+                arrays: SplitArrays, on_step: StepCallback | None,
+                should_stop: Callable[[], bool] | None) -> TrainerResult:
+    body.trainable = False  # a feature extractor: only the head learns
     pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
     embedder = models.embedding_model(models.build_classifier(
         train_config.backbone, body, dataset.num_classes))
@@ -164,7 +175,8 @@ def _train_fast(train_config, dataset, body, arrays, on_step, should_stop):
     return classifier, history, extra, (head, vectors)
 
 
-def _embed_splits(embedder, arrays, on_step, should_stop) -> dict[str, np.ndarray]:
+def _embed_splits(embedder: keras.Model, arrays: SplitArrays, on_step: StepCallback | None,
+                  should_stop: Callable[[], bool] | None) -> dict[str, np.ndarray]:
     batch_size = features.EMBED_BATCH_SIZE
     total = sum(len(images) for images, _ in arrays.values())
     done = 0
@@ -183,7 +195,9 @@ def _embed_splits(embedder, arrays, on_step, should_stop) -> dict[str, np.ndarra
     return vectors
 
 
-def _train_end_to_end(train_config, dataset, body, arrays, on_step, should_stop):
+def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
+                      body: keras.Model, arrays: SplitArrays, on_step: StepCallback | None,
+                      should_stop: Callable[[], bool] | None) -> TrainerResult:
     pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
     blocks = train_config.trainable_blocks if pretrained else -1
     backbones.set_trainable_blocks(body, train_config.backbone, blocks)
@@ -211,17 +225,19 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     progress = ProgressCallback("training", train_config.epochs, steps_per_epoch, on_step,
                                 should_stop)
     best = BestEpoch()
-    result = model.fit(train[0].astype(np.float32), train[1],
-                       validation_data=(validation[0].astype(np.float32), validation[1]),
+    # A tiny data set can leave validation empty: then the last epoch is kept.
+    validation_data = ((validation[0].astype(np.float32), validation[1])
+                       if len(validation[1]) else None)
+    result = model.fit(train[0].astype(np.float32), train[1], validation_data=validation_data,
                        epochs=train_config.epochs, batch_size=train_config.batch_size,
                        shuffle=True, verbose=0, callbacks=[progress, best])
     history = {key: [float(v) for v in values] for key, values in result.history.items()}
-    if progress.cancelled and not history.get("val_accuracy"):
+    if progress.cancelled and progress.completed_epochs == 0:
         raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
     return history, progress.cancelled, best.best_epoch
 
 
-def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray], arrays,
+def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray], arrays: SplitArrays,
                    dataset: data.Dataset) -> dict[str, Any]:
     """Score validation and test with `model` on `inputs` (images, or cached embeddings)."""
     metrics: dict[str, Any] = {}

@@ -11,6 +11,7 @@ MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)
                "end-to-end": "End-to-end (train the body too; needed from scratch)"}
 WEIGHTS_LABELS = {"imagenet": "ImageNet (downloaded once)",
                   "edges": "Edge-detection body (HED, offline; not ImageNet)",
+                  "file": "A weights file on this server",
                   "none": "Random weights (no pretraining)"}
 TV_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
@@ -24,12 +25,16 @@ def train_form(default_image_size: int | None) -> config.TrainConfig | None:
     spec = backbones.get_spec(backbone)
     st.caption(spec.notes)
     choices = backbones.weights_choices(backbone)
+    if not config.public_demo():
+        choices.insert(-1, "file")
     default_weights = "edges" if "edges" in choices else choices[0]
     weights = st.radio("Weights", choices, index=choices.index(default_weights),
                        format_func=WEIGHTS_LABELS.get, horizontal=True)
-    modes = list(MODE_LABELS) if weights != "none" or backbone != "scratch_cnn" else ["end-to-end"]
-    if backbone == "scratch_cnn":
-        modes = ["end-to-end"]
+    if weights == "file":
+        weights = st.text_input("Weights file (.h5 or .weights.h5 for this backbone's body)",
+                                help="e.g. ImageNet weights downloaded on another machine")
+    # Nothing is pretrained in a from-scratch CNN, so frozen features would be random.
+    modes = ["end-to-end"] if backbone == "scratch_cnn" else list(MODE_LABELS)
     mode = st.radio("Mode", modes, format_func=MODE_LABELS.get)
     with st.form("train"):
         columns = st.columns(3)
