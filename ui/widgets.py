@@ -25,9 +25,9 @@ def train_form(default_image_size: int | None) -> config.TrainConfig | None:
     spec = backbones.get_spec(backbone)
     st.caption(spec.notes)
     choices = backbones.weights_choices(backbone)
+    default_weights = "edges" if "edges" in choices else choices[0]
     if not config.public_demo():
         choices.insert(-1, "file")
-    default_weights = "edges" if "edges" in choices else choices[0]
     weights = st.radio("Weights", choices, index=choices.index(default_weights),
                        format_func=WEIGHTS_LABELS.get, horizontal=True)
     if weights == "file":
