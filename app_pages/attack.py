@@ -34,11 +34,18 @@ if source == "upload":
         st.error(str(error), icon=":material/broken_image:")
         st.stop()
 else:
-    test_images, test_labels = cache.split_images(str(run.run_dir), str(run.info.get("created")),
-                                                  "test")
-    index = st.slider("Test image", 0, len(test_images) - 1, 0)
-    image = test_images[index].astype(np.float32)
-    label = int(test_labels[index])
+    try:
+        dataset = evaluate.dataset_of(run)
+    except ValueError as error:
+        st.error(f"{error} Upload an image instead.", icon=":material/error:")
+        st.stop()
+    test = dataset.splits["test"]
+    if len(test) == 0:
+        st.info("This run's data set has no test images: upload one.", icon=":material/info:")
+        st.stop()
+    index = st.slider("Test image", 0, len(test) - 1, 0) if len(test) > 1 else 0
+    image = images.load_image(dataset.paths[test[index]], shared.image_size).astype(np.float32)
+    label = int(dataset.labels[test[index]])
     st.caption(f"True class: {shared.classes[label]}")
 
 with st.form("attack"):

@@ -32,7 +32,7 @@ try:
         folder = st.text_input("Folder of class folders",
                                value="" if current == "demo" else current)
         if folder:
-            state.set_data_source(data.from_folder(folder).source)
+            state.set_data_source(cache.dataset(folder).source)
     dataset = cache.dataset(state.data_source())
 except (ValueError, archives.ArchiveError) as error:
     st.error(str(error), icon=":material/error:")

@@ -15,7 +15,11 @@ st.markdown(
     "inference mode so their ImageNet statistics are not wrecked by small batches (the "
     "*BatchNorm trap*). *Small CNN from scratch* has nothing to transfer: the baseline.")
 
-dataset = cache.dataset(state.data_source())
+try:
+    dataset = cache.dataset(state.data_source())
+except ValueError as error:
+    st.error(f"{error}. Choose another data set on the Data page.", icon=":material/error:")
+    st.stop()
 st.caption(f"Data: **{dataset.name}**, {dataset.num_classes} classes, "
            f"{dataset.split_sizes()['train']} training images (change it on the Data page).")
 
@@ -28,7 +32,11 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     if snapshot.run_dir is None:
         st.warning(snapshot.error or "Training was cancelled.", icon=":material/cancel:")
         return
-    run = runs.load_run(snapshot.run_dir)
+    try:
+        run = runs.load_run(snapshot.run_dir)
+    except ValueError as error:
+        st.error(f"The run is gone: {error}", icon=":material/error:")
+        return
     state.set_selected_run_id(run.run_id)
     metrics = run.info["metrics"]
     if snapshot.state == "cancelled":

@@ -7,6 +7,8 @@ import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import make_image_folder
+from tlcore import config, data, train
 from ui import jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -40,13 +42,33 @@ def test_sidebar_names_the_device(tiny_run):
     assert "CPU" in device or "GPU" in device
 
 
-def test_data_page_reads_a_server_folder_and_lists_skipped_files(tiny_folder, tmp_path):
+def test_data_page_reads_a_server_folder_and_lists_skipped_files(tmp_path):
+    folder = make_image_folder(tmp_path / "pets", per_class=4)
+    (folder / "red" / "notes.txt").write_text("not an image")
     app = open_page("app_pages/data.py")
     by_label(app.radio, "Source").set_value("folder").run()
-    by_label(app.text_input, "Folder of class folders").input(str(tiny_folder)).run()
+    by_label(app.text_input, "Folder of class folders").input(str(folder)).run()
     assert not app.exception
     assert by_label(app.metric, "Classes").value == "3"
-    assert app.session_state["data_source"] == str(tiny_folder.resolve())
+    assert app.session_state["data_source"] == str(folder.resolve())
+    assert any(header.value == "Skipped files (1)" for header in app.subheader)
+
+
+def test_data_page_explains_a_folder_with_one_class(tmp_path):
+    folder = make_image_folder(tmp_path / "one", per_class=2, colours={"only": (1, 2, 3)})
+    app = open_page("app_pages/data.py")
+    by_label(app.radio, "Source").set_value("folder").run()
+    by_label(app.text_input, "Folder of class folders").input(str(folder)).run()
+    assert not app.exception and "at least two" in app.error[0].value
+
+
+def test_attack_page_without_test_images_asks_for_an_upload(tmp_path):
+    folder = make_image_folder(tmp_path / "two", per_class=2)
+    run = train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                    mode="end-to-end", epochs=1, image_size=32),
+                                 data.from_folder(folder))
+    app = open_page("app_pages/attack.py", selected_run_id=run.run_id)
+    assert "no test images" in app.info[0].value
 
 
 def test_train_page_trains_in_the_background_and_shows_the_run(tiny_folder):

@@ -89,3 +89,27 @@ def test_demo_dataset_is_labelled_synthetic():
 def test_unknown_source_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not 'demo'"):
         data.load_dataset(str(tmp_path / "missing.tar"))
+
+
+def test_truncated_jpeg_that_passes_a_header_check_is_skipped(tmp_path):
+    import numpy as np
+    from PIL import Image
+    root = make_image_folder(tmp_path / "set", per_class=3)
+    noisy = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(noisy).save(whole, quality=95)
+    (root / "red" / "cut.jpg").write_bytes(whole.read_bytes()[:-2000])
+    dataset = data.from_folder(root)
+    assert [s.path.rsplit("/", 1)[-1] for s in dataset.skipped] == ["cut.jpg"]
+    assert dataset.split_arrays("train", 16)[0].shape[1:] == (16, 16, 3)
+
+
+def test_source_stamp_changes_when_a_file_is_added(tmp_path):
+    root = make_image_folder(tmp_path / "set", per_class=2)
+    before = data.source_stamp(str(root))
+    import os, time
+    time.sleep(0.01)
+    (root / "red" / "extra.png").write_bytes((root / "red" / "red_000.png").read_bytes())
+    os.utime(root / "red")
+    assert data.source_stamp(str(root)) != before
+    assert data.source_stamp(str(tmp_path / "gone")) == "missing"

@@ -34,3 +34,19 @@ def test_evaluate_run_reopens_its_data(tiny_run):
     assert report["count"] == sum(sum(row) for row in report["confusion_matrix"])
     assert report["accuracy"] == pytest.approx(tiny_run.info["metrics"]["test_accuracy"])
     assert report["accuracy"] > 1 / 3
+
+
+def test_changed_or_missing_data_is_a_clear_error(tmp_path):
+    import shutil
+    from tlcore import config, data, train
+    from conftest import make_image_folder
+    folder = make_image_folder(tmp_path / "set", per_class=6)
+    run = train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                    mode="end-to-end", epochs=1, image_size=32),
+                                 data.from_folder(folder), runs_dir=tmp_path / "runs")
+    (folder / "red" / "red_000.png").unlink()
+    with pytest.raises(ValueError, match="changed since this run was trained"):
+        evaluate.dataset_of(run)
+    shutil.rmtree(folder)
+    with pytest.raises(ValueError, match="cannot be read any more"):
+        evaluate.evaluate_run(run)

@@ -19,7 +19,8 @@ def test_classifier_maps_pixels_to_logits():
     classifier = tiny_classifier(4)
     logits = evaluate.predict_logits(classifier, np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)))
     assert logits.shape == (2, 4)
-    assert not np.allclose(evaluate.softmax(logits).sum(axis=1), logits.sum(axis=1))
+    last = classifier.get_layer("head").layers[-1]
+    assert last.name == "logits" and last.activation.__name__ == "linear"
     assert models.embedding_model(classifier).output_shape == (None, 256)
 
 
@@ -49,6 +50,9 @@ def test_half_written_and_broken_runs_are_not_listed(tmp_path):
     (tmp_path / "badjson").mkdir()
     (tmp_path / "badjson" / "run.json").write_text("{")
     (tmp_path / "badjson" / "model.keras").write_bytes(b"")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "run.json").write_text("{}")
+    (tmp_path / "foreign" / "model.keras").write_bytes(b"")
     assert runs.list_runs(tmp_path) == []
     with pytest.raises(ValueError, match="not a tlcore run"):
         runs.load_run(tmp_path / "broken")
@@ -82,5 +86,6 @@ def test_external_softmax_model_is_wrapped_to_pixels_and_logits(tmp_path):
 
 def test_run_json_is_plain_json(tmp_path):
     run = runs.save_run(tiny_classifier(), {"classes": ["a", "b", "c"], "image_size": 32,
-                                            "metrics": {"accuracy": np.float32(0.5)}}, tmp_path)
+                                            "config": {}, "metrics": {"accuracy": np.float32(0.5)}},
+                        tmp_path)
     assert json.loads((run.run_dir / "run.json").read_text())["metrics"]["accuracy"] == 0.5

@@ -109,3 +109,40 @@ def test_training_without_a_validation_split_keeps_the_last_epoch(tmp_path):
                                       epochs=2, image_size=32)
     run = train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs")
     assert len(run.info["history"]["loss"]) == 2 and "val_accuracy" not in run.info["metrics"]
+    assert run.info["best_epoch"] == 2
+
+
+def test_embedding_cache_serves_runs_with_other_splits(tiny_folder, tmp_path):
+    body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
+    weights = tmp_path / "body2.weights.h5"
+    body.save_weights(str(weights))
+    runs_of = {}
+    for seed in (0, 1):
+        train_config = config.TrainConfig(backbone="scratch_cnn", weights=str(weights),
+                                          mode="fast", epochs=2, image_size=32, seed=seed)
+        runs_of[seed] = train.train_classifier(train_config, data.from_folder(tiny_folder, seed=seed),
+                                               runs_dir=tmp_path / "runs")
+    assert runs_of[1].info["embedding_cache"] == "hit"
+    # The second run's reported accuracy is its own split's, as a fresh evaluation shows.
+    from tlcore import evaluate
+    report = evaluate.evaluate_run(runs_of[1], "validation")
+    assert report["accuracy"] == pytest.approx(runs_of[1].info["metrics"]["val_accuracy"])
+
+
+def test_two_threads_storing_the_same_embeddings_both_succeed():
+    import threading
+    from tlcore import features
+    errors = []
+
+    def store() -> None:
+        try:
+            for _ in range(20):
+                features.store_cached("race", {"vectors": np.ones((50, 8), dtype=np.float32)})
+        except Exception as error:  # the assertion below reports it
+            errors.append(error)
+    threads = [threading.Thread(target=store) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and features.load_cached("race")["vectors"].shape == (50, 8)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import secrets
 from pathlib import Path
 from typing import Callable
 
@@ -248,9 +249,13 @@ def _convert_hed_to_vgg16(source: Path, target: Path) -> None:
                  for block, count in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(count)]
         for layer, group in zip(convolutions, pairs, strict=True):
             layer.set_weights([group["0"][()], group["1"][()]])
-    temporary = target.with_name(f".{target.name}.partial.weights.h5")
-    body.save_weights(temporary)
-    temporary.replace(target)
+    # Unique per call: two visitors may convert at once; the last rename wins, both are equal.
+    temporary = target.with_name(f".{secrets.token_hex(6)}.partial.weights.h5")
+    try:
+        body.save_weights(temporary)
+        temporary.replace(target)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def resolve_weights(name: str, weights: str | None, input_size: int) -> str | None:

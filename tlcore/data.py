@@ -166,7 +166,7 @@ def _hidden(name: str) -> bool:
 
 
 def _scan_class_folder(folder: Path) -> tuple[list[str], list[SkippedFile]]:
-    good: list[str] = []
+    candidates: list[Path] = []
     bad: list[SkippedFile] = []
     for path in sorted(folder.rglob("*")):
         if path.is_dir() or any(_hidden(part) for part in path.relative_to(folder).parts):
@@ -178,7 +178,10 @@ def _scan_class_folder(folder: Path) -> tuple[list[str], list[SkippedFile]]:
         elif path.stat().st_size == 0:
             bad.append(SkippedFile(str(path), "empty file"))
         else:
-            reason = _unreadable_reason(path)
+            candidates.append(path)
+    good: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        for path, reason in zip(candidates, pool.map(_unreadable_reason, candidates)):
             if reason:
                 bad.append(SkippedFile(str(path), reason))
             else:
@@ -187,16 +190,31 @@ def _scan_class_folder(folder: Path) -> tuple[list[str], list[SkippedFile]]:
 
 
 def _unreadable_reason(path: Path) -> str | None:
-    """Check the header and structure without a full decode; return why it fails, or None."""
+    """Decode the whole file (a truncated JPEG passes a header check); return why it fails."""
     try:
         with Image.open(path) as image:
             width, height = image.size
             if width * height > images.MAX_PIXELS:
                 return f"{width}x{height} pixels is more than {images.MAX_PIXELS:,}"
-            image.verify()
+            image.load()
     except Exception as error:  # Pillow raises many types for broken files.
         return f"unreadable image ({type(error).__name__}: {str(error)[:80]})"
     return None
+
+
+def source_stamp(source: str) -> str:
+    """Return a cheap token that changes when files are added to or removed from a source.
+
+    A folder's modification time changes when an entry is added, removed or renamed, so
+    the stamp of the root and its class folders is enough to know a cached read is stale.
+    """
+    if source == "demo":
+        return "demo"
+    root = Path(source)
+    if not root.is_dir():
+        return "missing"
+    folders = [root, *(p for p in root.iterdir() if p.is_dir())]
+    return str(max(folder.stat().st_mtime_ns for folder in folders))
 
 
 def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
@@ -218,6 +236,10 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
         try:
             archives.extract_zip(data, staging)
             os.replace(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.is_dir():  # else another visitor uploaded the same zip first
+                raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -231,8 +253,11 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
 
 
 def demo_dataset(seed: int = 0) -> Dataset:
-    """Return the built-in synthetic demo set (generated once, then read from the cache)."""
-    folder = demo.ensure_demo_images(config.cache_dir() / "demo", seed=seed)
+    """Return the built-in synthetic demo set (generated once, then read from the cache).
+
+    The images are always the same; `seed` only changes the split, like for any folder.
+    """
+    folder = demo.ensure_demo_images(config.cache_dir() / "demo")
     dataset = from_folder(folder, name=demo.DEMO_NAME, seed=seed, native_size=demo.IMAGE_SIZE,
                           synthetic=True)
     return dataclasses.replace(dataset, source="demo")

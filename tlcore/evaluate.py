@@ -78,10 +78,23 @@ def evaluate_run(run: runs.Run, split: str = "test", model: keras.Model | None =
 
 
 def dataset_of(run: runs.Run) -> data.Dataset:
-    """Reopen the data set a run was trained on, with the same seed and so the same splits."""
+    """Reopen the data set a run was trained on, with the same seed and so the same splits.
+
+    Raises:
+        ValueError: the data is gone, or changed since training (added, removed or edited
+            files reshuffle the splits, so the test split would mix in training images).
+    """
     source = run.info.get("data", {})
-    dataset = data.load_dataset(source.get("source", "?"), seed=int(source.get("seed", 0)))
+    location = source.get("source", "?")
+    try:
+        dataset = data.load_dataset(location, seed=int(source.get("seed", 0)))
+    except ValueError as error:
+        raise ValueError(f"the data this run was trained on ({location}) cannot be read "
+                         f"any more: {error}") from error
     if list(dataset.class_names) != run.classes:
-        raise ValueError(f"the data at {source.get('source')!r} now has classes "
+        raise ValueError(f"the data at {location!r} now has classes "
                          f"{list(dataset.class_names)}, the run was trained on {run.classes}")
+    if source.get("fingerprint") and dataset.fingerprint() != source["fingerprint"]:
+        raise ValueError(f"the files at {location!r} changed since this run was trained, so "
+                         "its test split can no longer be rebuilt without training images")
     return dataset

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -86,6 +87,12 @@ def store_cached(key: str | None, arrays: dict[str, np.ndarray]) -> None:
         return
     path = _cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
-    np.savez(temporary, **arrays)
-    os.replace(temporary, path)
+    # A unique temporary name: two jobs (threads of one server) may store the same key.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

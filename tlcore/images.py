@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -45,23 +44,22 @@ def load_image(source: ImageSource, size: int | None = None) -> np.ndarray:
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                width, height = image.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(f"{name}: {width}x{height} pixels is more than the "
-                                     f"{MAX_PIXELS:,} allowed")
-                image.seek(0)  # first frame of an animation
-                image = ImageOps.exif_transpose(image)
-                rgb = _to_rgb(image)
-                if size is not None:
-                    rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-                return np.asarray(rgb, dtype=np.uint8)
+        # MAX_PIXELS is below Pillow's own bomb threshold, so the size check below refuses
+        # a bomb before any pixel is decoded.
+        with Image.open(source) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{name}: {width}x{height} pixels is more than the "
+                                 f"{MAX_PIXELS:,} allowed")
+            image.seek(0)  # first frame of an animation
+            image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb(image)
+            if size is not None:
+                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as error:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageError(f"{name}: not a readable image ({error})") from error
 
 

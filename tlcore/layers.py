@@ -33,7 +33,8 @@ class PixelPreprocessing(keras.layers.Layer):
                              f"{sorted(PREPROCESSING_MODES)}")
         self.mode = mode
 
-    def call(self, images):
+    def call(self, images: keras.KerasTensor) -> keras.KerasTensor:
+        """Convert a batch of [0, 255] RGB pixels to this layer's convention."""
         images = ops.cast(images, "float32")
         if self.mode == "caffe":
             return ops.flip(images, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEANS)
@@ -46,8 +47,10 @@ class PixelPreprocessing(keras.layers.Layer):
             return images / 255.0
         return images
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """The shape is unchanged."""
         return input_shape
 
     def get_config(self) -> dict:
+        """Serialise the mode, so saved models reload without code."""
         return {**super().get_config(), "mode": self.mode}

@@ -21,6 +21,7 @@ from tlcore import config, models
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "run.json"
+REQUIRED_KEYS = ("classes", "image_size", "config")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +89,7 @@ def save_run(model: keras.Model, info: dict[str, Any], runs_dir: Path | None = N
     Returns:
         The saved run.
     """
-    for key in ("classes", "image_size"):
+    for key in REQUIRED_KEYS:
         if key not in info:
             raise ValueError(f"run info lacks {key!r}")
     runs_dir = Path(runs_dir or config.runs_dir())
@@ -130,6 +131,9 @@ def load_run(run_dir: str | Path) -> Run:
         info = json.loads(info_path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{info_path} is not valid JSON: {error}") from error
+    missing = [key for key in REQUIRED_KEYS if key not in info]
+    if missing:
+        raise ValueError(f"{info_path} lacks {missing}; it was not written by tlcore")
     return Run(run_dir, info)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from tlcore import backbones, config, data, evaluate, features, models, runs
 
 StepCallback = Callable[[int, int, dict], None]
-SplitArrays = dict[str, tuple[np.ndarray, np.ndarray]]
+EMBED_CHUNK = 256  # images decoded at once while embedding
 # (classifier, history, facts for run.json, (model, inputs per split) to score val/test with)
 TrainerResult = tuple[keras.Model, dict[str, list[float]], dict[str, Any],
                       tuple[keras.Model, dict[str, np.ndarray]]]
@@ -80,7 +80,10 @@ class BestEpoch(keras.callbacks.Callback):
         self.best_weights: list | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        accuracy = float((logs or {}).get("val_accuracy", -1.0))
+        if "val_accuracy" not in (logs or {}):  # no validation split: the last epoch stands
+            self.best_epoch, self.best_weights = epoch + 1, None
+            return
+        accuracy = float(logs["val_accuracy"])
         if accuracy > self.best_accuracy:
             self.best_accuracy, self.best_epoch = accuracy, epoch + 1
             self.best_weights = self.model.get_weights()
@@ -122,11 +125,10 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     image_size = resolve_image_size(train_config, dataset)
     body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
                                     input_size=image_size)
-    arrays = _load_splits(dataset, image_size, on_step)
     trainer = _train_fast if train_config.mode == "fast" else _train_end_to_end
-    classifier, history, extra, scored = trainer(train_config, dataset, body, arrays, on_step,
-                                                 should_stop)
-    metrics = _final_metrics(*scored, arrays, dataset)
+    classifier, history, extra, (scorer, inputs) = trainer(train_config, dataset, body,
+                                                           on_step, should_stop)
+    metrics = _final_metrics(scorer, inputs, dataset)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     info = {"config": {**train_config.to_dict(), "image_size": image_size},
             "weights_label": backbones.weights_label(train_config.weights),
@@ -138,65 +140,60 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     return runs.save_run(classifier, info, runs_dir)
 
 
-def _load_splits(dataset: data.Dataset, image_size: int, on_step: StepCallback | None
-                 ) -> SplitArrays:
-    arrays = {}
-    for index, split in enumerate(data.SPLIT_NAMES, start=1):
-        arrays[split] = dataset.split_arrays(split, image_size)
-        if on_step is not None:
-            on_step(index, len(data.SPLIT_NAMES), {"phase": "loading", "split": split})
-    return arrays
+def _labels(dataset: data.Dataset, split: str) -> np.ndarray:
+    return dataset.labels[dataset.splits[split]].astype(np.int32)
 
 
 def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: keras.Model,
-                arrays: SplitArrays, on_step: StepCallback | None,
+                on_step: StepCallback | None,
                 should_stop: Callable[[], bool] | None) -> TrainerResult:
     body.trainable = False  # a feature extractor: only the head learns
-    pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
     embedder = models.embedding_model(models.build_classifier(
         train_config.backbone, body, dataset.num_classes))
+    # The cache holds one vector per file of the data set, in order, whatever the split:
+    # runs with other seeds (other splits) of the same data reuse it correctly.
     key = features.cache_key(train_config.backbone, train_config.weights,
                              models.input_size(embedder), dataset.fingerprint())
-    vectors = features.load_cached(key)
-    cache_state = "hit" if vectors is not None else ("miss" if key else "off")
-    if vectors is None:
-        vectors = _embed_splits(embedder, arrays, on_step, should_stop)
-        features.store_cached(key, vectors)
-    head = models.build_head(vectors["train"].shape[-1], dataset.num_classes,
+    cached = features.load_cached(key)
+    all_vectors = cached.get("vectors") if cached else None
+    cache_state = "hit" if all_vectors is not None else ("miss" if key else "off")
+    if all_vectors is None or len(all_vectors) != len(dataset.paths):
+        all_vectors = _embed_dataset(embedder, dataset, on_step, should_stop)
+        features.store_cached(key, {"vectors": all_vectors})
+    vectors = {split: all_vectors[indices] for split, indices in dataset.splits.items()}
+    head = models.build_head(all_vectors.shape[-1], dataset.num_classes,
                              train_config.dropout_rate, vectors["train"].mean(axis=0),
                              vectors["train"].var(axis=0))
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
                                          head=head)
     history, cancelled, best_epoch = _fit(
-        head, train_config, (vectors["train"], arrays["train"][1]),
-        (vectors["validation"], arrays["validation"][1]), on_step, should_stop)
+        head, train_config, (vectors["train"], _labels(dataset, "train")),
+        (vectors["validation"], _labels(dataset, "validation")), on_step, should_stop)
     extra = {"embedding_cache": cache_state, "cancelled": cancelled, "best_epoch": best_epoch,
-             "pretrained_body": pretrained}
+             "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
     return classifier, history, extra, (head, vectors)
 
 
-def _embed_splits(embedder: keras.Model, arrays: SplitArrays, on_step: StepCallback | None,
-                  should_stop: Callable[[], bool] | None) -> dict[str, np.ndarray]:
-    batch_size = features.EMBED_BATCH_SIZE
-    total = sum(len(images) for images, _ in arrays.values())
-    done = 0
-    vectors = {}
-    for split, (images, _) in arrays.items():
-        def report(step: int, _steps: int, _metrics: dict, offset=done, count=len(images)) -> None:
-            if on_step is not None:
-                on_step(min(offset + step * batch_size, offset + count), total,
-                        {"phase": "embedding", "split": split})
+def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCallback | None,
+                   should_stop: Callable[[], bool] | None) -> np.ndarray:
+    """Embed every file, a chunk at a time, so memory stays bounded by the chunk."""
+    size = models.input_size(embedder)
+    count = len(dataset.paths)
+    vectors = np.zeros((count, embedder.output_shape[-1]), dtype=np.float32)
+    for start in range(0, count, EMBED_CHUNK):
+        chunk = data.load_images(list(dataset.paths[start:start + EMBED_CHUNK]), size)
         try:
-            vectors[split] = features.embed(embedder, images, on_step=report,
-                                            should_stop=should_stop)
+            vectors[start:start + len(chunk)] = features.embed(embedder, chunk,
+                                                               should_stop=should_stop)
         except InterruptedError as error:
             raise TrainingCancelled("cancelled while embedding images; nothing saved") from error
-        done += len(images)
+        if on_step is not None:
+            on_step(start + len(chunk), count, {"phase": "embedding"})
     return vectors
 
 
 def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
-                      body: keras.Model, arrays: SplitArrays, on_step: StepCallback | None,
+                      body: keras.Model, on_step: StepCallback | None,
                       should_stop: Callable[[], bool] | None) -> TrainerResult:
     pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
     blocks = train_config.trainable_blocks if pretrained else -1
@@ -206,11 +203,18 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
                                          dropout_rate=train_config.dropout_rate,
                                          freeze_batch_norm=pretrained)
-    history, cancelled, best_epoch = _fit(classifier, train_config, arrays["train"],
-                                          arrays["validation"], on_step, should_stop)
+    size = models.input_size(classifier)
+    images = {}
+    for index, split in enumerate(data.SPLIT_NAMES, start=1):
+        images[split] = dataset.split_arrays(split, size)[0]
+        if on_step is not None:
+            on_step(index, len(data.SPLIT_NAMES), {"phase": "loading", "split": split})
+    history, cancelled, best_epoch = _fit(
+        classifier, train_config, (images["train"], _labels(dataset, "train")),
+        (images["validation"], _labels(dataset, "validation")), on_step, should_stop)
     extra = {"cancelled": cancelled, "best_epoch": best_epoch, "pretrained_body": pretrained,
              "trainable_blocks": blocks}
-    return classifier, history, extra, (classifier, {k: v[0] for k, v in arrays.items()})
+    return classifier, history, extra, (classifier, images)
 
 
 def _fit(model: keras.Model, train_config: config.TrainConfig,
@@ -225,10 +229,10 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     progress = ProgressCallback("training", train_config.epochs, steps_per_epoch, on_step,
                                 should_stop)
     best = BestEpoch()
-    # A tiny data set can leave validation empty: then the last epoch is kept.
-    validation_data = ((validation[0].astype(np.float32), validation[1])
-                       if len(validation[1]) else None)
-    result = model.fit(train[0].astype(np.float32), train[1], validation_data=validation_data,
+    # A tiny data set can leave validation empty: then the last epoch is kept. Images stay
+    # uint8 (a quarter of float32's memory); the model casts each batch.
+    validation_data = validation if len(validation[1]) else None
+    result = model.fit(train[0], train[1], validation_data=validation_data,
                        epochs=train_config.epochs, batch_size=train_config.batch_size,
                        shuffle=True, verbose=0, callbacks=[progress, best])
     history = {key: [float(v) for v in values] for key, values in result.history.items()}
@@ -237,14 +241,14 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     return history, progress.cancelled, best.best_epoch
 
 
-def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray], arrays: SplitArrays,
+def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray],
                    dataset: data.Dataset) -> dict[str, Any]:
     """Score validation and test with `model` on `inputs` (images, or cached embeddings)."""
     metrics: dict[str, Any] = {}
-    for split in ("validation", "test"):
-        labels = arrays[split][1]
+    for split, key in (("validation", "val_accuracy"), ("test", "test_accuracy")):
+        labels = _labels(dataset, split)
         if len(labels):
             report = evaluate.classification_report(
                 labels, evaluate.predict_logits(model, inputs[split]), list(dataset.class_names))
-            metrics[f"{'val' if split == 'validation' else split}_accuracy"] = report["accuracy"]
+            metrics[key] = report["accuracy"]
     return metrics

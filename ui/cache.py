@@ -33,9 +33,17 @@ def device() -> str:
 
 
 @st.cache_resource(show_spinner="Reading the data set...", max_entries=8)
-def dataset(source: str, seed: int = 0) -> data.Dataset:
-    """Open a data set once per server (the demo set is generated on first use)."""
+def _dataset(source: str, seed: int, stamp: str) -> data.Dataset:
     return data.load_dataset(source, seed=seed)
+
+
+def dataset(source: str, seed: int = 0) -> data.Dataset:
+    """Open a data set once per server, again when files were added or removed.
+
+    Raises:
+        ValueError: the source is gone or holds fewer than two classes.
+    """
+    return _dataset(source, seed, data.source_stamp(source))
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
@@ -59,13 +67,6 @@ def run_report(run_dir: str, created: str, split: str) -> dict:
     with shared.lock:
         logits = evaluate.predict_logits(shared.model, images)
     return {"split": split, **evaluate.classification_report(labels, logits, run.classes)}
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def split_images(run_dir: str, created: str, split: str) -> tuple:
-    """Return (images, labels) of one split of a run's data, at the run's input size."""
-    run = runs.load_run(run_dir)
-    return evaluate.dataset_of(run).split_arrays(split, run.image_size)
 
 
 def all_runs(runs_dir: Path | None = None) -> list[runs.Run]:

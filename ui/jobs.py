@@ -20,6 +20,7 @@ import streamlit as st
 from tlcore import backbones, config, data, train
 
 MAX_RUNNING_JOBS = 2
+FORGET_AFTER_SECONDS = 6 * 3600  # finished jobs are dropped from memory (their runs stay)
 
 
 class JobLimitError(RuntimeError):
@@ -141,6 +142,10 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
     """
     registry = _registry()
     with registry.lock:
+        now = time.time()
+        for old in [job for job in registry.jobs.values()
+                    if not job.is_running() and now - job.snapshot().started > FORGET_AFTER_SECONDS]:
+            del registry.jobs[old.job_id]
         running = [job for job in registry.jobs.values() if job.is_running()]
         if any(job.owner == owner for job in running):
             raise JobLimitError("you already have a training running: wait for it or cancel it")

@@ -5,6 +5,8 @@ import secrets
 
 import streamlit as st
 
+from tlcore import attack, config, visualize
+
 _DATA_SOURCE = "data_source"
 _RUN_ID = "selected_run_id"
 _JOB_ID = "training_job_id"
@@ -54,21 +56,21 @@ def set_job_id(job: str | None) -> None:
     st.session_state[_JOB_ID] = job
 
 
-def render_result():
-    """The last ideal-image result shown on the page, or None."""
+def render_result() -> tuple[str, visualize.RenderResult] | None:
+    """The last ideal-image result shown on the page as (run id, result), or None."""
     return st.session_state.get(_RENDER)
 
 
-def set_render_result(result) -> None:
+def set_render_result(result: tuple[str, visualize.RenderResult]) -> None:
     """Keep an ideal-image result so reruns (slider moves) still show it."""
     st.session_state[_RENDER] = result
 
 
-def attack_result():
-    """The last attack result shown on the page, or None."""
+def attack_result() -> tuple[str, config.AttackConfig, attack.AttackResult] | None:
+    """The last attack as (run id, settings, result), or None."""
     return st.session_state.get(_ATTACK)
 
 
-def set_attack_result(result) -> None:
+def set_attack_result(result: tuple[str, config.AttackConfig, attack.AttackResult]) -> None:
     """Keep an attack result so reruns still show it."""
     st.session_state[_ATTACK] = result
