@@ -47,15 +47,18 @@ class ProgressCallback(keras.callbacks.Callback):
         self.cancelled = False
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Remember the epoch for the batch reports."""
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Report the batch; stop training if asked to."""
         if self.should_stop is not None and self.should_stop():
             self.cancelled = True
             self.model.stop_training = True
         self._report(self.epoch * self.steps_per_epoch + batch + 1, logs, epoch_end=False)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Count whole epochs and report the epoch's metrics."""
         # Keras also ends a cancelled, partial epoch this way; only whole epochs count.
         if not self.cancelled:
             self.completed_epochs += 1
@@ -80,6 +83,7 @@ class BestEpoch(keras.callbacks.Callback):
         self.best_weights: list | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Keep a copy of the weights when validation accuracy is the best so far."""
         if "val_accuracy" not in (logs or {}):  # no validation split: the last epoch stands
             self.best_epoch, self.best_weights = epoch + 1, None
             return
@@ -89,6 +93,7 @@ class BestEpoch(keras.callbacks.Callback):
             self.best_weights = self.model.get_weights()
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """Put the best epoch's weights back."""
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 

@@ -43,7 +43,7 @@ def train_form(default_image_size: int | None) -> config.TrainConfig | None:
         image_size = columns[1].number_input("Image size (px)", 32, 512, size_default, step=16)
         batch_size = columns[2].number_input("Batch size", 1, 256, 16)
         learning_rate = st.select_slider(
-            "Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
+            "Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2],
             value=config.default_learning_rate(mode, None if weights == "none" else weights),
             format_func=lambda v: f"{v:g}")
         submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
