@@ -10,10 +10,11 @@ st.title("Train")
 st.markdown(
     "**Feature extractor** (fast): the pretrained body stays frozen; every image is turned "
     "into a feature vector once (cached on disk), and only a small head is trained on the "
-    "vectors, which takes seconds. **End-to-end**: the body trains too, which can adapt its "
-    "features but needs a ~10x lower learning rate, and BatchNorm layers are kept in "
-    "inference mode so their ImageNet statistics are not wrecked by small batches (the "
-    "*BatchNorm trap*). *Small CNN from scratch* has nothing to transfer: the baseline.")
+    "vectors, which takes seconds. **Fine-tune**: that head first, then the body's top "
+    "blocks train too, with augmented images and a ~100x lower learning rate, so the "
+    "features adapt without being destroyed; BatchNorm layers stay in inference mode so "
+    "their statistics are not wrecked by small batches (the *BatchNorm trap*). "
+    "*Small CNN from scratch* has nothing to transfer: the baseline.")
 
 try:
     dataset = cache.dataset(state.data_source())
@@ -51,7 +52,9 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     epochs = [{key: values[i] for key, values in history.items()}
               for i in range(len(history.get("loss", [])))]
     st.plotly_chart(charts.training_curves(epochs), width="stretch")
-    st.success(f"Saved as run `{run.run_id}` (best epoch {run.info.get('best_epoch')}). "
+    head = (f", the first {run.info['head_epochs']} head only"
+            if run.info.get("head_epochs") else "")
+    st.success(f"Saved as run `{run.run_id}` (best epoch {run.info.get('best_epoch')}{head}). "
                "Open **Evaluate** to see where it is right and wrong.", icon=":material/check:")
 
 

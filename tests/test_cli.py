@@ -100,3 +100,16 @@ def test_module_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "tlcore", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "train" in result.stdout
+
+
+def test_fine_tune_mode_from_the_command_line(capsys, tiny_folder, tmp_path):
+    from tlcore import backbones
+    weights = tmp_path / "body.weights.h5"
+    backbones.build_backbone("scratch_cnn", weights=None, input_size=32).save_weights(str(weights))
+    status, trained, _ = run_cli(capsys, "train", "--data", str(tiny_folder), "--backbone",
+                                 "scratch_cnn", "--weights", str(weights), "--mode", "fine-tune",
+                                 "--epochs", "2", "--head-epochs", "2", "--image-size", "32",
+                                 "--trainable-blocks", "1", "--runs-dir", str(tmp_path / "runs"))
+    assert status == 0
+    assert trained["head_epochs"] == 2 and 3 <= trained["epochs_run"] <= 4
+    assert {"run_dir", "classes", "val_accuracy", "seconds"} <= set(trained)

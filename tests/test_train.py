@@ -146,3 +146,68 @@ def test_two_threads_storing_the_same_embeddings_both_succeed():
     for thread in threads:
         thread.join()
     assert errors == [] and features.load_cached("race")["vectors"].shape == (50, 8)
+
+
+def body_with_a_dead_top_block(path) -> str:
+    """A scratch CNN whose last block outputs a constant: frozen, its features say nothing."""
+    body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
+    convolution = body.get_layer("block4_conv")
+    convolution.set_weights([np.zeros_like(w) for w in convolution.get_weights()])
+    gamma, beta, mean, variance = body.get_layer("block4_bn").get_weights()
+    body.get_layer("block4_bn").set_weights([gamma, beta + 0.5, mean, variance])  # ReLU stays open
+    body.save_weights(str(path))
+    return str(path)
+
+
+def test_fine_tuning_beats_head_only_when_the_top_block_must_change(tiny_folder, tmp_path):
+    weights = body_with_a_dead_top_block(tmp_path / "dead.weights.h5")
+    dataset = data.from_folder(tiny_folder)
+    head_only = train.train_classifier(
+        config.TrainConfig(backbone="scratch_cnn", weights=weights, mode="fast", epochs=8,
+                           image_size=32), dataset, runs_dir=tmp_path / "runs")
+    tuned = train.train_classifier(
+        config.TrainConfig(backbone="scratch_cnn", weights=weights, mode="fine-tune", epochs=10,
+                           head_epochs=2, trainable_blocks=1, augment=False, patience=0,
+                           learning_rate=1e-2, batch_size=8, image_size=32),
+        dataset, runs_dir=tmp_path / "runs")
+    assert head_only.info["metrics"]["val_accuracy"] <= 0.5
+    assert tuned.info["metrics"]["val_accuracy"] >= 0.8
+    assert tuned.info["head_epochs"] == 2 and len(tuned.info["history"]["loss"]) == 12
+    assert tuned.info["trainable_blocks"] == 1 and tuned.info["embedding_cache"] == "hit"
+
+
+def test_fine_tuning_that_makes_things_worse_keeps_the_trained_head(tiny_folder, tmp_path):
+    body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
+    body.save_weights(str(tmp_path / "body.weights.h5"))
+    run = train.train_classifier(
+        config.TrainConfig(backbone="scratch_cnn", weights=str(tmp_path / "body.weights.h5"),
+                           mode="fine-tune", epochs=2, head_epochs=4, learning_rate=0.9,
+                           trainable_blocks=-1, patience=0, image_size=32),
+        data.from_folder(tiny_folder), runs_dir=tmp_path / "runs")
+    head_best = max(run.info["history"]["val_accuracy"][:4])
+    assert max(run.info["history"]["val_accuracy"][4:]) < head_best  # lr 0.9 wrecks the body
+    assert run.info["best_epoch"] <= 4
+    assert run.info["metrics"]["val_accuracy"] == pytest.approx(head_best)
+
+
+def test_fine_tune_needs_pretrained_weights(tiny_folder, tmp_path):
+    with pytest.raises(ValueError, match="nothing to fine-tune"):
+        train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                  mode="fine-tune", image_size=32),
+                               data.from_folder(tiny_folder), runs_dir=tmp_path)
+
+
+def test_augmentation_keeps_labels_shapes_and_pixel_range():
+    images = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
+    labels = np.arange(10)
+    batches = list(train.augmented_batches(images, labels, batch_size=4, seed=1))
+    seen = np.concatenate([batch_labels.numpy() for _, batch_labels in batches])
+    assert sorted(seen.tolist()) == labels.tolist()
+    pixels = np.concatenate([batch.numpy() for batch, _ in batches])
+    assert pixels.shape == (10, 16, 16, 3) and pixels.min() >= 0 and pixels.max() <= 255
+    assert not np.array_equal(np.sort(pixels.ravel()), np.sort(images.astype(np.float32).ravel()))
+
+
+def test_balanced_class_weights_by_hand():
+    weights = train.balanced_class_weights(np.array([0, 0, 0, 1]))
+    assert weights == pytest.approx({0: 4 / 6, 1: 2.0})

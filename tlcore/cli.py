@@ -55,12 +55,21 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default="demo", help="'demo', a folder of class folders, or a .zip")
     train.add_argument("--backbone", default="vgg16")
     train.add_argument("--weights", default="edges", help="imagenet | edges | none | PATH")
-    train.add_argument("--mode", default="fast", choices=["fast", "end-to-end"])
+    train.add_argument("--mode", default="fast", choices=["fast", "fine-tune", "end-to-end"])
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--image-size", type=int)
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--learning-rate", type=float)
-    train.add_argument("--trainable-blocks", type=int, default=-1)
+    train.add_argument("--trainable-blocks", type=int,
+                       help="top blocks of the body that train (-1 all; default: 2 when "
+                            "fine-tuning, all end to end)")
+    train.add_argument("--head-epochs", type=int, default=5,
+                       help="fine-tune: epochs of the head alone before the body unfreezes")
+    train.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")
+    train.add_argument("--patience", type=int, default=3,
+                       help="early stopping: epochs without a better validation accuracy")
+    train.add_argument("--no-class-weights", action="store_true",
+                       help="do not weight the loss by inverse class frequency")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--runs-dir", type=Path)
 
@@ -141,7 +150,9 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
         backbone=arguments.backbone, weights=weights, mode=arguments.mode,
         epochs=arguments.epochs, image_size=arguments.image_size,
         batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
-        trainable_blocks=arguments.trainable_blocks, seed=arguments.seed)
+        trainable_blocks=arguments.trainable_blocks, head_epochs=arguments.head_epochs,
+        augment=not arguments.no_augment, patience=arguments.patience,
+        class_weights=not arguments.no_class_weights, seed=arguments.seed)
     dataset = data.load_dataset(arguments.data, seed=arguments.seed)
     run = train.train_classifier(train_config, dataset, runs_dir=arguments.runs_dir,
                                  on_step=_ProgressPrinter())
@@ -150,7 +161,8 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
             "val_accuracy": metrics.get("val_accuracy"),
             "test_accuracy": metrics.get("test_accuracy"), "seconds": metrics["seconds"],
             "embedding_cache": run.info.get("embedding_cache"),
-            "best_epoch": run.info.get("best_epoch"), "image_size": run.image_size,
+            "best_epoch": run.info.get("best_epoch"), "head_epochs": run.info.get("head_epochs"),
+            "epochs_run": len(run.info["history"].get("loss", [])), "image_size": run.image_size,
             "weights": run.info["weights_label"], "skipped_files": len(dataset.skipped)}
 
 

@@ -10,7 +10,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-TRAINING_MODES = ("fast", "end-to-end")
+TRAINING_MODES = ("fast", "fine-tune", "end-to-end")
+FINE_TUNE_BLOCKS = 2  # top blocks unfrozen by default when fine-tuning
 ATTACK_METHODS = ("fgsm", "pgd")
 
 
@@ -51,15 +52,25 @@ class TrainConfig:
     Attributes:
         backbone: a name from `tlcore.backbones.names()`.
         weights: "imagenet", "edges" (VGG16 only), a local weights file path, or None (random).
-        mode: "fast" (frozen body, head trained on cached embeddings) or "end-to-end".
+        mode: "fast" (frozen body, head trained on cached embeddings), "fine-tune" (that
+            head first, then the top blocks of the body with augmentation at a ~100x lower
+            learning rate), or "end-to-end" (everything at once; needed from scratch).
         epochs: passes over the training split.
         image_size: square input side in pixels; None takes the data set's or backbone's default.
         batch_size: images (or embeddings) per gradient step; 16 gives a short training
             on a few hundred images enough steps.
         learning_rate: Adam step size; None takes `default_learning_rate(mode, weights)`.
         dropout_rate: dropout before the classification layer.
-        trainable_blocks: in end-to-end mode, how many of the body's top blocks train
-            (0 = head only, -1 = all of it).
+        trainable_blocks: how many of the body's top blocks train when the body trains
+            (0 = head only, -1 = all of it); None: 2 when fine-tuning, all end to end.
+        head_epochs: fine-tune mode: epochs of the head alone, on cached embeddings, before
+            the body is unfrozen.
+        augment: fine-tune mode: random flips, rotations, zooms and contrast changes of the
+            training images.
+        patience: fine-tune and end-to-end modes: stop after this many epochs without a
+            better validation accuracy (0: never stop early).
+        class_weights: weight the loss by inverse class frequency, so a rare class counts as
+            much as a common one.
         seed: seeds the split, the initialisation and the shuffling.
     """
 
@@ -71,7 +82,11 @@ class TrainConfig:
     batch_size: int = 16
     learning_rate: float | None = None
     dropout_rate: float = 0.2
-    trainable_blocks: int = -1
+    trainable_blocks: int | None = None
+    head_epochs: int = 5
+    augment: bool = True
+    patience: int = 3
+    class_weights: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,8 +101,17 @@ class TrainConfig:
                  f"learning_rate={self.learning_rate} must be in (0, 1); 1e-3 is a good start")
         _require(0 <= self.dropout_rate < 1,
                  f"dropout_rate={self.dropout_rate} must be in [0, 1)")
-        _require(self.trainable_blocks >= -1,
+        _require(self.trainable_blocks is None or self.trainable_blocks >= -1,
                  f"trainable_blocks={self.trainable_blocks} must be -1 (all) or a count >= 0")
+        _require(self.head_epochs >= 1, f"head_epochs={self.head_epochs} must be at least 1")
+        _require(self.patience >= 0, f"patience={self.patience} must be >= 0 (0 = off)")
+
+    @property
+    def effective_trainable_blocks(self) -> int:
+        """The top blocks that train: the chosen count, else 2 fine-tuning, all end to end."""
+        if self.trainable_blocks is not None:
+            return self.trainable_blocks
+        return FINE_TUNE_BLOCKS if self.mode == "fine-tune" else -1
 
     @property
     def effective_learning_rate(self) -> float:
@@ -96,7 +120,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """Return the settings as a JSON-ready dictionary."""
-        return {**dataclasses.asdict(self), "learning_rate": self.effective_learning_rate}
+        return {**dataclasses.asdict(self), "learning_rate": self.effective_learning_rate,
+                "trainable_blocks": self.effective_trainable_blocks}
 
 
 def default_learning_rate(mode: str, weights: str | None) -> float:
@@ -105,11 +130,13 @@ def default_learning_rate(mode: str, weights: str | None) -> float:
     A linear head on standardised frozen features converges fast at 1e-2; a body trained
     from scratch at 2e-3 (demo set, 5 epochs, seeds 0-2: 0.97/0.92/0.98 validation
     accuracy, against 0.95/0.89/0.95 at 1e-3); a pretrained body being fine-tuned needs
-    ~10x less, or its features are destroyed in the first epoch.
+    far less (1e-4, as in the Keras guide's ~10-100x drop), or its features are destroyed
+    in the first epoch. In fine-tune mode this is the rate of the second stage; the head
+    stage uses the fast-mode rate.
     """
     if mode == "fast":
         return 1e-2
-    return 2e-3 if weights in (None, "none", "random") else 1e-4
+    return 2e-3 if weights in (None, "none", "random") and mode == "end-to-end" else 1e-4
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,7 +44,9 @@ def build_head(feature_size: int, num_classes: int, dropout_rate: float = 0.2,
     if feature_mean is not None and feature_variance is not None:
         # Floor each variance at 1% of the average: a feature that never fires on the
         # training images would otherwise be divided by ~0 and explode on any new image.
-        variance = np.maximum(feature_variance, 0.01 * float(np.mean(feature_variance)) + 1e-12)
+        # If no feature varies at all, leave the scale alone.
+        average = float(np.mean(feature_variance))
+        variance = np.maximum(feature_variance, 0.01 * average if average > 0 else 1.0)
         inputs = keras.layers.Normalization(mean=feature_mean, variance=variance,
                                             name="standardize")(features)
     dropped = keras.layers.Dropout(dropout_rate, name="dropout")(inputs)

@@ -10,12 +10,14 @@ batch, and a cancelled training still saves what it has (marked cancelled).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tlcore import backbones, config, data, evaluate, features, models, runs
 
@@ -74,13 +76,24 @@ class ProgressCallback(keras.callbacks.Callback):
 
 
 class BestEpoch(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best validation accuracy and restore them."""
+    """Keep the weights of the epoch with the best validation accuracy and restore them.
 
-    def __init__(self) -> None:
+    Args:
+        baseline: the validation accuracy of the starting weights, when they are worth
+            keeping (fine-tuning a trained head): an epoch must beat it to replace them.
+    """
+
+    def __init__(self, baseline: float | None = None) -> None:
         super().__init__()
-        self.best_accuracy = -1.0
+        self.baseline = baseline
+        self.best_accuracy = -1.0 if baseline is None else baseline
         self.best_epoch = 0
         self.best_weights: list | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Remember the starting weights when they are the baseline to beat."""
+        if self.baseline is not None:
+            self.best_weights = self.model.get_weights()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Keep a copy of the weights when validation accuracy is the best so far."""
@@ -130,7 +143,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     image_size = resolve_image_size(train_config, dataset)
     body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
                                     input_size=image_size)
-    trainer = _train_fast if train_config.mode == "fast" else _train_end_to_end
+    trainer = {"fast": _train_fast, "fine-tune": _train_fine_tune,
+               "end-to-end": _train_end_to_end}[train_config.mode]
     classifier, history, extra, (scorer, inputs) = trainer(train_config, dataset, body,
                                                            on_step, should_stop)
     metrics = _final_metrics(scorer, inputs, dataset)
@@ -173,7 +187,8 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
                                          head=head)
     history, cancelled, best_epoch = _fit(
         head, train_config, (vectors["train"], _labels(dataset, "train")),
-        (vectors["validation"], _labels(dataset, "validation")), on_step, should_stop)
+        (vectors["validation"], _labels(dataset, "validation")), on_step, should_stop,
+        class_weights=train_config.class_weights)
     extra = {"embedding_cache": cache_state, "cancelled": cancelled, "best_epoch": best_epoch,
              "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
     return classifier, history, extra, (head, vectors)
@@ -201,49 +216,140 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
                       body: keras.Model, on_step: StepCallback | None,
                       should_stop: Callable[[], bool] | None) -> TrainerResult:
     pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
-    blocks = train_config.trainable_blocks if pretrained else -1
+    blocks = train_config.effective_trainable_blocks if pretrained else -1
     backbones.set_trainable_blocks(body, train_config.backbone, blocks)
     # Pretrained BatchNorm statistics must not move (the BatchNorm trap); a body learned
     # from scratch needs them to.
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
                                          dropout_rate=train_config.dropout_rate,
                                          freeze_batch_norm=pretrained)
-    size = models.input_size(classifier)
-    images = {}
-    for index, split in enumerate(data.SPLIT_NAMES, start=1):
-        images[split] = dataset.split_arrays(split, size)[0]
-        if on_step is not None:
-            on_step(index, len(data.SPLIT_NAMES), {"phase": "loading", "split": split})
+    images = _load_images(dataset, models.input_size(classifier), on_step)
     history, cancelled, best_epoch = _fit(
         classifier, train_config, (images["train"], _labels(dataset, "train")),
-        (images["validation"], _labels(dataset, "validation")), on_step, should_stop)
+        (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
+        patience=train_config.patience, class_weights=train_config.class_weights)
     extra = {"cancelled": cancelled, "best_epoch": best_epoch, "pretrained_body": pretrained,
              "trainable_blocks": blocks}
     return classifier, history, extra, (classifier, images)
 
 
+def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
+                     body: keras.Model, on_step: StepCallback | None,
+                     should_stop: Callable[[], bool] | None) -> TrainerResult:
+    """Train the head on the frozen body first, then the top blocks with it (Keras guide).
+
+    A new head on a body being trained sends large, random gradients into pretrained
+    filters; training it first, on cached embeddings, means the body only ever sees the
+    small, informed gradients of a head that already works.
+    """
+    if train_config.weights in backbones.RANDOM_WEIGHTS:
+        raise ValueError("fine-tune mode needs pretrained weights: with random weights there "
+                         "is nothing to fine-tune; use mode 'end-to-end' to train from scratch")
+    head_config = dataclasses.replace(train_config, mode="fast", epochs=train_config.head_epochs,
+                                      learning_rate=None)
+    classifier, head_history, extra, head_scored = _train_fast(head_config, dataset, body,
+                                                               on_step, should_stop)
+    if extra["cancelled"]:
+        return classifier, head_history, {**extra, "head_epochs": len(head_history["loss"])}, \
+            head_scored
+    blocks = train_config.effective_trainable_blocks
+    backbones.set_trainable_blocks(body, train_config.backbone, blocks)
+    images = _load_images(dataset, models.input_size(classifier), on_step)
+    tune_history, cancelled, best_epoch = _fit(
+        classifier, train_config, (images["train"], _labels(dataset, "train")),
+        (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
+        patience=train_config.patience, class_weights=train_config.class_weights,
+        augment=train_config.augment, phase="fine-tuning",
+        baseline=max(head_history.get("val_accuracy", [-1.0])))
+    history = {key: head_history.get(key, []) + tune_history.get(key, [])
+               for key in head_history.keys() | tune_history.keys()}
+    head_epochs = len(head_history["loss"])
+    extra.update({"cancelled": cancelled, "head_epochs": head_epochs,
+                  "best_epoch": head_epochs + best_epoch if best_epoch else extra["best_epoch"],
+                  "trainable_blocks": blocks, "augment": train_config.augment})
+    return classifier, history, extra, (classifier, images)
+
+
+def _load_images(dataset: data.Dataset, size: int, on_step: StepCallback | None
+                 ) -> dict[str, np.ndarray]:
+    images = {}
+    for index, split in enumerate(data.SPLIT_NAMES, start=1):
+        images[split] = dataset.split_arrays(split, size)[0]
+        if on_step is not None:
+            on_step(index, len(data.SPLIT_NAMES), {"phase": "loading", "split": split})
+    return images
+
+
 def _fit(model: keras.Model, train_config: config.TrainConfig,
          train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
-         on_step: StepCallback | None, should_stop: Callable[[], bool] | None
+         on_step: StepCallback | None, should_stop: Callable[[], bool] | None, *,
+         patience: int = 0, class_weights: bool = False, augment: bool = False,
+         phase: str = "training", baseline: float | None = None,
          ) -> tuple[dict[str, list[float]], bool, int]:
-    """Compile and fit `model`; return (history, cancelled, best epoch)."""
-    model.compile(optimizer=keras.optimizers.Adam(train_config.effective_learning_rate),
+    """Compile and fit `model`; return (history, cancelled, best epoch).
+
+    The learning rate follows a cosine decay to zero over the planned epochs. With a
+    `baseline` (the validation accuracy the model starts with), the starting weights are
+    kept unless an epoch beats it, and no epoch being better returns best epoch 0.
+    """
+    steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        train_config.effective_learning_rate, decay_steps=train_config.epochs * steps_per_epoch)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
-    progress = ProgressCallback("training", train_config.epochs, steps_per_epoch, on_step,
+    progress = ProgressCallback(phase, train_config.epochs, steps_per_epoch, on_step,
                                 should_stop)
-    best = BestEpoch()
+    best = BestEpoch(baseline)
+    callbacks: list[keras.callbacks.Callback] = [progress, best]
+    if patience and len(validation[1]):
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=patience))
     # A tiny data set can leave validation empty: then the last epoch is kept. Images stay
     # uint8 (a quarter of float32's memory); the model casts each batch.
     validation_data = validation if len(validation[1]) else None
-    result = model.fit(train[0], train[1], validation_data=validation_data,
-                       epochs=train_config.epochs, batch_size=train_config.batch_size,
-                       shuffle=True, verbose=0, callbacks=[progress, best])
+    inputs: Any = train[0]
+    labels: np.ndarray | None = train[1]
+    if augment:
+        inputs, labels = augmented_batches(train[0], train[1], train_config.batch_size,
+                                           train_config.seed), None
+    result = model.fit(inputs, labels, validation_data=validation_data,
+                       epochs=train_config.epochs, batch_size=None if augment else train_config.batch_size,
+                       shuffle=not augment, verbose=0, callbacks=callbacks,
+                       class_weight=balanced_class_weights(train[1]) if class_weights else None)
     history = {key: [float(v) for v in values] for key, values in result.history.items()}
-    if progress.cancelled and progress.completed_epochs == 0:
+    if progress.cancelled and progress.completed_epochs == 0 and baseline is None:
         raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
     return history, progress.cancelled, best.best_epoch
+
+
+def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Weight each present class by N / (K * count), so every class adds up to the same."""
+    classes, counts = np.unique(labels, return_counts=True)
+    return {int(c): float(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
+def augmentation_layers(seed: int = 0) -> keras.Sequential:
+    """Random flips, small rotations and zooms, and contrast changes, on [0, 255] pixels."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
+        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
+        keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=seed),
+    ], name="augmentation")
+
+
+def augmented_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
+                      seed: int = 0) -> tf.data.Dataset:
+    """A shuffled, augmented, prefetched tf.data pipeline over uint8 images and labels."""
+    augment = augmentation_layers(seed)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(
+        lambda batch, batch_labels: (
+            tf.clip_by_value(augment(tf.cast(batch, tf.float32), training=True), 0.0, 255.0),
+            batch_labels),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray],

@@ -8,7 +8,9 @@ from tlcore import backbones, config, images, runs
 from ui import state
 
 MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
-               "end-to-end": "End-to-end (train the body too; needed from scratch)"}
+               "fine-tune": "Fine-tune (that head first, then the body's top blocks; slower, "
+                            "usually best)",
+               "end-to-end": "End-to-end (everything at once; needed from scratch)"}
 WEIGHTS_LABELS = {"imagenet": "ImageNet (downloaded once)",
                   "edges": "Edge-detection body (HED, offline; not ImageNet)",
                   "file": "A weights file on this server",
@@ -33,25 +35,49 @@ def train_form(default_image_size: int | None) -> config.TrainConfig | None:
     if weights == "file":
         weights = st.text_input("Weights file (.h5 or .weights.h5 for this backbone's body)",
                                 help="e.g. ImageNet weights downloaded on another machine")
-    # Nothing is pretrained in a from-scratch CNN, so frozen features would be random.
-    modes = ["end-to-end"] if backbone == "scratch_cnn" else list(MODE_LABELS)
+    # Nothing is pretrained in a from-scratch CNN, so frozen features would be random, and
+    # with random weights there is nothing to fine-tune.
+    modes = (["end-to-end"] if backbone == "scratch_cnn" else
+             ["fast", "end-to-end"] if weights == "none" else list(MODE_LABELS))
     mode = st.radio("Mode", modes, format_func=MODE_LABELS.get)
     with st.form("train"):
         columns = st.columns(3)
-        epochs = columns[0].number_input("Epochs", 1, 100, 10 if mode == "fast" else 5)
+        epochs = columns[0].number_input("Epochs" if mode != "fine-tune" else
+                                         "Fine-tuning epochs", 1, 100,
+                                         {"fast": 10, "fine-tune": 3}.get(mode, 5))
         size_default = default_image_size or spec.default_input_size
         image_size = columns[1].number_input("Image size (px)", 32, 512, size_default, step=16)
         batch_size = columns[2].number_input("Batch size", 1, 256, 16)
         learning_rate = st.select_slider(
             "Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2],
             value=config.default_learning_rate(mode, None if weights == "none" else weights),
-            format_func=lambda v: f"{v:g}")
+            format_func=lambda v: f"{v:g}",
+            help="Fine-tuning: the rate of the body's training; the head is trained first "
+                 "at the feature-extractor rate.")
+        extra = fine_tune_options(backbone) if mode == "fine-tune" else {}
+        class_weights = st.checkbox("Weight rare classes up (balanced class weights)", True)
         submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:")
     if not submitted:
         return None
     return config.TrainConfig(backbone=backbone, weights=None if weights == "none" else weights,
                               mode=mode, epochs=int(epochs), image_size=int(image_size),
-                              batch_size=int(batch_size), learning_rate=float(learning_rate))
+                              batch_size=int(batch_size), learning_rate=float(learning_rate),
+                              class_weights=class_weights, **extra)
+
+
+def fine_tune_options(backbone: str) -> dict:
+    """Fine-tuning settings: head epochs, blocks to unfreeze, augmentation, early stopping."""
+    blocks = backbones.get_spec(backbone).blocks
+    columns = st.columns(3)
+    head_epochs = columns[0].number_input("Head epochs first", 1, 50, 5)
+    trainable = columns[1].number_input(f"Top blocks to train (of {len(blocks)})", 1,
+                                        len(blocks), min(config.FINE_TUNE_BLOCKS, len(blocks)))
+    patience = columns[2].number_input("Stop after epochs without gain", 0, 20, 3,
+                                       help="Early stopping; 0 turns it off. The best epoch "
+                                            "is kept either way.")
+    augment = st.checkbox("Augment (flips, small rotations and zooms, contrast)", True)
+    return {"head_epochs": int(head_epochs), "trainable_blocks": int(trainable),
+            "patience": int(patience), "augment": augment}
 
 
 def run_picker(all_runs: list[runs.Run], key: str) -> runs.Run | None:
