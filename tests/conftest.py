@@ -48,6 +48,7 @@ def tiny_run(tiny_folder, tmp_path_factory):
     from tlcore import config, data, train
 
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                      epochs=15, image_size=32, batch_size=8, seed=0)
+                                      epochs=15, image_size=32, batch_size=8, seed=0,
+                                      learning_rate=5e-3, patience=0)
     dataset = data.from_folder(tiny_folder)
     return train.train_classifier(train_config, dataset)

@@ -29,7 +29,7 @@ def test_render_climbs_the_class_and_stays_in_pixel_range(tiny_run):
 def test_total_variation_falls_as_its_weight_rises(tiny_run):
     model = tiny_run.load_model()
     values = [visualize.render(model, 0, config.RenderConfig(steps=40, tv_weight=weight)).total_variation
-              for weight in (0.0, 0.03, 0.1)]
+              for weight in (0.0, 0.1, 1.0)]
     assert values[0] > values[1] > values[2], values
 
 
