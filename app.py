@@ -14,6 +14,7 @@ PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/table_chart:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("app_pages/ideal_image.py", title="Ideal image", icon=":material/palette:"),
     st.Page("app_pages/attack.py", title="Attack", icon=":material/bug_report:"),

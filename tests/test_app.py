@@ -12,7 +12,8 @@ from tlcore import config, data, train
 from ui import jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pages/evaluate.py",
+PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pages/runs.py",
+         "app_pages/evaluate.py",
          "app_pages/ideal_image.py", "app_pages/attack.py"]
 
 
@@ -124,3 +125,20 @@ def test_attack_page_attacks_a_test_image(tiny_run):
     assert not app.exception, [error.value for error in app.exception]
     assert by_label(app.metric, "Success").value in ("yes", "no")
     assert by_label(app.metric, "L-inf (px)").value.endswith("/ 4")
+
+
+def test_runs_page_renames_and_deletes(tmp_path):
+    folder = make_image_folder(tmp_path / "r", per_class=4)
+    run = train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                    mode="end-to-end", epochs=1, image_size=32),
+                                 data.from_folder(folder))
+    app = open_page("app_pages/runs.py", selected_run_id=run.run_id)
+    assert len(app.get("plotly_chart")) == 1
+    by_label(app.text_input, "Name").input("colours, one epoch")
+    by_label(app.button, "Rename").click().run()
+    assert not app.exception
+    from tlcore import runs
+    assert runs.load_run(run.run_dir).name == "colours, one epoch"
+    app.checkbox[0].check().run()
+    by_label(app.button, "Delete").click().run()
+    assert not app.exception and not run.run_dir.exists()

@@ -89,3 +89,18 @@ def test_run_json_is_plain_json(tmp_path):
                                             "config": {}, "metrics": {"accuracy": np.float32(0.5)}},
                         tmp_path)
     assert json.loads((run.run_dir / "run.json").read_text())["metrics"]["accuracy"] == 0.5
+
+
+def test_rename_delete_and_summary(tmp_path):
+    run = runs.save_run(tiny_classifier(), {"classes": ["a", "b", "c"], "image_size": 32,
+                                            "config": {"backbone": "scratch_cnn", "mode": "fast"},
+                                            "metrics": {"val_accuracy": 0.5, "seconds": 2.0}},
+                        tmp_path)
+    renamed = runs.rename_run(run, "  my first run ")
+    assert runs.load_run(run.run_dir).name == "my first run" == renamed.name
+    row = renamed.summary()
+    assert row["backbone"] == "scratch_cnn" and row["val_accuracy"] == 0.5 and row["model_mb"] > 0
+    with pytest.raises(ValueError, match="1 to 80"):
+        runs.rename_run(run, "   ")
+    runs.delete_run(renamed)
+    assert runs.list_runs(tmp_path) == [] and list(tmp_path.iterdir()) == []

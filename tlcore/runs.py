@@ -60,14 +60,34 @@ class Run:
         """Load the classifier (pixels in [0, 255] in, logits out) in safe mode."""
         return models.load_model(self.model_path)
 
+    @property
+    def name(self) -> str:
+        """The name a user gave the run, else its id."""
+        return self.info.get("name") or self.run_id
+
     def label(self) -> str:
         """A one-line description for pickers."""
         metrics = self.info.get("metrics", {})
         accuracy = metrics.get("val_accuracy")
         score = f", val acc {accuracy:.3f}" if accuracy is not None else ""
         cfg = self.info.get("config", {})
-        return (f"{self.run_id}: {cfg.get('backbone')} / {cfg.get('mode')} on "
+        title = f"{self.name} ({self.run_id})" if self.info.get("name") else self.run_id
+        return (f"{title}: {cfg.get('backbone')} / {cfg.get('mode')} on "
                 f"{self.info.get('data', {}).get('name', '?')}{score}")
+
+    def summary(self) -> dict[str, Any]:
+        """One row of the run comparison table."""
+        cfg = self.info.get("config", {})
+        metrics = self.info.get("metrics", {})
+        return {"run": self.run_id, "name": self.name, "backbone": cfg.get("backbone"),
+                "weights": self.info.get("weights_label"), "mode": cfg.get("mode"),
+                "data": self.info.get("data", {}).get("name"),
+                "epochs": len(self.info.get("history", {}).get("loss", [])),
+                "val_accuracy": metrics.get("val_accuracy"),
+                "test_accuracy": metrics.get("test_accuracy"),
+                "seconds": metrics.get("seconds"),
+                "model_mb": round(self.model_path.stat().st_size / 2**20, 1)
+                if self.model_path.is_file() else None}
 
 
 def new_run_id(backbone: str, mode: str) -> str:
@@ -151,3 +171,36 @@ def list_runs(runs_dir: Path | None = None) -> list[Run]:
         except ValueError:
             continue
     return sorted(found, key=lambda run: run.run_id, reverse=True)
+
+
+def rename_run(run: Run, name: str) -> Run:
+    """Give a run a display name (its folder and id stay, so links keep working).
+
+    Raises:
+        ValueError: the name is empty or longer than 80 characters.
+    """
+    name = name.strip()
+    if not 0 < len(name) <= 80:
+        raise ValueError(f"run name {name!r} must have 1 to 80 characters")
+    info = {**run.info, "name": name}
+    write_info(run.run_dir, info)
+    return Run(run.run_dir, info)
+
+
+def write_info(run_dir: Path, info: dict[str, Any]) -> None:
+    """Replace a run's run.json atomically."""
+    handle, temporary = tempfile.mkstemp(dir=run_dir, prefix=f".{INFO_FILE}.")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(json.dumps(info, indent=2, default=_json_default))
+        os.replace(temporary, run_dir / INFO_FILE)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def delete_run(run: Run) -> None:
+    """Remove a run: first renamed out of the listing (one atomic step), then deleted."""
+    doomed = run.run_dir.with_name(f".deleted-{run.run_id}-{secrets.token_hex(3)}")
+    os.replace(run.run_dir, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)

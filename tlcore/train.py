@@ -259,7 +259,7 @@ def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
         classifier, train_config, (images["train"], _labels(dataset, "train")),
         (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
         patience=train_config.patience, class_weights=train_config.class_weights,
-        augment=train_config.augment, phase="fine-tuning",
+        augment=train_config.augment, phase="fine-tuning", cosine=True,
         baseline=max(head_history.get("val_accuracy", [-1.0])))
     history = {key: head_history.get(key, []) + tune_history.get(key, [])
                for key in head_history.keys() | tune_history.keys()}
@@ -284,18 +284,22 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
          train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
          on_step: StepCallback | None, should_stop: Callable[[], bool] | None, *,
          patience: int = 0, class_weights: bool = False, augment: bool = False,
-         phase: str = "training", baseline: float | None = None,
+         phase: str = "training", baseline: float | None = None, cosine: bool = False,
          ) -> tuple[dict[str, list[float]], bool, int]:
     """Compile and fit `model`; return (history, cancelled, best epoch).
 
-    The learning rate follows a cosine decay to zero over the planned epochs. With a
-    `baseline` (the validation accuracy the model starts with), the starting weights are
-    kept unless an epoch beats it, and no epoch being better returns best epoch 0.
+    With `cosine`, the learning rate decays to zero over the planned epochs (fine-tuning:
+    big early steps would undo pretrained features late). A short training from scratch
+    learns faster at a constant rate (demo set, 5 epochs: 0.92 with cosine, 0.97
+    without). With a `baseline` (the validation accuracy the model starts with), the
+    starting weights are kept unless an epoch beats it, and then best epoch is 0.
     """
     steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        train_config.effective_learning_rate, decay_steps=train_config.epochs * steps_per_epoch)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    rate = train_config.effective_learning_rate
+    if cosine:
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=train_config.epochs * steps_per_epoch)
+    model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     progress = ProgressCallback(phase, train_config.epochs, steps_per_epoch, on_step,
