@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import archives, config, data, images
+from tlcore import archives, config, data, images, pets
 from ui import cache, charts, state
 
-SOURCES = {"demo": "Built-in demo set (synthetic, offline)", "zip": "Upload a zip of class folders",
-           "folder": "A folder on this server"}
+SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
+           "zip": "Upload a zip of class folders", "folder": "A folder on this server"}
 
 st.title("Data")
 st.markdown("A classifier learns from labelled examples: here, one folder of images per class. "
@@ -16,13 +16,17 @@ st.markdown("A classifier learns from labelled examples: here, one folder of ima
 
 choices = [key for key in SOURCES if key != "folder" or not config.public_demo()]
 current = state.data_source()
-default = "demo" if current == "demo" else ("folder" if "folder" in choices else "zip")
+default = current if current in SOURCES else ("folder" if "folder" in choices else "zip")
 kind = st.radio("Source", choices, index=choices.index(default), format_func=SOURCES.get,
                 horizontal=True)
 
 try:
-    if kind == "demo":
-        state.set_data_source("demo")
+    if kind in ("demo", *pets.SOURCES):
+        if kind != "demo":
+            st.caption("Downloaded once through TensorFlow Datasets (about 800 MB), then read "
+                       "from disk. TFDS's own test split is kept, so results compare with "
+                       "published ones.")
+        state.set_data_source(kind)
     elif kind == "zip":
         upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"])
         if upload is not None:
@@ -30,7 +34,7 @@ try:
                 state.set_data_source(data.from_zip(upload.getvalue(), name=upload.name).source)
     else:
         folder = st.text_input("Folder of class folders",
-                               value="" if current == "demo" else current)
+                               value="" if current in SOURCES else current)
         if folder:
             state.set_data_source(cache.dataset(folder).source)
     dataset = cache.dataset(state.data_source())

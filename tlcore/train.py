@@ -180,6 +180,9 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
         all_vectors = _embed_dataset(embedder, dataset, on_step, should_stop)
         features.store_cached(key, {"vectors": all_vectors})
     vectors = {split: all_vectors[indices] for split, indices in dataset.splits.items()}
+    # Reseed: whether the embeddings came from the cache or were just computed must not
+    # change the head's initialisation or shuffling.
+    keras.utils.set_random_seed(train_config.seed)
     head = models.build_head(all_vectors.shape[-1], dataset.num_classes,
                              train_config.dropout_rate, vectors["train"].mean(axis=0),
                              vectors["train"].var(axis=0))

@@ -1,0 +1,70 @@
+"""Oxford-IIIT Pets through a mocked TFDS: breeds, species relabelling, official test split."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tlcore import config, data, pets
+
+# In TFDS's label order: 0 Abyssinian (cat), 1 american_bulldog (dog), 2 american_pit_bull_terrier.
+EXAMPLES = {"train": [(0, 0), (1, 1), (2, 1)] * 4, "test": [(0, 0), (1, 1), (2, 1)] * 2}
+
+
+def fake_as_dataset(self, split, decoders=None, **kwargs):
+    rows = EXAMPLES[str(split)]
+
+    def generate():
+        for index, (label, species) in enumerate(rows):
+            pixels = np.full((12, 16, 3), 40 * label + index, dtype=np.uint8)
+            yield {"image": tf.io.encode_jpeg(pixels).numpy(), "label": label,
+                   "species": species, "file_name": f"{split}_{index}.jpg".encode()}
+    signature = {"image": tf.TensorSpec((), tf.string), "label": tf.TensorSpec((), tf.int64),
+                 "species": tf.TensorSpec((), tf.int64), "file_name": tf.TensorSpec((), tf.string)}
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+@pytest.fixture
+def mocked_pets(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    with tfds.testing.mock_data(as_dataset_fn=fake_as_dataset):
+        yield
+
+
+def test_breeds_keep_the_official_test_split(mocked_pets):
+    dataset = data.load_dataset("pets")
+    assert dataset.class_names == ("Abyssinian", "american_bulldog", "american_pit_bull_terrier")
+    assert dataset.split_sizes()["test"] == 6
+    assert dataset.split_sizes()["train"] + dataset.split_sizes()["validation"] == 12
+    test_names = [dataset.paths[i] for i in dataset.splits["test"]]
+    assert all("/test__" in path for path in test_names)
+    assert dataset.source == "pets" and not dataset.skipped
+
+
+def test_species_relabelling(mocked_pets):
+    breeds = data.load_dataset("pets")
+    species = data.load_dataset("pets-species")
+    assert species.class_names == ("cat", "dog")
+    expected = [0 if breeds.class_names[label] == "Abyssinian" else 1 for label in breeds.labels]
+    assert species.labels.tolist() == expected
+    assert species.paths == breeds.paths and species.source == "pets-species"
+    assert all(np.array_equal(species.splits[k], breeds.splits[k]) for k in species.splits)
+
+
+def test_export_happens_once(mocked_pets):
+    first = pets.export_pets(config.cache_dir() / "pets")
+    stamp = (first / pets.SPECIES_FILE).stat().st_mtime_ns
+    pets.export_pets(config.cache_dir() / "pets")
+    assert (first / pets.SPECIES_FILE).stat().st_mtime_ns == stamp
+
+
+def test_no_network_says_how_to_bring_the_files(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(ValueError, match="tensorflow_datasets"):
+        data.load_dataset("pets")
+    assert not (tmp_path / "home" / "cache" / "pets").exists()

@@ -1,0 +1,115 @@
+"""Oxford-IIIT Pets through TensorFlow Datasets: 37 breeds, or the same photos by species.
+
+TFDS downloads and prepares `oxford_iiit_pet` once (about 800 MB, into `$TFDS_DATA_DIR`,
+default `~/tensorflow_datasets`); tlcore then writes each photo's original JPEG bytes into
+`$TLCORE_HOME/cache/pets/<breed>/<split>__<file>` once, so the pets are an ordinary folder
+data set (embedding cache, splits, evaluation and attacks all work the same). TFDS's own
+test split (3,669 photos) stays the test split, so accuracies compare with published ones;
+its train split (3,680) is divided into train and validation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tlcore import config, data
+
+TFDS_NAME = "oxford_iiit_pet"
+SOURCES = {"pets": "Oxford-IIIT Pets (37 breeds)",
+           "pets-species": "Cats vs Dogs (the Oxford-IIIT Pets photos by species)"}
+SPECIES_FILE = "species.json"
+VALIDATION_FRACTION = 0.15
+StepCallback = Callable[[int, int, dict], None]
+
+
+def pets_dataset(species: bool = False, seed: int = 0,
+                 on_step: StepCallback | None = None) -> data.Dataset:
+    """Return Oxford-IIIT Pets by breed (37 classes) or by species (cat, dog).
+
+    Raises:
+        ValueError: TFDS cannot download or read the data set; the message says what to do.
+    """
+    folder = export_pets(config.cache_dir() / "pets", on_step=on_step)
+    breeds = data.from_folder(folder, name=SOURCES["pets"], seed=seed)
+    breeds = dataclasses.replace(breeds, splits=official_splits(breeds, seed), source="pets")
+    if not species:
+        return breeds
+    species_of = json.loads((folder / SPECIES_FILE).read_text())
+    names = tuple(sorted(set(species_of.values())))
+    labels = np.array([names.index(species_of[breeds.class_names[label]])
+                       for label in breeds.labels], dtype=np.int64)
+    return dataclasses.replace(breeds, name=SOURCES["pets-species"], class_names=names,
+                               labels=labels, source="pets-species")
+
+
+def official_splits(dataset: data.Dataset, seed: int) -> dict[str, np.ndarray]:
+    """TFDS's test files are the test split; its train files are split train/validation."""
+    is_test = np.array([Path(path).name.startswith("test__") for path in dataset.paths])
+    train_indices = np.flatnonzero(~is_test)
+    inner = data.stratified_splits(dataset.labels[train_indices],
+                                   (1 - VALIDATION_FRACTION, VALIDATION_FRACTION, 0.0), seed)
+    return {"train": train_indices[inner["train"]],
+            "validation": train_indices[inner["validation"]],
+            "test": np.flatnonzero(is_test)}
+
+
+def export_pets(target: Path, on_step: StepCallback | None = None) -> Path:
+    """Write the TFDS photos as JPEG files under `target/<breed>/` once; return `target`.
+
+    Written into a staging folder and renamed into place, so an interrupted export leaves
+    nothing half-made behind and the next call starts again.
+    """
+    if (target / SPECIES_FILE).is_file():
+        return target
+    import tensorflow_datasets as tfds  # slow to import; only needed once
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".pets-staging-"))
+    try:
+        builder_splits, info = _load(tfds)
+        species_of: dict[str, str] = {}
+        breed_names = info.features["label"].names
+        species_names = [name.lower() for name in info.features["species"].names]
+        written = 0
+        for split, examples in builder_splits.items():
+            for example in tfds.as_numpy(examples):
+                breed = breed_names[int(example["label"])]
+                species_of[breed] = species_names[int(example["species"])]
+                name = Path(example["file_name"].decode()).name
+                (staging / breed).mkdir(exist_ok=True)
+                (staging / breed / f"{split}__{name}").write_bytes(example["image"])
+                written += 1
+                if on_step is not None and written % 100 == 0:
+                    on_step(written, 7349, {"phase": "exporting"})
+        (staging / SPECIES_FILE).write_text(json.dumps(species_of, indent=1, sort_keys=True))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _load(tfds) -> tuple[dict, object]:
+    """Load both TFDS splits with the JPEG bytes undecoded; turn failures into advice."""
+    try:
+        splits, info = tfds.load(TFDS_NAME, split=["train", "test"], with_info=True,
+                                 decoders={"image": tfds.decode.SkipDecoding()})
+    except Exception as error:  # TFDS raises many types for network and disk failures
+        data_dir = os.environ.get("TFDS_DATA_DIR", str(Path.home() / "tensorflow_datasets"))
+        raise ValueError(
+            f"TensorFlow Datasets could not download or read '{TFDS_NAME}' "
+            f"({type(error).__name__}: {str(error)[:160]}). It needs a network once (about "
+            f"800 MB). Without one: on a machine with a network run `python -c \"import "
+            f"tensorflow_datasets as tfds; tfds.load('{TFDS_NAME}')\"`, then copy its "
+            f"~/tensorflow_datasets/{TFDS_NAME} folder to {data_dir}/{TFDS_NAME} here "
+            "(or set TFDS_DATA_DIR to where it is).") from error
+    return dict(zip(["train", "test"], splits)), info
