@@ -28,6 +28,7 @@ def fake_as_dataset(self, split, decoders=None, **kwargs):
 @pytest.fixture
 def mocked_pets(monkeypatch, tmp_path):
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(pets.socket, "getaddrinfo", lambda *args: [])  # "the network is up"
     with tfds.testing.mock_data(as_dataset_fn=fake_as_dataset):
         yield
 
@@ -59,12 +60,18 @@ def test_export_happens_once(mocked_pets):
     assert (first / pets.SPECIES_FILE).stat().st_mtime_ns == stamp
 
 
-def test_no_network_says_how_to_bring_the_files(monkeypatch, tmp_path):
+def test_no_network_fails_at_once_and_says_how_to_bring_the_files(monkeypatch, tmp_path):
+    import socket
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
 
-    def offline(*args, **kwargs):
-        raise ConnectionError("no network")
-    monkeypatch.setattr(tfds, "load", offline)
-    with pytest.raises(ValueError, match="tensorflow_datasets"):
-        data.load_dataset("pets")
+    def no_dns(*args):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("TFDS must not start its minutes-long retries offline")
+    monkeypatch.setattr(pets.socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(tfds, "load", no_download)
+    with pytest.raises(ValueError, match="tensorflow_datasets") as caught:
+        data.load_dataset("pets-species")
+    assert "TFDS_DATA_DIR" in str(caught.value)
     assert not (tmp_path / "home" / "cache" / "pets").exists()

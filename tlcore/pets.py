@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ SOURCES = {"pets": "Oxford-IIIT Pets (37 breeds)",
            "pets-species": "Cats vs Dogs (the Oxford-IIIT Pets photos by species)"}
 SPECIES_FILE = "species.json"
 VALIDATION_FRACTION = 0.15
+DOWNLOAD_HOST = "thor.robots.ox.ac.uk"  # where TFDS fetches the pets archives from
 StepCallback = Callable[[int, int, dict], None]
 
 
@@ -101,6 +103,9 @@ def export_pets(target: Path, on_step: StepCallback | None = None) -> Path:
 def _load(tfds) -> tuple[dict, object]:
     """Load both TFDS splits with the JPEG bytes undecoded; turn failures into advice."""
     try:
+        # Offline, TFDS retries its downloads with back-off for minutes: ask DNS first.
+        if not tfds.builder(TFDS_NAME).is_prepared():
+            socket.getaddrinfo(DOWNLOAD_HOST, 443)
         splits, info = tfds.load(TFDS_NAME, split=["train", "test"], with_info=True,
                                  decoders={"image": tfds.decode.SkipDecoding()})
     except Exception as error:  # TFDS raises many types for network and disk failures

@@ -79,7 +79,8 @@ class Run:
         """One row of the run comparison table."""
         cfg = self.info.get("config", {})
         metrics = self.info.get("metrics", {})
-        return {"run": self.run_id, "name": self.name, "backbone": cfg.get("backbone"),
+        return {"run": self.run_id, "name": self.info.get("name", ""),
+                "backbone": cfg.get("backbone"),
                 "weights": self.info.get("weights_label"), "mode": cfg.get("mode"),
                 "data": self.info.get("data", {}).get("name"),
                 "epochs": len(self.info.get("history", {}).get("loss", [])),

@@ -100,13 +100,18 @@ def trace(values: Sequence[float], title: str, y_title: str) -> go.Figure:
 
 
 def run_comparison(rows: Sequence[dict]) -> go.Figure:
-    """Validation accuracy against training time per run, labelled by backbone and mode."""
-    scored = [row for row in rows if row.get("val_accuracy") is not None]
-    figure = go.Figure(go.Scatter(
-        x=[row["seconds"] for row in scored], y=[row["val_accuracy"] for row in scored],
-        mode="markers+text", text=[f"{row['backbone']} / {row['mode']}" for row in scored],
-        textposition="top center", marker=dict(size=12, color="#4c78a8"),
-        hovertemplate="%{text}<br>%{x:.1f} s<br>val acc %{y:.3f}<extra></extra>"))
+    """Validation accuracy against training time, one colour per backbone and mode."""
+    figure = go.Figure()
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("val_accuracy") is not None:
+            groups.setdefault(f"{row['backbone']} / {row['mode']}", []).append(row)
+    for group, members in sorted(groups.items()):
+        figure.add_trace(go.Scatter(
+            x=[row["seconds"] for row in members], y=[row["val_accuracy"] for row in members],
+            mode="markers", name=group, marker=dict(size=11),
+            text=[row["name"] or row["run"] for row in members],
+            hovertemplate="%{text}<br>%{x:.1f} s<br>val acc %{y:.3f}<extra></extra>"))
     figure.update_xaxes(title="training time (s)", type="log")
     figure.update_yaxes(title="validation accuracy", range=[0, 1.05])
     return _layout(figure, "Accuracy against training time")
