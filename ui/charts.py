@@ -105,7 +105,8 @@ def run_comparison(rows: Sequence[dict]) -> go.Figure:
     groups: dict[str, list[dict]] = {}
     for row in rows:
         if row.get("val_accuracy") is not None:
-            groups.setdefault(f"{row['backbone']} / {row['mode']}", []).append(row)
+            random = " / random weights" if str(row.get("weights")).startswith("random") else ""
+            groups.setdefault(f"{row['backbone']} / {row['mode']}{random}", []).append(row)
     for group, members in sorted(groups.items()):
         figure.add_trace(go.Scatter(
             x=[row["seconds"] for row in members], y=[row["val_accuracy"] for row in members],
