@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import backbones, config, data, evaluate, features, models, runs
+from tlcore import backbones, checkpoints, config, data, evaluate, features, models, runs
 
 StepCallback = Callable[[int, int, dict], None]
 EMBED_CHUNK = 256  # images decoded at once while embedding
@@ -117,10 +117,20 @@ def resolve_image_size(train_config: config.TrainConfig, dataset: data.Dataset) 
             or backbones.get_spec(train_config.backbone).default_input_size)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Session:
+    """Where this training checkpoints, what it resumes from, and what resuming needs."""
+
+    folder: Path
+    resume: checkpoints.Checkpoint | None
+    state: dict[str, Any]
+
+
 def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
                      runs_dir: Path | None = None,
                      on_step: StepCallback | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> runs.Run:
+                     should_stop: Callable[[], bool] | None = None,
+                     resume: checkpoints.Checkpoint | None = None) -> runs.Run:
     """Train a classifier on a data set and save it as a run.
 
     Args:
@@ -130,6 +140,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
         on_step: progress callback `(step, total, metrics)`; metrics["phase"] is
             "loading", "embedding" or "training".
         should_stop: polled every batch; True stops training and saves what is done.
+        resume: continue this interrupted training from its last checkpointed epoch (see
+            `resume_training`).
 
     Returns:
         The saved run; `run.info["metrics"]` holds val/test accuracy and timing.
@@ -143,10 +155,20 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     image_size = resolve_image_size(train_config, dataset)
     body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
                                     input_size=image_size)
+    runs_dir = Path(runs_dir or config.runs_dir())
+    run_id = resume.run_id if resume else runs.new_run_id(train_config.backbone, train_config.mode)
+    session = _Session(checkpoints.folder_for(runs_dir, run_id), resume, {
+        "config": train_config.to_dict(), "image_size": image_size,
+        "data": {"source": dataset.source, "seed": train_config.seed,
+                 "fingerprint": dataset.fingerprint()}})
     trainer = {"fast": _train_fast, "fine-tune": _train_fine_tune,
                "end-to-end": _train_end_to_end}[train_config.mode]
-    classifier, history, extra, (scorer, inputs) = trainer(train_config, dataset, body,
-                                                           on_step, should_stop)
+    try:
+        classifier, history, extra, (scorer, inputs) = trainer(train_config, dataset, body,
+                                                               on_step, should_stop, session)
+    except TrainingCancelled:
+        checkpoints.remove(session.folder)
+        raise
     metrics = _final_metrics(scorer, inputs, dataset)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     info = {"config": {**train_config.to_dict(), "image_size": image_size},
@@ -156,7 +178,32 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
                      "split_sizes": dataset.split_sizes()},
             "classes": list(dataset.class_names), "image_size": image_size,
             "history": history, "metrics": metrics, **extra}
-    return runs.save_run(classifier, info, runs_dir)
+    if resume is not None:
+        info["resumed_from_epoch"] = resume.epochs_done
+    run = runs.save_run(classifier, info, runs_dir, run_id=run_id)
+    checkpoints.remove(session.folder)
+    return run
+
+
+def resume_training(checkpoint: checkpoints.Checkpoint, *, runs_dir: Path | None = None,
+                    on_step: StepCallback | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> runs.Run:
+    """Continue an interrupted training from its last finished epoch and save the run.
+
+    The weights, history and best epoch so far come from the checkpoint; the optimiser's
+    moments and the learning-rate schedule start afresh at the resumed epoch.
+
+    Raises:
+        ValueError: the data changed since the training started.
+    """
+    state = checkpoint.state
+    dataset = data.load_dataset(state["data"]["source"], seed=int(state["data"]["seed"]))
+    if dataset.fingerprint() != state["data"]["fingerprint"]:
+        raise ValueError(f"the data at {state['data']['source']!r} changed since training "
+                         f"{checkpoint.run_id} started; it cannot be resumed on other data")
+    return train_classifier(checkpoint.train_config(), dataset,
+                            runs_dir=runs_dir or checkpoint.folder.parent.parent,
+                            on_step=on_step, should_stop=should_stop, resume=checkpoint)
 
 
 def _labels(dataset: data.Dataset, split: str) -> np.ndarray:
@@ -164,8 +211,8 @@ def _labels(dataset: data.Dataset, split: str) -> np.ndarray:
 
 
 def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: keras.Model,
-                on_step: StepCallback | None,
-                should_stop: Callable[[], bool] | None) -> TrainerResult:
+                on_step: StepCallback | None, should_stop: Callable[[], bool] | None,
+                session: _Session | None = None) -> TrainerResult:
     body.trainable = False  # a feature extractor: only the head learns
     embedder = models.embedding_model(models.build_classifier(
         train_config.backbone, body, dataset.num_classes))
@@ -217,7 +264,7 @@ def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCa
 
 def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
                       body: keras.Model, on_step: StepCallback | None,
-                      should_stop: Callable[[], bool] | None) -> TrainerResult:
+                      should_stop: Callable[[], bool] | None, session: _Session) -> TrainerResult:
     pretrained = train_config.weights not in backbones.RANDOM_WEIGHTS
     blocks = train_config.effective_trainable_blocks if pretrained else -1
     backbones.set_trainable_blocks(body, train_config.backbone, blocks)
@@ -226,19 +273,22 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
                                          dropout_rate=train_config.dropout_rate,
                                          freeze_batch_norm=pretrained)
+    extra = {"pretrained_body": pretrained, "trainable_blocks": blocks}
+    if session.resume is not None:
+        session.resume.load_weights(classifier)
     images = _load_images(dataset, models.input_size(classifier), on_step)
     history, cancelled, best_epoch = _fit(
         classifier, train_config, (images["train"], _labels(dataset, "train")),
         (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
-        patience=train_config.patience, class_weights=train_config.class_weights)
-    extra = {"cancelled": cancelled, "best_epoch": best_epoch, "pretrained_body": pretrained,
-             "trainable_blocks": blocks}
+        patience=train_config.patience, class_weights=train_config.class_weights,
+        session=session, extra=extra)
+    extra.update({"cancelled": cancelled, "best_epoch": best_epoch})
     return classifier, history, extra, (classifier, images)
 
 
 def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
                      body: keras.Model, on_step: StepCallback | None,
-                     should_stop: Callable[[], bool] | None) -> TrainerResult:
+                     should_stop: Callable[[], bool] | None, session: _Session) -> TrainerResult:
     """Train the head on the frozen body first, then the top blocks with it (Keras guide).
 
     A new head on a body being trained sends large, random gradients into pretrained
@@ -248,29 +298,46 @@ def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
     if train_config.weights in backbones.RANDOM_WEIGHTS:
         raise ValueError("fine-tune mode needs pretrained weights: with random weights there "
                          "is nothing to fine-tune; use mode 'end-to-end' to train from scratch")
-    head_config = dataclasses.replace(train_config, mode="fast", epochs=train_config.head_epochs,
-                                      learning_rate=None)
-    classifier, head_history, extra, head_scored = _train_fast(head_config, dataset, body,
-                                                               on_step, should_stop)
-    if extra["cancelled"]:
-        return classifier, head_history, {**extra, "head_epochs": len(head_history["loss"])}, \
-            head_scored
+    if session.resume is not None:  # the head stage finished before the interruption
+        classifier, head_history, extra = _resumed_fine_tune(train_config, dataset, body,
+                                                            session.resume)
+    else:
+        head_config = dataclasses.replace(train_config, mode="fast",
+                                          epochs=train_config.head_epochs, learning_rate=None)
+        classifier, head_history, extra, head_scored = _train_fast(head_config, dataset, body,
+                                                                   on_step, should_stop)
+        extra["head_epochs"] = len(head_history["loss"])
+        if extra["cancelled"]:
+            return classifier, head_history, extra, head_scored
     blocks = train_config.effective_trainable_blocks
     backbones.set_trainable_blocks(body, train_config.backbone, blocks)
+    extra.update({"trainable_blocks": blocks, "augment": train_config.augment})
     images = _load_images(dataset, models.input_size(classifier), on_step)
-    tune_history, cancelled, best_epoch = _fit(
+    head_epochs = extra["head_epochs"]
+    history, cancelled, best_epoch = _fit(
         classifier, train_config, (images["train"], _labels(dataset, "train")),
         (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
         patience=train_config.patience, class_weights=train_config.class_weights,
         augment=train_config.augment, phase="fine-tuning", cosine=True,
-        baseline=max(head_history.get("val_accuracy", [-1.0])))
-    history = {key: head_history.get(key, []) + tune_history.get(key, [])
-               for key in head_history.keys() | tune_history.keys()}
-    head_epochs = len(head_history["loss"])
-    extra.update({"cancelled": cancelled, "head_epochs": head_epochs,
-                  "best_epoch": head_epochs + best_epoch if best_epoch else extra["best_epoch"],
-                  "trainable_blocks": blocks, "augment": train_config.augment})
+        baseline=max(head_history.get("val_accuracy", [-1.0])[:head_epochs] or [-1.0]),
+        prior_history=head_history, session=session, extra=extra)
+    extra.update({"cancelled": cancelled,
+                  "best_epoch": head_epochs + best_epoch if best_epoch else extra["best_epoch"]})
     return classifier, history, extra, (classifier, images)
+
+
+def _resumed_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
+                       body: keras.Model, resume: checkpoints.Checkpoint
+                       ) -> tuple[keras.Model, dict[str, list[float]], dict[str, Any]]:
+    """Rebuild the fine-tuning classifier and put the checkpointed weights in it."""
+    size = body.output_shape[-1]
+    head = models.build_head(size, dataset.num_classes, train_config.dropout_rate,
+                             np.zeros(size), np.ones(size))  # statistics come with the weights
+    classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
+                                         head=head)
+    resume.load_weights(classifier)
+    extra = dict(resume.state["extra"])
+    return classifier, resume.state["history"], extra
 
 
 def _load_images(dataset: data.Dataset, size: int, on_step: StepCallback | None
@@ -288,7 +355,8 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
          on_step: StepCallback | None, should_stop: Callable[[], bool] | None, *,
          patience: int = 0, class_weights: bool = False, augment: bool = False,
          phase: str = "training", baseline: float | None = None, cosine: bool = False,
-         ) -> tuple[dict[str, list[float]], bool, int]:
+         prior_history: dict[str, list[float]] | None = None, session: _Session | None = None,
+         extra: dict[str, Any] | None = None) -> tuple[dict[str, list[float]], bool, int]:
     """Compile and fit `model`; return (history, cancelled, best epoch).
 
     With `cosine`, the learning rate decays to zero over the planned epochs (fine-tuning:
@@ -296,6 +364,10 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     learns faster at a constant rate (demo set, 5 epochs: 0.92 with cosine, 0.97
     without). With a `baseline` (the validation accuracy the model starts with), the
     starting weights are kept unless an epoch beats it, and then best epoch is 0.
+
+    With a `session`, every epoch is checkpointed, and a session that resumes starts at its
+    checkpoint's epoch with its history and best epoch. The returned history is
+    `prior_history` followed by this fit's epochs.
     """
     steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
     rate = train_config.effective_learning_rate
@@ -308,7 +380,19 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     progress = ProgressCallback(phase, train_config.epochs, steps_per_epoch, on_step,
                                 should_stop)
     best = BestEpoch(baseline)
+    initial_epoch = 0
+    prior = {key: list(values) for key, values in (prior_history or {}).items()}
+    if session is not None and session.resume is not None:
+        state = session.resume.state
+        initial_epoch, prior = session.resume.epochs_done, state["history"]
+        best = BestEpoch()
+        best.best_accuracy, best.best_epoch = state["best_accuracy"], state["best_epoch"]
+        best.best_weights = session.resume.best_weights()
+        progress.completed_epochs = initial_epoch
     callbacks: list[keras.callbacks.Callback] = [progress, best]
+    if session is not None:
+        callbacks.append(checkpoints.EpochCheckpoint(
+            session.folder, {**session.state, "extra": extra or {}}, prior, best))
     if patience and len(validation[1]):
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=patience))
     # A tiny data set can leave validation empty: then the last epoch is kept. Images stay
@@ -320,10 +404,11 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
         inputs, labels = augmented_batches(train[0], train[1], train_config.batch_size,
                                            train_config.seed), None
     result = model.fit(inputs, labels, validation_data=validation_data,
-                       epochs=train_config.epochs, batch_size=None if augment else train_config.batch_size,
+                       epochs=train_config.epochs, initial_epoch=initial_epoch, batch_size=None if augment else train_config.batch_size,
                        shuffle=not augment, verbose=0, callbacks=callbacks,
                        class_weight=balanced_class_weights(train[1]) if class_weights else None)
-    history = {key: [float(v) for v in values] for key, values in result.history.items()}
+    history = {key: prior.get(key, []) + [float(v) for v in values]
+               for key, values in result.history.items()}
     if progress.cancelled and progress.completed_epochs == 0 and baseline is None:
         raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
     return history, progress.cancelled, best.best_epoch

@@ -1,0 +1,98 @@
+"""Interrupted trainings leave a per-epoch checkpoint and resume from it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tlcore import backbones, checkpoints, config, data, evaluate, runs, train
+
+
+class ServerDied(Exception):
+    """Stands in for a killed process: the training stops without any cleanup."""
+
+
+def die_in_epoch(epoch: int, phase: str = "training"):
+    def on_step(step: int, total: int, metrics: dict) -> None:
+        if metrics.get("phase") == phase and metrics.get("epoch") == epoch:
+            raise ServerDied
+    return on_step
+
+
+def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path):
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=5, image_size=32, batch_size=8, patience=0)
+    dataset = data.from_folder(tiny_folder)
+    with pytest.raises(ServerDied):
+        train.train_classifier(train_config, dataset, runs_dir=tmp_path,
+                               on_step=die_in_epoch(3))
+    assert runs.list_runs(tmp_path) == []  # nothing half-written is listed
+    [interrupted] = checkpoints.list_interrupted(tmp_path)
+    assert interrupted.epochs_done == 2 and len(interrupted.state["history"]["loss"]) == 2
+    assert "epoch 2/5" in interrupted.label()
+
+    resumed_epochs = []
+    run = train.resume_training(interrupted, on_step=lambda s, t, m: resumed_epochs.append(
+        m["epoch"]) if m.get("epoch_end") else None)
+    assert resumed_epochs == [3, 4, 5]
+    assert len(run.info["history"]["loss"]) == 5 and run.info["resumed_from_epoch"] == 2
+    assert run.run_id == interrupted.run_id and checkpoints.list_interrupted(tmp_path) == []
+    report = evaluate.evaluate_run(run, "validation")
+    assert report["accuracy"] == pytest.approx(run.info["metrics"]["val_accuracy"])
+
+
+def test_fine_tuning_resumes_in_its_second_stage(tiny_folder, tmp_path):
+    weights = tmp_path / "body.weights.h5"
+    backbones.build_backbone("scratch_cnn", weights=None, input_size=32).save_weights(str(weights))
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=str(weights),
+                                      mode="fine-tune", epochs=3, head_epochs=2, image_size=32,
+                                      patience=0, augment=False)
+    dataset = data.from_folder(tiny_folder)
+    with pytest.raises(ServerDied):
+        train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs",
+                               on_step=die_in_epoch(2, "fine-tuning"))
+    [interrupted] = checkpoints.list_interrupted(tmp_path / "runs")
+    assert interrupted.epochs_done == 1
+    assert len(interrupted.state["history"]["loss"]) == 3  # 2 head epochs + 1 fine-tuning
+    run = train.resume_training(interrupted)
+    assert run.info["head_epochs"] == 2 and len(run.info["history"]["loss"]) == 5
+    assert run.info["trainable_blocks"] == config.FINE_TUNE_BLOCKS
+
+
+def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path):
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=3, image_size=32, patience=0)
+    with pytest.raises(ServerDied):
+        train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
+                               on_step=die_in_epoch(2))
+    [interrupted] = checkpoints.list_interrupted(tmp_path)
+    body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
+    from tlcore import models
+    model = models.build_classifier("scratch_cnn", body, 3, freeze_batch_norm=False)
+    interrupted.load_weights(model)
+    saved = np.load(interrupted.folder / checkpoints.WEIGHTS_FILE)
+    assert np.array_equal(model.get_weights()[0], saved["arr_0"])
+
+
+def test_finished_and_cancelled_trainings_leave_no_checkpoint(tiny_folder, tmp_path):
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=2, image_size=32)
+    train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path)
+    assert checkpoints.list_interrupted(tmp_path) == []
+    with pytest.raises(train.TrainingCancelled):
+        train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
+                               should_stop=lambda: True)
+    assert checkpoints.list_interrupted(tmp_path) == []
+
+
+def test_resume_refuses_changed_data(tmp_path):
+    from conftest import make_image_folder
+    folder = make_image_folder(tmp_path / "set", per_class=6)
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=3, image_size=32, patience=0)
+    with pytest.raises(ServerDied):
+        train.train_classifier(train_config, data.from_folder(folder), runs_dir=tmp_path / "r",
+                               on_step=die_in_epoch(2))
+    (folder / "red" / "red_000.png").unlink()
+    [interrupted] = checkpoints.list_interrupted(tmp_path / "r")
+    with pytest.raises(ValueError, match="changed since training"):
+        train.resume_training(interrupted)

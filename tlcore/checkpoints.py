@@ -1,0 +1,167 @@
+"""Per-epoch checkpoints of trainings that train the body, so a killed server loses little.
+
+While a body trains (end to end, or the second stage of fine-tuning), every finished epoch
+writes `<runs>/.checkpoints/<run id>/`: the model's weights, the best epoch's weights, and
+`state.json` (settings, data, epochs done, history, best accuracy). Each file is replaced
+atomically, so a kill mid-write leaves the previous epoch's checkpoint. A finished or
+cancelled training removes its checkpoint; one left behind is an interrupted training that
+`tlcore.train.resume_training` continues from its last epoch. The head-only stages are not
+checkpointed: from cached embeddings they take seconds to redo.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from tlcore import config, images
+
+FOLDER = ".checkpoints"
+STATE_FILE = "state.json"
+WEIGHTS_FILE = "weights.npz"
+BEST_FILE = "best.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """An interrupted training on disk.
+
+    Attributes:
+        folder: `<runs>/.checkpoints/<run id>`.
+        state: the parsed state.json.
+    """
+
+    folder: Path
+
+    state: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The id the finished run will get."""
+        return self.folder.name
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs of the checkpointed stage already finished."""
+        return int(self.state["epochs_done"])
+
+    def train_config(self) -> config.TrainConfig:
+        """The settings the training was started with."""
+        return config.TrainConfig(**self.state["config"])
+
+    def load_weights(self, model: keras.Model) -> None:
+        """Put the last finished epoch's weights into `model` (same architecture)."""
+        model.set_weights(_read_arrays(self.folder / WEIGHTS_FILE))
+
+    def best_weights(self) -> list[np.ndarray] | None:
+        """The best epoch's weights so far, or None."""
+        path = self.folder / BEST_FILE
+        return _read_arrays(path) if path.is_file() else None
+
+    def label(self) -> str:
+        """One line for people: what was interrupted and how far it got."""
+        cfg = self.state["config"]
+        return (f"{self.run_id}: {cfg['backbone']} / {cfg['mode']}, epoch "
+                f"{self.epochs_done}/{cfg['epochs']} of the body's training, saved "
+                f"{self.state.get('updated', '?')}")
+
+
+def folder_for(runs_dir: Path, run_id: str) -> Path:
+    """Where the checkpoint of a run id lives."""
+    return Path(runs_dir) / FOLDER / run_id
+
+
+def list_interrupted(runs_dir: Path | None = None) -> list[Checkpoint]:
+    """Return checkpoints left by trainings that did not finish, newest first."""
+    root = Path(runs_dir or config.runs_dir()) / FOLDER
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(root.iterdir(), reverse=True):
+        try:
+            found.append(load(folder))
+        except ValueError:
+            continue
+    return found
+
+
+def load(folder: Path) -> Checkpoint:
+    """Read a checkpoint folder.
+
+    Raises:
+        ValueError: not a complete checkpoint.
+    """
+    folder = Path(folder)
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{folder} is not a readable checkpoint: {error}") from error
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ValueError(f"{folder} has no weights yet")
+    return Checkpoint(folder, state)
+
+
+def remove(folder: Path) -> None:
+    """Delete a checkpoint (after its training finished or was given up), and the
+    checkpoints folder with it when it is left empty."""
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        Path(folder).parent.rmdir()
+    except OSError:  # other checkpoints remain, or it is already gone
+        pass
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Write a checkpoint after every finished epoch.
+
+    Args:
+        folder: the checkpoint folder (created on first write).
+        state: what resuming needs besides weights (settings, data, stage facts).
+        prior_history: the history before this fit (earlier stage, or before a resume).
+        best: the run's BestEpoch callback, whose best weights are saved too.
+    """
+
+    def __init__(self, folder: Path, state: dict[str, Any],
+                 prior_history: dict[str, list[float]], best: keras.callbacks.Callback) -> None:
+        super().__init__()
+        self.folder, self.state, self.best = Path(folder), state, best
+        self.history = {key: list(values) for key, values in prior_history.items()}
+        self._best_saved_epoch = -1
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Save weights, best weights and state, each atomically."""
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_arrays(self.folder / WEIGHTS_FILE, self.model.get_weights())
+        if self.best.best_weights is not None and self.best.best_epoch != self._best_saved_epoch:
+            _write_arrays(self.folder / BEST_FILE, self.best.best_weights)
+            self._best_saved_epoch = self.best.best_epoch
+        state = {**self.state, "epochs_done": epoch + 1, "history": self.history,
+                 "best_accuracy": self.best.best_accuracy, "best_epoch": self.best.best_epoch,
+                 "updated": datetime.datetime.now().isoformat(timespec="seconds")}
+        images.write_atomically(self.folder / STATE_FILE, json.dumps(state, indent=1).encode())
+
+
+def _write_arrays(path: Path, arrays: list[np.ndarray]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, *arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_arrays(path: Path) -> list[np.ndarray]:
+    with np.load(path) as stored:
+        return [stored[f"arr_{index}"] for index in range(len(stored.files))]
