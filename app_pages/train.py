@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import backbones, runs
+from tlcore import backbones, checkpoints, config, runs
 from ui import cache, charts, jobs, state, widgets
 
 st.title("Train")
@@ -78,6 +78,27 @@ job = jobs.get_job(state.job_id())
 if job is not None and job.is_running():
     live_progress(job)
     st.stop()
+
+interrupted = checkpoints.list_interrupted()
+if interrupted and not config.public_demo():
+    with st.expander(f"Interrupted trainings ({len(interrupted)})", expanded=True,
+                     icon=":material/restart_alt:"):
+        st.caption("A training stopped by a server restart keeps a checkpoint of every "
+                   "finished epoch; resume continues from the last one.")
+        for checkpoint in interrupted[:5]:
+            left, middle, right = st.columns([6, 1, 1])
+            left.write(checkpoint.label())
+            if middle.button("Resume", key=f"resume-{checkpoint.run_id}"):
+                try:
+                    job = jobs.start_training(state.visitor_id(), checkpoint.train_config(),
+                                              checkpoint.state["data"]["source"], checkpoint)
+                    state.set_job_id(job.job_id)
+                    st.rerun()
+                except jobs.JobLimitError as error:
+                    st.error(str(error))
+            if right.button("Discard", key=f"discard-{checkpoint.run_id}"):
+                checkpoints.remove(checkpoint.folder)
+                st.rerun()
 
 train_config = widgets.train_form(dataset.native_size)
 if train_config is not None:

@@ -142,3 +142,23 @@ def test_runs_page_renames_and_deletes(tmp_path):
     app.checkbox[0].check().run()
     by_label(app.button, "Delete").click().run()
     assert not app.exception and not run.run_dir.exists()
+
+
+def test_train_page_resumes_an_interrupted_training(tiny_folder):
+    from tlcore import checkpoints
+
+    def die(step: int, total: int, metrics: dict) -> None:
+        if metrics.get("phase") == "training" and metrics.get("epoch") == 2:
+            raise RuntimeError("server killed")
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=3, image_size=32, patience=0)
+    with pytest.raises(RuntimeError):
+        train.train_classifier(train_config, data.from_folder(tiny_folder), on_step=die)
+    [interrupted] = checkpoints.list_interrupted()
+    app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
+    by_label(app.button, "Resume").click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    snapshot = jobs.wait(app.session_state["training_job_id"])
+    assert snapshot.state == "done", snapshot.error
+    assert Path(snapshot.run_dir).name == interrupted.run_id
+    assert checkpoints.list_interrupted() == []

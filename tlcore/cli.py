@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="do not weight the loss by inverse class frequency")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--runs-dir", type=Path)
+    train.add_argument("--resume", type=Path, metavar="CHECKPOINT_DIR",
+                       help="continue an interrupted training (a folder under "
+                            "RUNS/.checkpoints/); the other training options are ignored")
 
     evaluate = command("evaluate", _evaluate, "score a run on one split of its data")
     evaluate.add_argument("run_dir", type=Path)
@@ -143,8 +146,12 @@ def _backbones(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(arguments: argparse.Namespace) -> dict[str, Any]:
-    from tlcore import config, data, train
+    from tlcore import checkpoints, config, data, train
 
+    if arguments.resume:
+        run = train.resume_training(checkpoints.load(arguments.resume),
+                                    on_step=_ProgressPrinter())
+        return _train_result(run, skipped=None)
     weights = None if arguments.weights in ("none", "random") else arguments.weights
     train_config = config.TrainConfig(
         backbone=arguments.backbone, weights=weights, mode=arguments.mode,
@@ -156,6 +163,10 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
     dataset = data.load_dataset(arguments.data, seed=arguments.seed)
     run = train.train_classifier(train_config, dataset, runs_dir=arguments.runs_dir,
                                  on_step=_ProgressPrinter())
+    return _train_result(run, skipped=len(dataset.skipped))
+
+
+def _train_result(run, skipped: int | None) -> dict[str, Any]:
     metrics = run.info["metrics"]
     return {"run_dir": str(run.run_dir), "classes": run.classes,
             "val_accuracy": metrics.get("val_accuracy"),
@@ -163,7 +174,8 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
             "embedding_cache": run.info.get("embedding_cache"),
             "best_epoch": run.info.get("best_epoch"), "head_epochs": run.info.get("head_epochs"),
             "epochs_run": len(run.info["history"].get("loss", [])), "image_size": run.image_size,
-            "weights": run.info["weights_label"], "skipped_files": len(dataset.skipped)}
+            "weights": run.info["weights_label"], "skipped_files": skipped,
+            "resumed_from_epoch": run.info.get("resumed_from_epoch")}
 
 
 def _evaluate(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import backbones, config, data, train
+from tlcore import backbones, checkpoints, config, data, train
 
 MAX_RUNNING_JOBS = 2
 FORGET_AFTER_SECONDS = 6 * 3600  # finished jobs are dropped from memory (their runs stay)
@@ -59,10 +59,12 @@ class JobSnapshot:
 class TrainingJob:
     """One training in a background thread, with progress and a cancel switch."""
 
-    def __init__(self, owner: str, train_config: config.TrainConfig, data_source: str) -> None:
+    def __init__(self, owner: str, train_config: config.TrainConfig, data_source: str,
+                 resume: checkpoints.Checkpoint | None = None) -> None:
         self.owner = owner
         self.train_config = train_config
         self.data_source = data_source
+        self.resume = resume
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         now = time.time()
@@ -106,9 +108,13 @@ class TrainingJob:
     def _work(self) -> None:
         state, run_dir, error = "done", None, None
         try:
-            dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
-            run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
-                                         should_stop=self._cancel.is_set)
+            if self.resume is not None:
+                run = train.resume_training(self.resume, on_step=self._on_step,
+                                            should_stop=self._cancel.is_set)
+            else:
+                dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
+                run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
+                                             should_stop=self._cancel.is_set)
             run_dir = str(run.run_dir)
             state = "cancelled" if run.info.get("cancelled") else "done"
         except train.TrainingCancelled as cancelled:
@@ -134,8 +140,9 @@ def _registry() -> _Registry:
     return _Registry()
 
 
-def start_training(owner: str, train_config: config.TrainConfig, data_source: str) -> TrainingJob:
-    """Start a training job for a visitor.
+def start_training(owner: str, train_config: config.TrainConfig, data_source: str,
+                   resume: checkpoints.Checkpoint | None = None) -> TrainingJob:
+    """Start a training job for a visitor (a new one, or resuming an interrupted one).
 
     Raises:
         JobLimitError: the visitor already has a running job, or the server is full.
@@ -147,12 +154,15 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
                     if not job.is_running() and now - job.snapshot().started > FORGET_AFTER_SECONDS]:
             del registry.jobs[old.job_id]
         running = [job for job in registry.jobs.values() if job.is_running()]
+        if resume is not None and any(job.resume is not None and job.resume.run_id == resume.run_id
+                                      for job in running):
+            raise JobLimitError("that training is already being resumed")
         if any(job.owner == owner for job in running):
             raise JobLimitError("you already have a training running: wait for it or cancel it")
         if len(running) >= MAX_RUNNING_JOBS:
             raise JobLimitError(f"the server is running {len(running)} trainings, its limit; "
                                 "try again in a minute")
-        job = TrainingJob(owner, train_config, data_source)
+        job = TrainingJob(owner, train_config, data_source, resume)
         registry.jobs[job.job_id] = job
     job.start()
     return job
