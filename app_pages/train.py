@@ -79,7 +79,8 @@ if job is not None and job.is_running():
     live_progress(job)
     st.stop()
 
-interrupted = checkpoints.list_interrupted()
+interrupted = [checkpoint for checkpoint in checkpoints.list_interrupted()
+               if checkpoint.run_id not in jobs.running_run_ids()]
 if interrupted and not config.public_demo():
     with st.expander(f"Interrupted trainings ({len(interrupted)})", expanded=True,
                      icon=":material/restart_alt:"):

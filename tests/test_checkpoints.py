@@ -96,3 +96,24 @@ def test_resume_refuses_changed_data(tmp_path):
     [interrupted] = checkpoints.list_interrupted(tmp_path / "r")
     with pytest.raises(ValueError, match="changed since training"):
         train.resume_training(interrupted)
+
+
+def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path):
+    import json
+    import subprocess
+    import sys
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=3, image_size=32, patience=0)
+    with pytest.raises(ServerDied):
+        train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
+                               on_step=die_in_epoch(2))
+    [interrupted] = checkpoints.list_interrupted(tmp_path)
+    state_path = interrupted.folder / checkpoints.STATE_FILE
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        state_path.write_text(json.dumps({**interrupted.state, "pid": other.pid}))
+        assert checkpoints.list_interrupted(tmp_path) == []
+    finally:
+        other.kill()
+        other.wait()
+    assert len(checkpoints.list_interrupted(tmp_path)) == 1

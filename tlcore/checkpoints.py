@@ -66,6 +66,20 @@ class Checkpoint:
         path = self.folder / BEST_FILE
         return _read_arrays(path) if path.is_file() else None
 
+    def in_another_live_process(self) -> bool:
+        """True when the process that writes this checkpoint still runs (e.g. a CLI training
+        beside the app): it is not interrupted, only in progress."""
+        pid = int(self.state.get("pid", 0))
+        if not pid or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # alive, owned by someone else
+            return True
+        return True
+
     def label(self) -> str:
         """One line for people: what was interrupted and how far it got."""
         cfg = self.state["config"]
@@ -80,16 +94,22 @@ def folder_for(runs_dir: Path, run_id: str) -> Path:
 
 
 def list_interrupted(runs_dir: Path | None = None) -> list[Checkpoint]:
-    """Return checkpoints left by trainings that did not finish, newest first."""
+    """Return checkpoints left by trainings that did not finish, newest first.
+
+    Checkpoints of trainings still running in another process are left out; those of this
+    process's own running jobs are the caller's to leave out (it knows their run ids).
+    """
     root = Path(runs_dir or config.runs_dir()) / FOLDER
     if not root.is_dir():
         return []
     found = []
     for folder in sorted(root.iterdir(), reverse=True):
         try:
-            found.append(load(folder))
+            checkpoint = load(folder)
         except ValueError:
             continue
+        if not checkpoint.in_another_live_process():
+            found.append(checkpoint)
     return found
 
 
@@ -146,6 +166,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             _write_arrays(self.folder / BEST_FILE, self.best.best_weights)
             self._best_saved_epoch = self.best.best_epoch
         state = {**self.state, "epochs_done": epoch + 1, "history": self.history,
+                 "pid": os.getpid(),
                  "best_accuracy": self.best.best_accuracy, "best_epoch": self.best.best_epoch,
                  "updated": datetime.datetime.now().isoformat(timespec="seconds")}
         images.write_atomically(self.folder / STATE_FILE, json.dumps(state, indent=1).encode())

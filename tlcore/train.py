@@ -130,7 +130,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
                      runs_dir: Path | None = None,
                      on_step: StepCallback | None = None,
                      should_stop: Callable[[], bool] | None = None,
-                     resume: checkpoints.Checkpoint | None = None) -> runs.Run:
+                     resume: checkpoints.Checkpoint | None = None,
+                     run_id: str | None = None) -> runs.Run:
     """Train a classifier on a data set and save it as a run.
 
     Args:
@@ -142,6 +143,7 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
         should_stop: polled every batch; True stops training and saves what is done.
         resume: continue this interrupted training from its last checkpointed epoch (see
             `resume_training`).
+        run_id: the id for the run (and its checkpoint); None makes one.
 
     Returns:
         The saved run; `run.info["metrics"]` holds val/test accuracy and timing.
@@ -156,7 +158,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
                                     input_size=image_size)
     runs_dir = Path(runs_dir or config.runs_dir())
-    run_id = resume.run_id if resume else runs.new_run_id(train_config.backbone, train_config.mode)
+    run_id = (resume.run_id if resume else
+              run_id or runs.new_run_id(train_config.backbone, train_config.mode))
     session = _Session(checkpoints.folder_for(runs_dir, run_id), resume, {
         "config": train_config.to_dict(), "image_size": image_size,
         "data": {"source": dataset.source, "seed": train_config.seed,

@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import backbones, checkpoints, config, data, train
+from tlcore import backbones, checkpoints, config, data, runs, train
 
 MAX_RUNNING_JOBS = 2
 FORGET_AFTER_SECONDS = 6 * 3600  # finished jobs are dropped from memory (their runs stay)
@@ -65,6 +65,8 @@ class TrainingJob:
         self.train_config = train_config
         self.data_source = data_source
         self.resume = resume
+        self.run_id = resume.run_id if resume else runs.new_run_id(train_config.backbone,
+                                                                   train_config.mode)
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         now = time.time()
@@ -114,7 +116,7 @@ class TrainingJob:
             else:
                 dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
                 run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
-                                             should_stop=self._cancel.is_set)
+                                             should_stop=self._cancel.is_set, run_id=self.run_id)
             run_dir = str(run.run_dir)
             state = "cancelled" if run.info.get("cancelled") else "done"
         except train.TrainingCancelled as cancelled:
@@ -154,9 +156,8 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
                     if not job.is_running() and now - job.snapshot().started > FORGET_AFTER_SECONDS]:
             del registry.jobs[old.job_id]
         running = [job for job in registry.jobs.values() if job.is_running()]
-        if resume is not None and any(job.resume is not None and job.resume.run_id == resume.run_id
-                                      for job in running):
-            raise JobLimitError("that training is already being resumed")
+        if resume is not None and resume.run_id in {job.run_id for job in running}:
+            raise JobLimitError("that training is already running")
         if any(job.owner == owner for job in running):
             raise JobLimitError("you already have a training running: wait for it or cancel it")
         if len(running) >= MAX_RUNNING_JOBS:
@@ -166,6 +167,11 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
         registry.jobs[job.job_id] = job
     job.start()
     return job
+
+
+def running_run_ids() -> set[str]:
+    """Run ids of this server's running trainings (their checkpoints are not interrupted)."""
+    return {job.run_id for job in _registry().jobs.values() if job.is_running()}
 
 
 def get_job(job_id: str | None) -> TrainingJob | None:
