@@ -18,15 +18,21 @@ def die_in_epoch(epoch: int, phase: str = "training"):
     return on_step
 
 
-def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path):
+def interrupted_training(folder, runs_dir, epochs: int = 3, crash_epoch: int = 2
+                         ) -> checkpoints.Checkpoint:
+    """Train from scratch until a simulated kill in `crash_epoch`; return its checkpoint."""
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                      epochs=5, image_size=32, batch_size=8, patience=0)
-    dataset = data.from_folder(tiny_folder)
+                                      epochs=epochs, image_size=32, batch_size=8, patience=0)
     with pytest.raises(ServerDied):
-        train.train_classifier(train_config, dataset, runs_dir=tmp_path,
-                               on_step=die_in_epoch(3))
+        train.train_classifier(train_config, data.from_folder(folder), runs_dir=runs_dir,
+                               on_step=die_in_epoch(crash_epoch))
+    [interrupted] = checkpoints.list_interrupted(runs_dir)
+    return interrupted
+
+
+def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path):
+    interrupted = interrupted_training(tiny_folder, tmp_path, epochs=5, crash_epoch=3)
     assert runs.list_runs(tmp_path) == []  # nothing half-written is listed
-    [interrupted] = checkpoints.list_interrupted(tmp_path)
     assert interrupted.epochs_done == 2 and len(interrupted.state["history"]["loss"]) == 2
     assert "epoch 2/5" in interrupted.label()
 
@@ -59,12 +65,7 @@ def test_fine_tuning_resumes_in_its_second_stage(tiny_folder, tmp_path):
 
 
 def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path):
-    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                      epochs=3, image_size=32, patience=0)
-    with pytest.raises(ServerDied):
-        train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
-                               on_step=die_in_epoch(2))
-    [interrupted] = checkpoints.list_interrupted(tmp_path)
+    interrupted = interrupted_training(tiny_folder, tmp_path)
     body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
     from tlcore import models
     model = models.build_classifier("scratch_cnn", body, 3, freeze_batch_norm=False)
@@ -87,13 +88,8 @@ def test_finished_and_cancelled_trainings_leave_no_checkpoint(tiny_folder, tmp_p
 def test_resume_refuses_changed_data(tmp_path):
     from conftest import make_image_folder
     folder = make_image_folder(tmp_path / "set", per_class=6)
-    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                      epochs=3, image_size=32, patience=0)
-    with pytest.raises(ServerDied):
-        train.train_classifier(train_config, data.from_folder(folder), runs_dir=tmp_path / "r",
-                               on_step=die_in_epoch(2))
+    interrupted = interrupted_training(folder, tmp_path / "r")
     (folder / "red" / "red_000.png").unlink()
-    [interrupted] = checkpoints.list_interrupted(tmp_path / "r")
     with pytest.raises(ValueError, match="changed since training"):
         train.resume_training(interrupted)
 
@@ -102,12 +98,7 @@ def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path
     import json
     import subprocess
     import sys
-    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                      epochs=3, image_size=32, patience=0)
-    with pytest.raises(ServerDied):
-        train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
-                               on_step=die_in_epoch(2))
-    [interrupted] = checkpoints.list_interrupted(tmp_path)
+    interrupted = interrupted_training(tiny_folder, tmp_path)
     state_path = interrupted.folder / checkpoints.STATE_FILE
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import io
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -173,14 +173,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def _write_arrays(path: Path, arrays: list[np.ndarray]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, *arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    images.write_atomically(path, buffer.getvalue())
 
 
 def _read_arrays(path: Path) -> list[np.ndarray]:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import keras
 import numpy as np
 
-from tlcore import backbones, config
+from tlcore import backbones, config, images
 
 CACHE_VERSION = 1
 EMBED_BATCH_SIZE = 32
@@ -87,12 +87,7 @@ def store_cached(key: str | None, arrays: dict[str, np.ndarray]) -> None:
         return
     path = _cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name: two jobs (threads of one server) may store the same key.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    # Unique temporary names: two jobs (threads of one server) may store the same key.
+    images.write_atomically(path, buffer.getvalue())
