@@ -7,6 +7,7 @@ from tlcore import archives, config, data, images, pets
 from ui import cache, charts, state
 
 SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
+           "petimages": "Cats vs Dogs (Microsoft PetImages, the lesson's 787 MB archive)",
            "zip": "Upload a zip of class folders", "folder": "A folder on this server"}
 
 st.title("Data")
@@ -21,11 +22,14 @@ kind = st.radio("Source", choices, index=choices.index(default), format_func=SOU
                 horizontal=True)
 
 try:
-    if kind in ("demo", *pets.SOURCES):
-        if kind != "demo":
+    if kind in ("demo", "petimages", *pets.SOURCES):
+        if kind in pets.SOURCES:
             st.caption("Downloaded once through TensorFlow Datasets (about 800 MB), then read "
                        "from disk. TFDS's own test split is kept, so results compare with "
                        "published ones.")
+        elif kind == "petimages":
+            st.caption("Downloaded once (resumable, checksum-checked), then read from disk; "
+                       "its unreadable files are skipped and listed below.")
         state.set_data_source(kind)
     elif kind == "zip":
         upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"])

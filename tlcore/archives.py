@@ -22,12 +22,12 @@ class ArchiveError(ValueError):
     """An archive that is unsafe, oversized or not a zip; the message says which."""
 
 
-def extract_zip(data: bytes, target: Path, *, max_files: int = MAX_FILES,
+def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
                 max_total_bytes: int = MAX_TOTAL_BYTES) -> list[Path]:
     """Extract a zip archive's regular files into `target`.
 
     Args:
-        data: the archive's bytes.
+        data: the archive's bytes, or its path (large archives are read from disk).
         target: an existing empty folder.
         max_files: refuse archives with more entries.
         max_total_bytes: refuse archives that expand to more bytes.
@@ -39,7 +39,7 @@ def extract_zip(data: bytes, target: Path, *, max_files: int = MAX_FILES,
         ArchiveError: not a zip, or unsafe (see module docstring).
     """
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except zipfile.BadZipFile as error:
         raise ArchiveError(f"not a zip archive ({error})") from error
     with archive:

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     from tlcore import archives, backbones, images  # after parsing: --help stays instant
 
+    # DownloadError is a ValueError: a failed download is one line too.
     expected = (ValueError, backbones.WeightsUnavailableError, images.ImageError,
                 archives.ArchiveError, OSError)
     try:
@@ -52,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     command("backbones", _backbones, "list backbones and whether their weights are here")
 
     train = command("train", _train, "train a classifier and save it as a run")
-    train.add_argument("--data", default="demo", help="'demo', a folder of class folders, or a .zip")
+    train.add_argument("--data", default="demo",
+                       help="demo, pets, pets-species, petimages, a folder of class folders, "
+                            "or a .zip")
     train.add_argument("--backbone", default="vgg16")
     train.add_argument("--weights", default="edges", help="imagenet | edges | none | PATH")
     train.add_argument("--mode", default="fast", choices=["fast", "fine-tune", "end-to-end"])

@@ -208,7 +208,7 @@ def source_stamp(source: str) -> str:
     A folder's modification time changes when an entry is added, removed or renamed, so
     the stamp of the root and its class folders is enough to know a cached read is stale.
     """
-    if source in ("demo", "pets", "pets-species"):
+    if source in ("demo", "pets", "pets-species", "petimages"):
         return source
     root = Path(source)
     if not root.is_dir():
@@ -264,24 +264,29 @@ def demo_dataset(seed: int = 0) -> Dataset:
 
 
 def load_dataset(source: str, *, seed: int = 0) -> Dataset:
-    """Open a data set by name: "demo", "pets", "pets-species", a folder, or a .zip path.
+    """Open a data set: "demo", "pets", "pets-species", "petimages", a folder or a .zip.
 
     Raises:
         ValueError: the source is none of those.
     """
     if source == "demo":
         return demo_dataset(seed=seed)
+    # pets and petimages build on this module; imported late to avoid a cycle.
     if source in ("pets", "pets-species"):
-        from tlcore import pets  # pets builds on this module; imported late to avoid a cycle
+        from tlcore import pets
 
         return pets.pets_dataset(species=source == "pets-species", seed=seed)
+    if source == "petimages":
+        from tlcore import petimages
+
+        return petimages.petimages_dataset(seed=seed)
     path = Path(source)
     if path.is_dir():
         return from_folder(path, seed=seed)
     if path.is_file() and path.suffix.lower() == ".zip":
         return from_zip(path, seed=seed)
-    raise ValueError(f"data={source!r} is not 'demo', 'pets', 'pets-species', a folder of "
-                     "class folders, or a .zip file")
+    raise ValueError(f"data={source!r} is not 'demo', 'pets', 'pets-species', 'petimages', a "
+                     "folder of class folders, or a .zip file")
 
 
 def load_images(paths: list[str], size: int, workers: int = 4) -> np.ndarray:

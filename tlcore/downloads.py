@@ -1,0 +1,92 @@
+"""Large downloads that show progress, resume after an interruption and verify what came.
+
+Bytes stream into `<target>.partial`; a broken connection keeps them, and the next call asks
+the server for the rest (HTTP Range) instead of starting again. Only a file whose size and
+SHA-256 match is renamed to `target`, so a present target is always complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+CHUNK = 1024 * 1024
+StepCallback = Callable[[int, int, dict], None]
+
+
+class DownloadError(ValueError):
+    """A download that failed or arrived damaged; the message says what to do by hand."""
+
+
+def download(url: str, target: Path, *, expected_size: int | None = None,
+             sha256: str | None = None, on_step: StepCallback | None = None,
+             should_stop: Callable[[], bool] | None = None, timeout: float = 30.0) -> Path:
+    """Fetch `url` into `target` once, resuming a partial download.
+
+    Args:
+        url: http(s) address.
+        target: where the complete file goes.
+        expected_size: bytes the file must have, or None.
+        sha256: hex digest the file must have, or None.
+        on_step: called as on_step(bytes_done, bytes_total, {"phase": "downloading"}).
+        should_stop: polled between chunks; True stops, keeping the partial file.
+        timeout: seconds to wait for the server.
+
+    Returns:
+        `target`.
+
+    Raises:
+        DownloadError: no connection, a server error, a cancel, or a size or checksum
+            mismatch (the damaged file is deleted).
+    """
+    target = Path(target)
+    if target.is_file() and (expected_size is None or target.stat().st_size == expected_size):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    done = partial.stat().st_size if partial.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if done and response.status != 206:  # the server ignored Range: start again
+                done = 0
+            total = expected_size or (done + int(response.headers.get("Content-Length", 0)))
+            with open(partial, "ab" if done else "wb") as sink:
+                while chunk := response.read(CHUNK):
+                    sink.write(chunk)
+                    done += len(chunk)
+                    if on_step is not None:
+                        on_step(done, total, {"phase": "downloading"})
+                    if should_stop is not None and should_stop():
+                        raise DownloadError(f"download of {target.name} cancelled at {done:,} "
+                                            "bytes; the next attempt resumes from there")
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        raise DownloadError(
+            f"could not download {url} ({type(error).__name__}: {str(error)[:120]}). "
+            f"{done:,} bytes are kept and the next attempt resumes. Without a network, "
+            f"download it elsewhere and put it at {target}.") from error
+    _verify(partial, expected_size, sha256)
+    os.replace(partial, target)
+    return target
+
+
+def _verify(path: Path, expected_size: int | None, sha256: str | None) -> None:
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        if size > expected_size:
+            path.unlink()
+        raise DownloadError(f"{path.name} has {size:,} bytes, expected {expected_size:,}"
+                            + ("; deleted, try again" if size > expected_size else
+                               "; the next attempt resumes"))
+    if sha256 is not None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            while block := stream.read(CHUNK):
+                digest.update(block)
+        if digest.hexdigest() != sha256:
+            path.unlink()
+            raise DownloadError(f"{path.name} is damaged (SHA-256 mismatch); deleted, try again")
