@@ -14,7 +14,8 @@ steps = [
     ("Data", "app_pages/data.py", "Pick the built-in demo set or your own folder or zip of "
      "class folders; see class counts, samples and skipped files."),
     ("Train", "app_pages/train.py", "Choose a backbone and weights, then train a head on frozen "
-     "features (fast) or train end to end, with live curves."),
+     "features (fast), fine-tune, or train end to end, with live curves."),
+    ("Runs", "app_pages/runs.py", "Compare every training: accuracy, time, size."),
     ("Evaluate", "app_pages/evaluate.py", "Confusion matrix and per-class accuracy of any run."),
     ("Ideal image", "app_pages/ideal_image.py", "Start from noise and climb a class score until "
      "the network sees its class: what has it learned?"),
@@ -34,7 +35,7 @@ st.markdown(
     "| ResNet50 linear probe / fine-tuned / from scratch, Oxford-IIIT Pets (37 breeds) "
     "| 91.5 / 92.1 / 81.5 % |\n"
     "| fastai ResNet34 fine-tuned, Oxford-IIIT Pets | 94.6 % |\n"
-    "| Standard ImageNet ResNet50 under an 4/255 L-inf attack (RobustBench) | 76.5 % -> 0.0 % |\n")
+    "| Standard ImageNet ResNet50 under a 4/255 L-inf attack (RobustBench) | 76.5 % -> 0.0 % |\n")
 st.caption("Sources: the AI-for-Beginners transfer-learning lesson, Kornblith et al. (as "
            "quoted by SimCLR/BYOL), fastai, RobustBench. No network here? The VGG16 "
            "*edge-detection* body works offline; ImageNet weights download once when online.")
