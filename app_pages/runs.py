@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import config, runs
+from tlcore import config, export, runs
 from ui import cache, charts, state, widgets
 
 st.title("Runs")
@@ -28,6 +28,15 @@ with open(run.model_path, "rb") as model_file:
                        icon=":material/download:",
                        help="Load with keras.saving.load_model after `import tlcore.layers`; "
                             "it takes raw [0, 255] RGB pixels and returns logits.")
+tflite = run.run_dir / export.TFLITE_FILE
+if tflite.is_file():
+    with open(tflite, "rb") as tflite_file:
+        st.download_button("Download TensorFlow Lite (.tflite)", tflite_file,
+                           file_name=f"{run.run_id}.tflite", icon=":material/smartphone:")
+elif st.button("Export for phones (TensorFlow Lite)", icon=":material/smartphone:"):
+    with st.spinner("Converting..."):
+        export.export_tflite(run)
+    st.rerun()
 if config.public_demo():
     st.caption("Renaming and deleting are off in the public demo.")
     st.stop()

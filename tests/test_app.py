@@ -134,6 +134,8 @@ def test_runs_page_renames_and_deletes(tmp_path):
                                  data.from_folder(folder))
     app = open_page("app_pages/runs.py", selected_run_id=run.run_id)
     assert len(app.get("plotly_chart")) == 1
+    by_label(app.button, "Export for phones (TensorFlow Lite)").click().run()
+    assert not app.exception and (run.run_dir / "model.tflite").is_file()
     by_label(app.text_input, "Name").input("colours, one epoch")
     by_label(app.button, "Rename").click().run()
     assert not app.exception

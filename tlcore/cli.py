@@ -83,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "val", "test"])
 
+    exporter = command("export", _export, "convert a run's model to TensorFlow Lite")
+    exporter.add_argument("run_dir", type=Path)
+    exporter.add_argument("--out", type=Path, help="default: model.tflite in the run folder")
+
     ideal = command("ideal", _ideal, "render the image a model finds most like a class")
     _model_arguments(ideal)
     ideal.add_argument("--target", required=True, help="class name or index")
@@ -186,6 +190,13 @@ def _evaluate(arguments: argparse.Namespace) -> dict[str, Any]:
 
     split = "validation" if arguments.split == "val" else arguments.split
     return evaluate.evaluate_run(runs.load_run(arguments.run_dir), split)
+
+
+def _export(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import export, runs
+
+    path = export.export_tflite(runs.load_run(arguments.run_dir), arguments.out)
+    return {"tflite": str(path), "bytes": path.stat().st_size}
 
 
 def _load_model(arguments: argparse.Namespace):
