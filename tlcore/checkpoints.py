@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tlcore import config, images
+from tlcore import atomic, config
 
 FOLDER = ".checkpoints"
 STATE_FILE = "state.json"
@@ -169,13 +169,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
                  "pid": os.getpid(),
                  "best_accuracy": self.best.best_accuracy, "best_epoch": self.best.best_epoch,
                  "updated": datetime.datetime.now().isoformat(timespec="seconds")}
-        images.write_atomically(self.folder / STATE_FILE, json.dumps(state, indent=1).encode())
+        atomic.write_file(self.folder / STATE_FILE, json.dumps(state, indent=1).encode())
 
 
 def _write_arrays(path: Path, arrays: list[np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, *arrays)
-    images.write_atomically(path, buffer.getvalue())
+    atomic.write_file(path, buffer.getvalue())
 
 
 def _read_arrays(path: Path) -> list[np.ndarray]:

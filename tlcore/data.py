@@ -10,14 +10,12 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from tlcore import archives, config, demo, images
+from tlcore import archives, atomic, config, demo, images
 
 SPLIT_NAMES = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -231,18 +229,8 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
     digest = hashlib.sha256(data).hexdigest()[:16]
     target = config.cache_dir() / "uploads" / digest
     if not target.is_dir():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{digest}."))
-        try:
+        with atomic.staged_folder(target) as staging:  # the same zip twice: one copy stays
             archives.extract_zip(data, staging)
-            os.replace(staging, target)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not target.is_dir():  # else another visitor uploaded the same zip first
-                raise
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     root = target
     entries = [p for p in target.iterdir() if not _hidden(p.name)]
     if len(entries) == 1 and entries[0].is_dir() and any(

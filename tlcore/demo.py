@@ -7,14 +7,13 @@ classifier must learn shape or texture, not a colour.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from tlcore import atomic
 
 DEMO_NAME = "Demo: shapes and textures (synthetic)"
 CLASS_NAMES = ("checkerboard", "circle", "square", "stripes", "triangle", "dots")
@@ -35,17 +34,8 @@ def ensure_demo_images(cache_folder: Path, seed: int = 0,
     folder = cache_folder / f"{VERSION}-seed{seed}-n{images_per_class}"
     if folder.is_dir():
         return folder
-    cache_folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=cache_folder, prefix=".staging-"))
-    try:
+    with atomic.staged_folder(folder) as staging:  # a concurrent maker's copy is identical
         write_demo_images(staging, seed=seed, images_per_class=images_per_class)
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process finished first; theirs is identical
-            shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tlcore import images, runs
+from tlcore import atomic, runs
 
 TFLITE_FILE = "model.tflite"
 
@@ -32,7 +32,7 @@ def export_tflite(run: runs.Run, out: Path | None = None) -> Path:
         model.export(folder, format="tf_saved_model", verbose=False)
         converted = tf.lite.TFLiteConverter.from_saved_model(folder).convert()
     out.parent.mkdir(parents=True, exist_ok=True)
-    images.write_atomically(out, converted)
+    atomic.write_file(out, converted)
     return out
 
 

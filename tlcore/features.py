@@ -16,7 +16,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from tlcore import backbones, config, images
+from tlcore import atomic, backbones, config
 
 CACHE_VERSION = 1
 EMBED_BATCH_SIZE = 32
@@ -90,4 +90,4 @@ def store_cached(key: str | None, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     # Unique temporary names: two jobs (threads of one server) may store the same key.
-    images.write_atomically(path, buffer.getvalue())
+    atomic.write_file(path, buffer.getvalue())

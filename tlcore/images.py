@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from tlcore import atomic
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Decompression-bomb guard: a small file may declare enormous dimensions. 50 megapixels
@@ -132,17 +133,5 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an image as PNG atomically (temporary file, then rename); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, png_bytes(image))
+    atomic.write_file(path, png_bytes(image))
     return path
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write bytes to `path` so that readers see the old file or the new one, never half."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

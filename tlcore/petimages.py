@@ -8,13 +8,10 @@ and listed like in any folder: the lesson's TensorFlow notebook removes 231 of t
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
-from tlcore import archives, config, data, downloads
+from tlcore import archives, atomic, config, data, downloads
 
 URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
        "kagglecatsanddogs_5340.zip")
@@ -45,13 +42,5 @@ def petimages_dataset(seed: int = 0, on_step: StepCallback | None = None,
 
 def _extract(archive: Path, folder: Path) -> None:
     """Extract into a staging folder renamed into place: never a half-extracted set."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".petimages-staging-"))
-    try:
+    with atomic.staged_folder(folder, replace_existing=True) as staging:
         archives.extract_zip(archive, staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

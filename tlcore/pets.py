@@ -12,15 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import socket
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from tlcore import config, data
+from tlcore import atomic, config, data
 
 TFDS_NAME = "oxford_iiit_pet"
 SOURCES = {"pets": "Oxford-IIIT Pets (37 breeds)",
@@ -72,9 +70,7 @@ def export_pets(target: Path, on_step: StepCallback | None = None) -> Path:
         return target
     import tensorflow_datasets as tfds  # slow to import; only needed once
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".pets-staging-"))
-    try:
+    with atomic.staged_folder(target, replace_existing=True) as staging:
         builder_splits, info = _load(tfds)
         species_of: dict[str, str] = {}
         breed_names = info.features["label"].names
@@ -91,12 +87,6 @@ def export_pets(target: Path, on_step: StepCallback | None = None) -> Path:
                 if on_step is not None and written % 100 == 0:
                     on_step(written, 7349, {"phase": "exporting"})
         (staging / SPECIES_FILE).write_text(json.dumps(species_of, indent=1, sort_keys=True))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

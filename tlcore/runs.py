@@ -11,13 +11,12 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from tlcore import config, models
+from tlcore import atomic, config, models
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "run.json"
@@ -119,15 +118,10 @@ def save_run(model: keras.Model, info: dict[str, Any], runs_dir: Path | None = N
     run_id = run_id or new_run_id(cfg.get("backbone", "model"), cfg.get("mode", "run"))
     info = {"id": run_id, "created": datetime.datetime.now().isoformat(timespec="seconds"),
             **info}
-    staging = Path(tempfile.mkdtemp(dir=runs_dir, prefix=f".staging-{run_id}-"))
-    try:
+    target = runs_dir / run_id
+    with atomic.staged_folder(target, replace_existing=True) as staging:
         models.save_model(model, staging / MODEL_FILE)
         (staging / INFO_FILE).write_text(json.dumps(info, indent=2, default=_json_default))
-        target = runs_dir / run_id
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Run(target, info)
 
 
@@ -190,14 +184,7 @@ def rename_run(run: Run, name: str) -> Run:
 
 def write_info(run_dir: Path, info: dict[str, Any]) -> None:
     """Replace a run's run.json atomically."""
-    handle, temporary = tempfile.mkstemp(dir=run_dir, prefix=f".{INFO_FILE}.")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(info, indent=2, default=_json_default))
-        os.replace(temporary, run_dir / INFO_FILE)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic.write_file(run_dir / INFO_FILE, json.dumps(info, indent=2, default=_json_default).encode())
 
 
 def delete_run(run: Run) -> None:

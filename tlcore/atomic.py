@@ -1,0 +1,56 @@
+"""Write files and folders so that readers see the old state or the new one, never half.
+
+Everything is written under a temporary name in the same folder and renamed into place in
+one step: a crash, a kill or a concurrent reader never meets a half-written file, run,
+cache entry or extracted data set.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write bytes to `path` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder beside `target`; when the block ends well, it becomes
+    `target` in one rename, and when it fails it is removed.
+
+    Args:
+        target: the folder to create.
+        replace_existing: what to do if `target` appeared meanwhile (another visitor or
+            process made it): True replaces it, False keeps it and discards this copy
+            (right when both are the same thing, such as one upload or the demo set).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".staging-{target.name}-"))
+    try:
+        yield staging
+        if target.exists() and replace_existing:
+            shutil.rmtree(target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)  # another writer finished first
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
