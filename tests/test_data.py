@@ -113,3 +113,18 @@ def test_source_stamp_changes_when_a_file_is_added(tmp_path):
     os.utime(root / "red")
     assert data.source_stamp(str(root)) != before
     assert data.source_stamp(str(tmp_path / "gone")) == "missing"
+
+
+def test_a_second_scan_decodes_only_new_or_changed_files(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "set", per_class=3)
+    (root / "red" / "broken.png").write_bytes(b"not a png")
+    first = data.from_folder(root)
+    decoded = []
+    original = data._unreadable_reason
+    monkeypatch.setattr(data, "_unreadable_reason", lambda path: decoded.append(path) or original(path))
+    second = data.from_folder(root)
+    assert decoded == [] and second.paths == first.paths and second.skipped == first.skipped
+    (root / "red" / "red_000.png").write_bytes(b"now broken")
+    third = data.from_folder(root)
+    assert [p.name for p in decoded] == ["red_000.png"]
+    assert {s.path.rsplit("/", 1)[-1] for s in third.skipped} == {"broken.png", "red_000.png"}

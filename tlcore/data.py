@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -134,12 +135,13 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     if not root.is_dir():
         raise ValueError(f"data folder {str(root)!r} does not exist or is not a folder")
     class_folders = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    verdicts = _load_verdicts(root)
     paths: list[str] = []
     labels: list[int] = []
     skipped: list[SkippedFile] = []
     class_names: list[str] = []
     for class_folder in class_folders:
-        good, bad = _scan_class_folder(class_folder)
+        good, bad = _scan_class_folder(class_folder, verdicts)
         skipped.extend(bad)
         if not good:
             skipped.append(SkippedFile(str(class_folder), "class folder has no readable image"))
@@ -147,6 +149,8 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
         labels.extend([len(class_names)] * len(good))
         class_names.append(class_folder.name)
         paths.extend(good)
+    seen = set(paths) | {item.path for item in skipped}
+    _store_verdicts(root, {path: verdict for path, verdict in verdicts.items() if path in seen})
     if len(class_names) < 2:
         raise ValueError(
             f"{str(root)!r} has {len(class_names)} class folder(s) with readable images "
@@ -163,7 +167,13 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "__MACOSX"))
 
 
-def _scan_class_folder(folder: Path) -> tuple[list[str], list[SkippedFile]]:
+def _scan_class_folder(folder: Path, verdicts: dict[str, list]
+                       ) -> tuple[list[str], list[SkippedFile]]:
+    """Sort a class folder's files into readable images and skipped files.
+
+    `verdicts` maps a path to [size, mtime_ns, reason or None] from earlier scans; files
+    whose size and time are unchanged are not decoded again, and new verdicts are added.
+    """
     candidates: list[Path] = []
     bad: list[SkippedFile] = []
     for path in sorted(folder.rglob("*")):
@@ -177,14 +187,40 @@ def _scan_class_folder(folder: Path) -> tuple[list[str], list[SkippedFile]]:
             bad.append(SkippedFile(str(path), "empty file"))
         else:
             candidates.append(path)
-    good: list[str] = []
+    stamps = {str(path): [path.stat().st_size, path.stat().st_mtime_ns] for path in candidates}
+    unknown = [path for path in candidates if verdicts.get(str(path), [None, None])[:2]
+               != stamps[str(path)]]
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        for path, reason in zip(candidates, pool.map(_unreadable_reason, candidates)):
-            if reason:
-                bad.append(SkippedFile(str(path), reason))
-            else:
-                good.append(str(path))
+        for path, reason in zip(unknown, pool.map(_unreadable_reason, unknown)):
+            verdicts[str(path)] = [*stamps[str(path)], reason]
+    good: list[str] = []
+    for path in candidates:
+        reason = verdicts[str(path)][2]
+        if reason:
+            bad.append(SkippedFile(str(path), reason))
+        else:
+            good.append(str(path))
     return good, bad
+
+
+def _verdicts_path(root: Path) -> Path:
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return config.cache_dir() / "scans" / f"{key}.json"
+
+
+def _load_verdicts(root: Path) -> dict[str, list]:
+    """Earlier scans of this folder (decoding 25,000 photos takes minutes; reopening should
+    not), or an empty dict."""
+    try:
+        return json.loads(_verdicts_path(root).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _store_verdicts(root: Path, verdicts: dict[str, list]) -> None:
+    path = _verdicts_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_file(path, json.dumps(verdicts).encode())
 
 
 def _unreadable_reason(path: Path) -> str | None:
