@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -71,7 +72,15 @@ class Dataset:
         return {name: len(indices) for name, indices in self.splits.items()}
 
     def fingerprint(self) -> str:
-        """Return a short hash of the files (path, size, modification time) and labels."""
+        """Return a short hash of the files (path, size, modification time) and labels.
+
+        Computed once per Dataset (a stat of every file): it describes the files as they
+        were read, like the paths and labels it is kept with.
+        """
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         digest = hashlib.sha256("\n".join(self.class_names).encode())
         for path, label in zip(self.paths, self.labels.tolist()):
             stat = os.stat(path)

@@ -322,7 +322,7 @@ def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
         (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
         patience=train_config.patience, class_weights=train_config.class_weights,
         augment=train_config.augment, phase="fine-tuning", cosine=True,
-        baseline=max(head_history.get("val_accuracy", [-1.0])[:head_epochs] or [-1.0]),
+        baseline=max(head_history.get("val_accuracy") or [-1.0]),
         prior_history=head_history, session=session, extra=extra)
     extra.update({"cancelled": cancelled,
                   "best_epoch": head_epochs + best_epoch if best_epoch else extra["best_epoch"]})
@@ -407,7 +407,8 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
         inputs, labels = augmented_batches(train[0], train[1], train_config.batch_size,
                                            train_config.seed), None
     result = model.fit(inputs, labels, validation_data=validation_data,
-                       epochs=train_config.epochs, initial_epoch=initial_epoch, batch_size=None if augment else train_config.batch_size,
+                       epochs=train_config.epochs, initial_epoch=initial_epoch,
+                       batch_size=None if augment else train_config.batch_size,
                        shuffle=not augment, verbose=0, callbacks=callbacks,
                        class_weight=balanced_class_weights(train[1]) if class_weights else None)
     history = {key: prior.get(key, []) + [float(v) for v in values]
