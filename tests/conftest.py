@@ -52,3 +52,29 @@ def tiny_run(tiny_folder, tmp_path_factory):
                                       learning_rate=5e-3, patience=0)
     dataset = data.from_folder(tiny_folder)
     return train.train_classifier(train_config, dataset)
+
+
+class ServerDied(Exception):
+    """Stands in for a killed process: the training stops without any cleanup."""
+
+
+def die_in_epoch(epoch: int, phase: str = "training"):
+    """A progress callback that "kills the server" on the first batch of `epoch`."""
+    def on_step(step: int, total: int, metrics: dict) -> None:
+        if metrics.get("phase") == phase and metrics.get("epoch") == epoch:
+            raise ServerDied
+    return on_step
+
+
+def interrupted_training(folder: Path, runs_dir: Path | None = None, epochs: int = 3,
+                         crash_epoch: int = 2):
+    """Train from scratch until a simulated kill in `crash_epoch`; return its checkpoint."""
+    from tlcore import checkpoints, config, data, train
+
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=epochs, image_size=32, batch_size=8, patience=0)
+    with pytest.raises(ServerDied):
+        train.train_classifier(train_config, data.from_folder(folder), runs_dir=runs_dir,
+                               on_step=die_in_epoch(crash_epoch))
+    [interrupted] = checkpoints.list_interrupted(runs_dir)
+    return interrupted

@@ -7,8 +7,8 @@ import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import make_image_folder
-from tlcore import config, data, train
+from conftest import interrupted_training, make_image_folder
+from tlcore import config, data, runs, train
 from ui import jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -63,11 +63,15 @@ def test_data_page_explains_a_folder_with_one_class(tmp_path):
     assert not app.exception and "at least two" in app.error[0].value
 
 
+def one_epoch_run(folder: Path) -> runs.Run:
+    """A scratch CNN trained for one epoch on `folder`, saved in the default runs folder."""
+    return train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                     mode="end-to-end", epochs=1, image_size=32),
+                                  data.from_folder(folder))
+
+
 def test_attack_page_without_test_images_asks_for_an_upload(tmp_path):
-    folder = make_image_folder(tmp_path / "two", per_class=2)
-    run = train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
-                                                    mode="end-to-end", epochs=1, image_size=32),
-                                 data.from_folder(folder))
+    run = one_epoch_run(make_image_folder(tmp_path / "two", per_class=2))
     app = open_page("app_pages/attack.py", selected_run_id=run.run_id)
     assert "no test images" in app.info[0].value
 
@@ -128,10 +132,7 @@ def test_attack_page_attacks_a_test_image(tiny_run):
 
 
 def test_runs_page_renames_and_deletes(tmp_path):
-    folder = make_image_folder(tmp_path / "r", per_class=4)
-    run = train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
-                                                    mode="end-to-end", epochs=1, image_size=32),
-                                 data.from_folder(folder))
+    run = one_epoch_run(make_image_folder(tmp_path / "r", per_class=4))
     app = open_page("app_pages/runs.py", selected_run_id=run.run_id)
     assert len(app.get("plotly_chart")) == 1
     by_label(app.button, "Export for phones (TensorFlow Lite)").click().run()
@@ -139,7 +140,6 @@ def test_runs_page_renames_and_deletes(tmp_path):
     by_label(app.text_input, "Name").input("colours, one epoch")
     by_label(app.button, "Rename").click().run()
     assert not app.exception
-    from tlcore import runs
     assert runs.load_run(run.run_dir).name == "colours, one epoch"
     app.checkbox[0].check().run()
     by_label(app.button, "Delete").click().run()
@@ -149,14 +149,7 @@ def test_runs_page_renames_and_deletes(tmp_path):
 def test_train_page_resumes_an_interrupted_training(tiny_folder):
     from tlcore import checkpoints
 
-    def die(step: int, total: int, metrics: dict) -> None:
-        if metrics.get("phase") == "training" and metrics.get("epoch") == 2:
-            raise RuntimeError("server killed")
-    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                      epochs=3, image_size=32, patience=0)
-    with pytest.raises(RuntimeError):
-        train.train_classifier(train_config, data.from_folder(tiny_folder), on_step=die)
-    [interrupted] = checkpoints.list_interrupted()
+    interrupted = interrupted_training(tiny_folder)
     app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
     by_label(app.button, "Resume").click().run()
     assert not app.exception, [error.value for error in app.exception]

@@ -4,30 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import ServerDied, die_in_epoch, interrupted_training
 from tlcore import backbones, checkpoints, config, data, evaluate, runs, train
-
-
-class ServerDied(Exception):
-    """Stands in for a killed process: the training stops without any cleanup."""
-
-
-def die_in_epoch(epoch: int, phase: str = "training"):
-    def on_step(step: int, total: int, metrics: dict) -> None:
-        if metrics.get("phase") == phase and metrics.get("epoch") == epoch:
-            raise ServerDied
-    return on_step
-
-
-def interrupted_training(folder, runs_dir, epochs: int = 3, crash_epoch: int = 2
-                         ) -> checkpoints.Checkpoint:
-    """Train from scratch until a simulated kill in `crash_epoch`; return its checkpoint."""
-    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                      epochs=epochs, image_size=32, batch_size=8, patience=0)
-    with pytest.raises(ServerDied):
-        train.train_classifier(train_config, data.from_folder(folder), runs_dir=runs_dir,
-                               on_step=die_in_epoch(crash_epoch))
-    [interrupted] = checkpoints.list_interrupted(runs_dir)
-    return interrupted
 
 
 def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path):

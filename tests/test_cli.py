@@ -116,17 +116,9 @@ def test_fine_tune_mode_from_the_command_line(capsys, tiny_folder, tmp_path):
 
 
 def test_resume_from_the_command_line(capsys, tiny_folder, tmp_path):
-    from tlcore import checkpoints, config, data, train
+    from conftest import interrupted_training
 
-    def die(step: int, total: int, metrics: dict) -> None:
-        if metrics.get("phase") == "training" and metrics.get("epoch") == 2:
-            raise RuntimeError("killed")
-    with pytest.raises(RuntimeError):
-        train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
-                                                  mode="end-to-end", epochs=3, image_size=32,
-                                                  patience=0),
-                               data.from_folder(tiny_folder), runs_dir=tmp_path, on_step=die)
-    [interrupted] = checkpoints.list_interrupted(tmp_path)
+    interrupted = interrupted_training(tiny_folder, tmp_path)
     status, resumed, _ = run_cli(capsys, "train", "--resume", str(interrupted.folder))
     assert status == 0 and resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 3
     assert Path(resumed["run_dir"]).parent == tmp_path
