@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import archives, config, data, images, pets
-from ui import cache, charts, state
+from tlcore import archives, config, data, images, petimages, pets
+from ui import cache, charts, jobs, state
 
 SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
            "petimages": "Cats vs Dogs (Microsoft PetImages, the lesson's 787 MB archive)",
@@ -14,6 +14,40 @@ st.title("Data")
 st.markdown("A classifier learns from labelled examples: here, one folder of images per class. "
             "Look at the classes, their sizes and a few samples before training: most "
             "surprises in a model come from the data.")
+
+DOWNLOAD_BYTES = {"pets": pets.DOWNLOAD_BYTES, "pets-species": pets.DOWNLOAD_BYTES,
+                  "petimages": petimages.SIZE}
+
+
+@st.fragment(run_every=1.0)
+def preparation_progress(job: jobs.PrepareDataJob) -> None:
+    """Redraw a download's progress every second; rerun the page when it ends."""
+    snapshot = job.snapshot()
+    if snapshot.state != "running":
+        st.rerun()
+    st.progress(snapshot.fraction, text=snapshot.progress_text())
+    if st.button("Cancel", icon=":material/stop:"):
+        job.cancel()
+
+
+def prepare(source: str) -> None:
+    """Stop the page with a download panel unless `source` is on this server and checked."""
+    job = jobs.preparing(source)
+    if job is not None and job.is_running():
+        st.caption("Runs in the background: you may change page and come back.")
+        preparation_progress(job)
+        st.stop()
+    if not data.needs_download(source):
+        return
+    if job is not None:
+        snapshot = job.snapshot()
+        st.error(snapshot.error or f"Download {snapshot.state}.", icon=":material/cloud_off:")
+    if st.button(f"Download ({DOWNLOAD_BYTES[source] / 1e6:,.0f} MB, once)",
+                 icon=":material/download:", type="primary"):
+        jobs.prepare_data(state.visitor_id(), source)
+        st.rerun()
+    st.stop()
+
 
 choices = [key for key in SOURCES if key != "folder" or not config.public_demo()]
 current = state.data_source()
@@ -31,6 +65,8 @@ try:
             st.caption("Downloaded once (resumable, checksum-checked), then read from disk; "
                        "its unreadable files are skipped and listed below.")
         state.set_data_source(kind)
+        if kind in data.DOWNLOADED_SOURCES:
+            prepare(kind)
     elif kind == "zip":
         upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"])
         if upload is not None:

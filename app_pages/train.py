@@ -64,10 +64,7 @@ def live_progress(job: jobs.TrainingJob) -> None:
     snapshot = job.snapshot()
     if snapshot.state != "running":
         st.rerun()
-    eta = snapshot.eta_seconds
-    text = f"{snapshot.phase}: {snapshot.step}/{snapshot.total}" + (
-        f", about {eta:.0f} s left" if eta is not None else "")
-    st.progress(snapshot.fraction, text=text)
+    st.progress(snapshot.fraction, text=snapshot.progress_text())
     if st.button("Cancel", icon=":material/stop:"):
         job.cancel()
     if snapshot.epochs:

@@ -1,8 +1,13 @@
 """Shared fixtures: an isolated TLCORE_HOME/KERAS_HOME, tiny generated data, a tiny run."""
 from __future__ import annotations
 
+import hashlib
+import http.server
+import io
 import os
 import tempfile
+import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +83,50 @@ def interrupted_training(folder: Path, runs_dir: Path | None = None, epochs: int
                                on_step=die_in_epoch(crash_epoch))
     [interrupted] = checkpoints.list_interrupted(runs_dir)
     return interrupted
+
+
+def jpeg(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), value, dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def petimages_like_zip() -> bytes:
+    """The archive's layout with its kinds of damage: empty, truncated, Thumbs.db."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("CDLA-Permissive-2.0.pdf", b"%PDF-1.4")
+        archive.writestr("readme[1].txt", b"Cats and dogs")
+        for species in ("Cat", "Dog"):
+            for index in range(4):
+                archive.writestr(f"PetImages/{species}/{index}.jpg", jpeg(40 * index))
+            archive.writestr(f"PetImages/{species}/Thumbs.db", b"\xd0\xcf\x11\xe0")
+        archive.writestr("PetImages/Cat/666.jpg", b"")
+        archive.writestr("PetImages/Dog/11702.jpg", jpeg(200)[:200])
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def served_petimages(monkeypatch, tmp_path):
+    """PetImages-like archive served on loopback, with tlcore pointed at it."""
+    from tlcore import petimages
+
+    payload = petimages_like_zip()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args) -> None:
+            pass
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(petimages, "URL", f"http://127.0.0.1:{httpd.server_address[1]}/a.zip")
+    monkeypatch.setattr(petimages, "SIZE", len(payload))
+    monkeypatch.setattr(petimages, "SHA256", hashlib.sha256(payload).hexdigest())
+    yield
+    httpd.shutdown()

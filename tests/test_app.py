@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import interrupted_training, make_image_folder
-from tlcore import config, data, runs, train
+from tlcore import config, data, petimages, runs, train
 from ui import jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -61,6 +61,35 @@ def test_data_page_explains_a_folder_with_one_class(tmp_path):
     by_label(app.radio, "Source").set_value("folder").run()
     by_label(app.text_input, "Folder of class folders").input(str(folder)).run()
     assert not app.exception and "at least two" in app.error[0].value
+
+
+def test_data_page_downloads_petimages_in_the_background(served_petimages):
+    app = open_page("app_pages/data.py")
+    by_label(app.radio, "Source").set_value("petimages").run()
+    download = next(button for button in app.button if button.label.startswith("Download"))
+    download.click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    snapshot = jobs.wait(jobs.preparing("petimages").job_id)
+    assert snapshot.state == "done", snapshot.error
+    app.run()
+    assert not app.exception
+    assert by_label(app.metric, "Classes").value == "2"
+    assert any(header.value == "Skipped files (4)" for header in app.subheader)
+
+
+def test_data_page_offline_download_says_where_to_put_the_archive(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(petimages, "URL", "http://127.0.0.1:9/kagglecatsanddogs_5340.zip")
+    app = open_page("app_pages/data.py")
+    by_label(app.radio, "Source").set_value("petimages").run()
+    next(button for button in app.button if button.label.startswith("Download")).click().run()
+    jobs.wait(jobs.preparing("petimages").job_id)
+    app.run()
+    assert not app.exception
+    message = app.error[0].value
+    assert "kagglecatsanddogs_5340.zip" in message and str(tmp_path / "home") in message
+    train_page = app.switch_page("app_pages/train.py").run()
+    assert not train_page.exception and "Data page" in train_page.error[0].value
 
 
 def one_epoch_run(folder: Path) -> runs.Run:

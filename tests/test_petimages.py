@@ -1,64 +1,12 @@
 """Microsoft PetImages: downloaded, checked, extracted; its broken files skipped and listed."""
 from __future__ import annotations
 
-import hashlib
-import http.server
-import io
-import threading
-import zipfile
-
-import numpy as np
 import pytest
-from PIL import Image
 
 from tlcore import data, downloads, petimages
 
 
-def jpeg(value: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((16, 16, 3), value, dtype=np.uint8)).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def petimages_like_zip() -> bytes:
-    """The archive's layout with its kinds of damage: empty, truncated, Thumbs.db."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("CDLA-Permissive-2.0.pdf", b"%PDF-1.4")
-        archive.writestr("readme[1].txt", b"Cats and dogs")
-        for species in ("Cat", "Dog"):
-            for index in range(4):
-                archive.writestr(f"PetImages/{species}/{index}.jpg", jpeg(40 * index))
-            archive.writestr(f"PetImages/{species}/Thumbs.db", b"\xd0\xcf\x11\xe0")
-        archive.writestr("PetImages/Cat/666.jpg", b"")
-        archive.writestr("PetImages/Dog/11702.jpg", jpeg(200)[:200])
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def served_archive(monkeypatch, tmp_path):
-    payload = petimages_like_zip()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args) -> None:
-            pass
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(petimages, "URL", f"http://127.0.0.1:{httpd.server_address[1]}/a.zip")
-    monkeypatch.setattr(petimages, "SIZE", len(payload))
-    monkeypatch.setattr(petimages, "SHA256", hashlib.sha256(payload).hexdigest())
-    yield
-    httpd.shutdown()
-
-
-def test_petimages_skips_exactly_the_broken_files(served_archive):
+def test_petimages_skips_exactly_the_broken_files(served_petimages):
     dataset = data.load_dataset("petimages")
     assert dataset.class_names == ("Cat", "Dog") and dataset.class_counts() == {"Cat": 4, "Dog": 4}
     skipped = sorted(item.path.rsplit("PetImages/", 1)[1] for item in dataset.skipped)
@@ -73,3 +21,23 @@ def test_petimages_offline_names_the_file_and_the_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(petimages, "URL", "http://127.0.0.1:9/kagglecatsanddogs_5340.zip")
     with pytest.raises(downloads.DownloadError, match="kagglecatsanddogs_5340.zip"):
         data.load_dataset("petimages")
+
+
+def test_progress_goes_download_extract_check_and_ends_complete(served_petimages):
+    steps = []
+    data.load_dataset("petimages", on_step=lambda done, total, info: steps.append(
+        (info["phase"], done, total)))
+    phases = list(dict.fromkeys(phase for phase, _, _ in steps))
+    assert phases == ["downloading", "extracting", "checking images"]
+    download = [step for step in steps if step[0] == "downloading"]
+    assert download[-1][1] == download[-1][2] == petimages.SIZE
+    checked = [step for step in steps if step[0] == "checking images"]
+    assert checked[-1][1] == checked[-1][2] == 12  # every file in the two class folders
+    assert petimages.is_ready() and not data.needs_download("petimages")
+
+
+def test_a_cancelled_download_is_not_ready_and_the_next_attempt_completes(served_petimages):
+    with pytest.raises(downloads.DownloadError, match="cancelled"):
+        data.load_dataset("petimages", should_stop=lambda: True)
+    assert data.needs_download("petimages")
+    assert data.load_dataset("petimages").class_counts() == {"Cat": 4, "Dog": 4}

@@ -1,6 +1,8 @@
 """Oxford-IIIT Pets through a mocked TFDS: breeds, species relabelling, official test split."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -75,3 +77,21 @@ def test_no_network_fails_at_once_and_says_how_to_bring_the_files(monkeypatch, t
         data.load_dataset("pets-species")
     assert "TFDS_DATA_DIR" in str(caught.value)
     assert not (tmp_path / "home" / "cache" / "pets").exists()
+
+
+def test_a_cancelled_export_leaves_nothing_half_made(mocked_pets):
+    with pytest.raises(ValueError, match="cancelled"):
+        data.load_dataset("pets", should_stop=lambda: True)
+    assert data.needs_download("pets")
+    assert not (config.cache_dir() / "pets").exists()
+    assert data.load_dataset("pets").split_sizes()["test"] == 6
+
+
+def test_download_progress_is_read_from_the_growing_downloads_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    seen = []
+    with pets._watch_download(lambda done, total, info: seen.append((done, total))):
+        (tmp_path / "downloads" / "x.incomplete").mkdir(parents=True)
+        (tmp_path / "downloads" / "x.incomplete" / "images.tar.gz").write_bytes(b"1" * 1000)
+        time.sleep(1.2)
+    assert seen and seen[-1] == (1000, pets.DOWNLOAD_BYTES)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Callable
 
 TRAINING_MODES = ("fast", "fine-tune", "end-to-end")
 FINE_TUNE_BLOCKS = 2  # top blocks unfrozen by default when fine-tuning
 ATTACK_METHODS = ("fgsm", "pgd")
+# Progress of long work: on_step(done, total, {"phase": ..., other metrics}).
+StepCallback = Callable[[int, int, dict], None]
 
 
 def tlcore_home() -> Path:

@@ -13,11 +13,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from tlcore import archives, atomic, config, demo, images
+from tlcore.config import StepCallback
 
 SPLIT_NAMES = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -134,8 +136,13 @@ def stratified_splits(labels: np.ndarray, fractions: tuple[float, float, float] 
 
 
 def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int = 0,
-                native_size: int | None = None, synthetic: bool = False) -> Dataset:
+                native_size: int | None = None, synthetic: bool = False,
+                on_step: StepCallback | None = None) -> Dataset:
     """Read a folder whose sub-folders are the classes (searched recursively for images).
+
+    Every image is decoded once to find broken ones (remembered in the cache, so reopening
+    decodes only new or changed files); `on_step(files_done, files_total, {"phase": ...})`
+    reports that check's progress.
 
     Raises:
         ValueError: the folder is missing, or fewer than two classes have a readable image.
@@ -145,12 +152,13 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
         raise ValueError(f"data folder {str(root)!r} does not exist or is not a folder")
     class_folders = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
     verdicts = _load_verdicts(root)
+    tick = _progress(class_folders, on_step)
     paths: list[str] = []
     labels: list[int] = []
     skipped: list[SkippedFile] = []
     class_names: list[str] = []
     for class_folder in class_folders:
-        good, bad = _scan_class_folder(class_folder, verdicts)
+        good, bad = _scan_class_folder(class_folder, verdicts, tick)
         skipped.extend(bad)
         if not good:
             skipped.append(SkippedFile(str(class_folder), "class folder has no readable image"))
@@ -176,12 +184,32 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "__MACOSX"))
 
 
-def _scan_class_folder(folder: Path, verdicts: dict[str, list]
+def _progress(class_folders: list[Path], on_step: StepCallback | None
+              ) -> Callable[[int], None]:
+    """Return tick(n): n more files checked, reported to `on_step` against the file count."""
+    if on_step is None:
+        return lambda files: None
+    total = sum(1 for folder in class_folders for path in folder.rglob("*")
+                if not path.is_dir()
+                and not any(_hidden(part) for part in path.relative_to(folder).parts))
+    done = 0
+
+    def tick(files: int) -> None:
+        nonlocal done
+        done += files
+        on_step(done, total, {"phase": "checking images"})
+
+    return tick
+
+
+def _scan_class_folder(folder: Path, verdicts: dict[str, list],
+                       tick: Callable[[int], None] = lambda files: None
                        ) -> tuple[list[str], list[SkippedFile]]:
     """Sort a class folder's files into readable images and skipped files.
 
     `verdicts` maps a path to [size, mtime_ns, reason or None] from earlier scans; files
     whose size and time are unchanged are not decoded again, and new verdicts are added.
+    `tick(n)` is called as files are checked.
     """
     candidates: list[Path] = []
     bad: list[SkippedFile] = []
@@ -199,9 +227,11 @@ def _scan_class_folder(folder: Path, verdicts: dict[str, list]
     stamps = {str(path): [path.stat().st_size, path.stat().st_mtime_ns] for path in candidates}
     unknown = [path for path in candidates if verdicts.get(str(path), [None, None])[:2]
                != stamps[str(path)]]
+    tick(len(bad) + len(candidates) - len(unknown))
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         for path, reason in zip(unknown, pool.map(_unreadable_reason, unknown)):
             verdicts[str(path)] = [*stamps[str(path)], reason]
+            tick(1)
     good: list[str] = []
     for path in candidates:
         reason = verdicts[str(path)][2]
@@ -251,8 +281,8 @@ def source_stamp(source: str) -> str:
     A folder's modification time changes when an entry is added, removed or renamed, so
     the stamp of the root and its class folders is enough to know a cached read is stale.
     """
-    if source in ("demo", "pets", "pets-species", "petimages"):
-        return source
+    if source == "demo" or source in DOWNLOADED_SOURCES:
+        return f"{source}:{needs_download(source)}"
     root = Path(source)
     if not root.is_dir():
         return "missing"
@@ -296,26 +326,52 @@ def demo_dataset(seed: int = 0) -> Dataset:
     return dataclasses.replace(dataset, source="demo")
 
 
-def load_dataset(source: str, *, seed: int = 0) -> Dataset:
-    """Open a data set: "demo", "pets", "pets-species", "petimages", a folder or a .zip.
+DOWNLOADED_SOURCES = ("pets", "pets-species", "petimages")
 
-    Raises:
-        ValueError: the source is none of those.
-    """
-    if source == "demo":
-        return demo_dataset(seed=seed)
+
+def needs_download(source: str) -> bool:
+    """True when opening `source` would first download it (pets or PetImages not yet here)."""
     # pets and petimages build on this module; imported late to avoid a cycle.
     if source in ("pets", "pets-species"):
         from tlcore import pets
 
-        return pets.pets_dataset(species=source == "pets-species", seed=seed)
+        return not pets.is_ready()
     if source == "petimages":
         from tlcore import petimages
 
-        return petimages.petimages_dataset(seed=seed)
+        return not petimages.is_ready()
+    return False
+
+
+def load_dataset(source: str, *, seed: int = 0, on_step: StepCallback | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> Dataset:
+    """Open a data set: "demo", "pets", "pets-species", "petimages", a folder or a .zip.
+
+    Args:
+        source: which data set.
+        seed: seed of the train/validation/test split.
+        on_step: progress of downloading, extracting and checking files, as
+            on_step(done, total, {"phase": ...}).
+        should_stop: polled during a download; True cancels it (the next call resumes).
+
+    Raises:
+        ValueError: the source is none of those, or cannot be downloaded (the message
+            says where to put the files by hand).
+    """
+    if source == "demo":
+        return demo_dataset(seed=seed)
+    if source in ("pets", "pets-species"):
+        from tlcore import pets
+
+        return pets.pets_dataset(species=source == "pets-species", seed=seed, on_step=on_step,
+                                 should_stop=should_stop)
+    if source == "petimages":
+        from tlcore import petimages
+
+        return petimages.petimages_dataset(seed=seed, on_step=on_step, should_stop=should_stop)
     path = Path(source)
     if path.is_dir():
-        return from_folder(path, seed=seed)
+        return from_folder(path, seed=seed, on_step=on_step)
     if path.is_file() and path.suffix.lower() == ".zip":
         return from_zip(path, seed=seed)
     raise ValueError(f"data={source!r} is not 'demo', 'pets', 'pets-species', 'petimages', a "

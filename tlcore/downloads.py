@@ -14,8 +14,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from tlcore.config import StepCallback
+
 CHUNK = 1024 * 1024
-StepCallback = Callable[[int, int, dict], None]
 
 
 class DownloadError(ValueError):

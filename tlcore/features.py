@@ -17,10 +17,10 @@ import keras
 import numpy as np
 
 from tlcore import atomic, backbones, config
+from tlcore.config import StepCallback
 
 CACHE_VERSION = 1
 EMBED_BATCH_SIZE = 32
-StepCallback = Callable[[int, int, dict], None]
 
 
 def embed(embedder: keras.Model, images: np.ndarray, *, batch_size: int = EMBED_BATCH_SIZE,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from tlcore import archives, atomic, config, data, downloads
+from tlcore.config import StepCallback
 
 URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
        "kagglecatsanddogs_5340.zip")
@@ -19,7 +20,11 @@ ARCHIVE = "kagglecatsanddogs_5340.zip"
 SIZE = 824_887_076  # as published in TFDS's url_checksums for cats_vs_dogs
 SHA256 = "b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9"
 NAME = "Cats vs Dogs (Microsoft PetImages, as in the lesson)"
-StepCallback = Callable[[int, int, dict], None]
+
+
+def is_ready() -> bool:
+    """True when the archive is already extracted here (opening it downloads nothing)."""
+    return (config.cache_dir() / "petimages" / "PetImages").is_dir()
 
 
 def petimages_dataset(seed: int = 0, on_step: StepCallback | None = None,
@@ -31,12 +36,14 @@ def petimages_dataset(seed: int = 0, on_step: StepCallback | None = None,
             names the file and where to put it.
     """
     folder = config.cache_dir() / "petimages"
-    if not (folder / "PetImages").is_dir():
+    if not is_ready():
         archive = downloads.download(URL, config.cache_dir() / "downloads" / ARCHIVE,
                                      expected_size=SIZE, sha256=SHA256, on_step=on_step,
                                      should_stop=should_stop)
+        if on_step is not None:
+            on_step(0, 0, {"phase": "extracting"})
         _extract(archive, folder)
-    dataset = data.from_folder(folder / "PetImages", name=NAME, seed=seed)
+    dataset = data.from_folder(folder / "PetImages", name=NAME, seed=seed, on_step=on_step)
     return dataclasses.replace(dataset, source="petimages")
 
 

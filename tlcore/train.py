@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import backbones, checkpoints, config, data, evaluate, features, models, runs
+from tlcore.config import StepCallback
 
-StepCallback = Callable[[int, int, dict], None]
 EMBED_CHUNK = 256  # images decoded at once while embedding
 # (classifier, history, facts for run.json, (model, inputs per split) to score val/test with)
 TrainerResult = tuple[keras.Model, dict[str, list[float]], dict[str, Any],

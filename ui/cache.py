@@ -41,8 +41,12 @@ def dataset(source: str, seed: int = 0) -> data.Dataset:
     """Open a data set once per server, again when files were added or removed.
 
     Raises:
-        ValueError: the source is gone or holds fewer than two classes.
+        ValueError: the source is gone, holds fewer than two classes, or must first be
+            downloaded (which the Data page does as a background job, never a page run).
     """
+    if data.needs_download(source):
+        raise ValueError(f"the data set {source!r} is not downloaded yet: download it on the "
+                         "Data page")
     return _dataset(source, seed, data.source_stamp(source))
 
 

@@ -1,9 +1,12 @@
-"""Background training jobs that outlive reruns, page changes and closed tabs.
+"""Background jobs that outlive reruns, page changes and closed tabs.
 
-A job runs `tlcore.train.train_classifier` in a thread and keeps its progress in a
-snapshot that pages poll (with `st.fragment(run_every=...)`). The registry is shared by the
-server (`st.cache_resource`); each visitor may run one job at a time, and the server at
-most MAX_RUNNING_JOBS, so one visitor cannot starve the others.
+A job runs in a thread and keeps its progress in a snapshot that pages poll (with
+`st.fragment(run_every=...)`). Two kinds share that machinery: a training
+(`tlcore.train.train_classifier`) and the preparation of a data set that must first be
+downloaded (Oxford-IIIT Pets, PetImages). The registry is shared by the server
+(`st.cache_resource`). Each visitor may run one training at a time, and the server at most
+MAX_RUNNING_JOBS, so one visitor cannot starve the others; a data set is prepared by at
+most one job, which every visitor who asks for it watches.
 """
 from __future__ import annotations
 
@@ -55,24 +58,33 @@ class JobSnapshot:
         elapsed = time.time() - self.phase_started
         return elapsed / self.step * (self.total - self.step)
 
+    def progress_text(self) -> str:
+        """One line for a progress bar: phase, amount done (MB when downloading), ETA."""
+        if not self.total:
+            return f"{self.phase}..."
+        if self.phase.startswith("downloading"):
+            digits = 0 if self.total >= 1e8 else 1
+            amount = f"{self.step / 1e6:,.{digits}f} of {self.total / 1e6:,.{digits}f} MB"
+        else:
+            amount = f"{self.step:,}/{self.total:,}"
+        eta = self.eta_seconds
+        return f"{self.phase}: {amount}" + (f", about {eta:.0f} s left" if eta is not None
+                                            else "")
 
-class TrainingJob:
-    """One training in a background thread, with progress and a cancel switch."""
 
-    def __init__(self, owner: str, train_config: config.TrainConfig, data_source: str,
-                 resume: checkpoints.Checkpoint | None = None) -> None:
+class BackgroundJob:
+    """Work in a background thread, with progress and a cancel switch; subclasses `_run`."""
+
+    kind = "job"
+
+    def __init__(self, owner: str) -> None:
         self.owner = owner
-        self.train_config = train_config
-        self.data_source = data_source
-        self.resume = resume
-        self.run_id = resume.run_id if resume else runs.new_run_id(train_config.backbone,
-                                                                   train_config.mode)
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         now = time.time()
         self._snapshot = JobSnapshot(secrets.token_hex(6), "running", "starting", 0, 0, now,
                                      now, [])
-        self._thread = threading.Thread(target=self._work, name=f"train-{self.job_id}",
+        self._thread = threading.Thread(target=self._work, name=f"{self.kind}-{self.job_id}",
                                         daemon=True)
 
     @property
@@ -85,7 +97,7 @@ class TrainingJob:
         self._thread.start()
 
     def cancel(self) -> None:
-        """Ask the job to stop after the current batch (finished epochs are kept)."""
+        """Ask the job to stop at its next check (after the current batch or chunk)."""
         self._cancel.set()
 
     def snapshot(self) -> JobSnapshot:
@@ -107,22 +119,18 @@ class TrainingJob:
                 snapshot.epochs.append({key: value for key, value in metrics.items()
                                         if isinstance(value, (int, float))})
 
+    def _run(self) -> tuple[str, str | None]:
+        """Do the work; return (final state, run folder or None)."""
+        raise NotImplementedError
+
     def _work(self) -> None:
-        state, run_dir, error = "done", None, None
+        run_dir, error = None, None
         try:
-            if self.resume is not None:
-                run = train.resume_training(self.resume, on_step=self._on_step,
-                                            should_stop=self._cancel.is_set)
-            else:
-                dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
-                run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
-                                             should_stop=self._cancel.is_set, run_id=self.run_id)
-            run_dir = str(run.run_dir)
-            state = "cancelled" if run.info.get("cancelled") else "done"
+            state, run_dir = self._run()
         except train.TrainingCancelled as cancelled:
             state, error = "cancelled", str(cancelled)
         except (ValueError, backbones.WeightsUnavailableError) as failure:
-            state, error = "failed", str(failure)
+            state, error = "cancelled" if self._cancel.is_set() else "failed", str(failure)
         except Exception as failure:  # a bug: keep the trace for the page, never kill the server
             state, error = "failed", "".join(traceback.format_exception_only(failure)).strip()
             traceback.print_exc()
@@ -131,9 +139,49 @@ class TrainingJob:
             self._snapshot.error = error
 
 
+class TrainingJob(BackgroundJob):
+    """One training (new, or resuming an interrupted one)."""
+
+    kind = "train"
+
+    def __init__(self, owner: str, train_config: config.TrainConfig, data_source: str,
+                 resume: checkpoints.Checkpoint | None = None) -> None:
+        super().__init__(owner)
+        self.train_config = train_config
+        self.data_source = data_source
+        self.resume = resume
+        self.run_id = resume.run_id if resume else runs.new_run_id(train_config.backbone,
+                                                                   train_config.mode)
+
+    def _run(self) -> tuple[str, str | None]:
+        if self.resume is not None:
+            run = train.resume_training(self.resume, on_step=self._on_step,
+                                        should_stop=self._cancel.is_set)
+        else:
+            dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
+            run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
+                                         should_stop=self._cancel.is_set, run_id=self.run_id)
+        return ("cancelled" if run.info.get("cancelled") else "done"), str(run.run_dir)
+
+
+class PrepareDataJob(BackgroundJob):
+    """Download, extract and check a data set once, so opening it later is quick."""
+
+    kind = "data"
+
+    def __init__(self, owner: str, data_source: str) -> None:
+        super().__init__(owner)
+        self.data_source = data_source
+
+    def _run(self) -> tuple[str, str | None]:
+        data.load_dataset(self.data_source, on_step=self._on_step,
+                          should_stop=self._cancel.is_set)
+        return "done", None
+
+
 @dataclasses.dataclass
 class _Registry:
-    jobs: dict[str, TrainingJob] = dataclasses.field(default_factory=dict)
+    jobs: dict[str, BackgroundJob] = dataclasses.field(default_factory=dict)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
@@ -151,11 +199,9 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
     """
     registry = _registry()
     with registry.lock:
-        now = time.time()
-        for old in [job for job in registry.jobs.values()
-                    if not job.is_running() and now - job.snapshot().started > FORGET_AFTER_SECONDS]:
-            del registry.jobs[old.job_id]
-        running = [job for job in registry.jobs.values() if job.is_running()]
+        _forget_old(registry)
+        running = [job for job in registry.jobs.values()
+                   if isinstance(job, TrainingJob) and job.is_running()]
         if resume is not None and resume.run_id in {job.run_id for job in running}:
             raise JobLimitError("that training is already running")
         if any(job.owner == owner for job in running):
@@ -169,12 +215,43 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
     return job
 
 
+def prepare_data(owner: str, data_source: str) -> PrepareDataJob:
+    """Start downloading and checking a data set, or return the job already doing it."""
+    registry = _registry()
+    with registry.lock:
+        _forget_old(registry)
+        for job in registry.jobs.values():
+            if (isinstance(job, PrepareDataJob) and job.data_source == data_source
+                    and job.is_running()):
+                return job
+        job = PrepareDataJob(owner, data_source)
+        registry.jobs[job.job_id] = job
+    job.start()
+    return job
+
+
+def preparing(data_source: str) -> PrepareDataJob | None:
+    """The latest job that prepared or is preparing `data_source`, or None."""
+    matches = [job for job in _registry().jobs.values()
+               if isinstance(job, PrepareDataJob) and job.data_source == data_source]
+    return max(matches, key=lambda job: job.snapshot().started, default=None)
+
+
+def _forget_old(registry: _Registry) -> None:
+    """Drop jobs that finished long ago (call with the registry's lock held)."""
+    now = time.time()
+    for old in [job for job in registry.jobs.values()
+                if not job.is_running() and now - job.snapshot().started > FORGET_AFTER_SECONDS]:
+        del registry.jobs[old.job_id]
+
+
 def running_run_ids() -> set[str]:
     """Run ids of this server's running trainings (their checkpoints are not interrupted)."""
-    return {job.run_id for job in _registry().jobs.values() if job.is_running()}
+    return {job.run_id for job in _registry().jobs.values()
+            if isinstance(job, TrainingJob) and job.is_running()}
 
 
-def get_job(job_id: str | None) -> TrainingJob | None:
+def get_job(job_id: str | None) -> BackgroundJob | None:
     """Return a job by id, or None."""
     return _registry().jobs.get(job_id) if job_id else None
 
