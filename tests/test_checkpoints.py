@@ -1,6 +1,8 @@
 """Interrupted trainings leave a per-epoch checkpoint and resume from it."""
 from __future__ import annotations
 
+import unittest.mock
+
 import numpy as np
 import pytest
 
@@ -48,8 +50,28 @@ def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path):
     from tlcore import models
     model = models.build_classifier("scratch_cnn", body, 3, freeze_batch_norm=False)
     interrupted.load_weights(model)
-    saved = np.load(interrupted.folder / checkpoints.WEIGHTS_FILE)
-    assert np.array_equal(model.get_weights()[0], saved["arr_0"])
+    saved = np.load(interrupted.folder / interrupted.state["weights_file"])
+    assert np.array_equal(model.get_weights()[0], saved["weight_0"])
+    assert sorted(path.name for path in interrupted.folder.iterdir()) == [
+        "best-0001.npz", "epoch-0001.npz", "state.json"]  # older epochs' files are gone
+
+
+def test_resume_continues_the_optimiser_and_its_schedule(tiny_folder, tmp_path):
+    interrupted = interrupted_training(tiny_folder, tmp_path, epochs=4, crash_epoch=3)
+    steps_per_epoch = -(-len(data.from_folder(tiny_folder).splits["train"]) // 8)
+    iterations = interrupted.optimizer_state()[0]
+    assert int(iterations) == 2 * steps_per_epoch  # Adam's step count: the schedule's clock
+    seen = {}
+    real_restore = checkpoints.restore_optimizer
+
+    def spy(model, checkpoint):
+        seen["model"] = model
+        return real_restore(model, checkpoint)
+
+    with unittest.mock.patch.object(checkpoints, "restore_optimizer", spy):
+        train.resume_training(interrupted)
+    # Two epochs restored plus two trained: fit went on from the restored count.
+    assert int(seen["model"].optimizer.iterations.numpy()) == 4 * steps_per_epoch
 
 
 def test_finished_and_cancelled_trainings_leave_no_checkpoint(tiny_folder, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore import backbones, config, data, train
+from tlcore import backbones, config, data, features, train
 from conftest import make_image_folder
 
 
@@ -15,15 +15,21 @@ def test_end_to_end_from_scratch_learns(tiny_run):
     assert tiny_run.info["pretrained_body"] is False
 
 
-def test_fast_mode_caches_embeddings_and_reuses_them(tiny_folder, tmp_path):
+def test_fast_mode_caches_embeddings_and_reuses_them(tiny_folder, tmp_path, monkeypatch):
     body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
     weights = tmp_path / "body.weights.h5"
     body.save_weights(str(weights))
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=str(weights), mode="fast",
                                       epochs=3, image_size=32)
     dataset = data.from_folder(tiny_folder)
+    calls = []
+    real_embed = features.embed
+    monkeypatch.setattr(features, "embed", lambda *args, **kwargs: calls.append(1) or
+                        real_embed(*args, **kwargs))
     first = train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs")
+    calls_first = len(calls)
     second = train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs")
+    assert calls_first > 0 and len(calls) == calls_first  # the second run ran no extractor
     assert (first.info["embedding_cache"], second.info["embedding_cache"]) == ("miss", "hit")
     assert first.info["history"] == second.info["history"]
     assert first.info["config"]["learning_rate"] == config.default_learning_rate("fast", "x")
@@ -65,6 +71,22 @@ def test_cancel_after_an_epoch_keeps_a_run(tiny_folder, tmp_path):
     assert len(run.info["history"]["loss"]) < 5
     phases = [metrics["phase"] for _, _, metrics in progress]
     assert phases[0] == "loading" and "training" in phases
+
+
+def test_cancel_stops_within_one_batch(tiny_folder, tmp_path):
+    batches = []  # training batches reported, in order
+
+    def on_step(step: int, total: int, metrics: dict) -> None:
+        if metrics["phase"] == "training" and not metrics["epoch_end"]:
+            batches.append(step)
+
+    train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=3, image_size=32, batch_size=2)
+    run = train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
+                                 on_step=on_step, should_stop=lambda: len(batches) >= 16)
+    # Asked after batch 16 was reported: only the batch already in hand (17) finished.
+    assert batches[-1] == 17 and len(batches) == 17, batches
+    assert run.info["cancelled"] and len(run.info["history"]["loss"]) < 3
 
 
 def test_cancel_before_anything_saves_nothing(tiny_folder, tmp_path):

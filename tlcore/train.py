@@ -395,7 +395,12 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     callbacks: list[keras.callbacks.Callback] = [progress, best]
     if session is not None:
         callbacks.append(checkpoints.EpochCheckpoint(
-            session.folder, {**session.state, "extra": extra or {}}, prior, best))
+            session.folder, {**session.state, "extra": extra or {}}, prior, best,
+            resume=session.resume))
+        if session.resume is not None and not checkpoints.restore_optimizer(model,
+                                                                           session.resume):
+            raise ValueError("the checkpoint's optimiser state does not fit this model; "
+                             "the checkpoint is from another version: discard it")
     if patience and len(validation[1]):
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=patience))
     # A tiny data set can leave validation empty: then the last epoch is kept. Images stay
