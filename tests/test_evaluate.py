@@ -18,9 +18,65 @@ def test_report_by_hand():
     logits = np.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 3.0, 0.0], [0.0, 2.0, 1.0]])
     report = evaluate.classification_report(labels, logits, ["a", "b", "c"])
     assert report["accuracy"] == 0.75 and report["count"] == 4
-    assert report["per_class"] == [{"class": "a", "accuracy": 0.5, "support": 2},
-                                   {"class": "b", "accuracy": 1.0, "support": 2},
-                                   {"class": "c", "accuracy": None, "support": 0}]
+    # a: 1 of 2 found, 1 of 1 predicted right; b: 2 of 2 found, 2 of 3 predicted right.
+    assert report["per_class"] == [
+        {"class": "a", "accuracy": 0.5, "precision": 1.0, "recall": 0.5, "f1": 2 / 3,
+         "support": 2},
+        {"class": "b", "accuracy": 1.0, "precision": 2 / 3, "recall": 1.0, "f1": 0.8,
+         "support": 2},
+        {"class": "c", "accuracy": None, "precision": None, "recall": None, "f1": None,
+         "support": 0}]
+    assert report["balanced_accuracy"] == 0.75  # mean recall over classes with examples
+    assert report["most_confused"] == [{"true": "a", "predicted": "b", "count": 1,
+                                        "share": 0.5}]
+    assert report["top_k_accuracy"] == {}  # 3 classes: top-3 and top-5 say nothing
+
+
+def test_top_k_by_hand():
+    labels = np.array([0, 1, 2, 3])
+    logits = np.array([[4.0, 3, 2, 1], [4.0, 3, 2, 1], [4.0, 3, 2, 1], [4.0, 3, 2, 1]])
+    assert [evaluate.top_k_accuracy(labels, logits, k) for k in (1, 2, 3, 4)] == [
+        0.25, 0.5, 0.75, 1.0]
+    report = evaluate.classification_report(labels, logits, list("abcd"), top_k=(2, 3, 5))
+    assert report["top_k_accuracy"] == {"2": 0.5, "3": 0.75}
+
+
+def test_a_class_never_predicted_has_no_precision_and_zero_f1():
+    rows = evaluate.per_class_metrics(np.array([[0, 3], [0, 2]]), ["x", "y"])
+    assert rows[0] == {"class": "x", "accuracy": 0.0, "precision": None, "recall": 0.0,
+                       "f1": 0.0, "support": 3}
+    assert rows[1]["precision"] == 0.4 and rows[1]["recall"] == 1.0
+
+
+def test_calibration_by_hand():
+    labels = np.array([0, 0, 0, 1])
+    probabilities = np.array([[0.95, 0.05], [0.9, 0.1], [0.65, 0.35], [0.6, 0.4]])
+    ece, bins = evaluate.calibration(labels, probabilities, bins=10)
+    # bin 0.9-1.0: confidence 0.925, all right (gap 0.075); bin 0.6-0.7: confidence 0.625,
+    # half right (gap 0.125). ECE = 0.5 * 0.075 + 0.5 * 0.125 = 0.1.
+    assert ece == pytest.approx(0.1)
+    assert [(row["low"], row["count"], row["accuracy"]) for row in bins] == [
+        (0.6, 2, 0.5), (0.9, 2, 1.0)]
+    assert bins[1]["confidence"] == pytest.approx(0.925)
+    perfect, _ = evaluate.calibration(np.array([0, 1]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert perfect == 0.0
+
+
+def test_most_confused_orders_by_count_and_galleries_by_confidence():
+    matrix = np.array([[5, 1, 3], [4, 5, 0], [0, 0, 2]])
+    pairs = evaluate.most_confused(matrix, ["a", "b", "c"])
+    assert [(p["true"], p["predicted"], p["count"]) for p in pairs] == [
+        ("b", "a", 4), ("a", "c", 3), ("a", "b", 1)]
+    labels = np.array([0, 0, 1, 0])
+    probabilities = np.array([[0.2, 0.8], [0.4, 0.6], [0.1, 0.9], [0.9, 0.1]])
+    assert evaluate.cell_members(labels, probabilities, 0, 1).tolist() == [0, 1]
+    assert evaluate.confident_mistakes(labels, probabilities).tolist() == [0, 1]
+
+
+def test_species_accuracy_forgives_a_breed_mixed_up_within_its_species():
+    # breeds: 0 cat A, 1 cat B, 2 dog C; mistakes: A->B (same species), C->A (not).
+    accuracy = evaluate.grouped_accuracy(np.array([0, 2, 1]), np.array([1, 0, 1]), [0, 0, 1])
+    assert accuracy == pytest.approx(2 / 3)
 
 
 def test_softmax_is_stable_and_sums_to_one():

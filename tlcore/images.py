@@ -92,6 +92,37 @@ def normalize_for_display(array: np.ndarray) -> np.ndarray:
     return to_uint8((array - low) / (high - low) * 255.0)
 
 
+# Anchors of a dark-to-bright heat palette (close to matplotlib's "inferno"): equal steps of
+# the map go to roughly equal steps of brightness, and it reads in greyscale too.
+_HEAT_ANCHORS = np.array([(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99),
+                          (212, 72, 66), (245, 125, 21), (250, 193, 39), (252, 255, 164)],
+                         dtype=np.float32)
+
+
+def colorize(heatmap: np.ndarray) -> np.ndarray:
+    """Colour a map with values in [0, 1] (H, W) as a heat image (H, W, 3) uint8."""
+    values = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)
+    positions = np.linspace(0.0, 1.0, len(_HEAT_ANCHORS))
+    channels = [np.interp(values, positions, _HEAT_ANCHORS[:, c]) for c in range(3)]
+    return to_uint8(np.stack(channels, axis=-1))
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """Blend a heat map over an image where the map is high; cold regions stay the image.
+
+    Args:
+        image: (H, W, 3) in [0, 255].
+        heatmap: (H, W) in [0, 1], the image's size.
+        strength: the colour's weight where the map is 1.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    heatmap = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)
+    if heatmap.shape != image.shape[:2]:
+        raise ValueError(f"heat map {heatmap.shape} does not match image {image.shape[:2]}")
+    weight = strength * heatmap[..., None]
+    return to_uint8(image * (1.0 - weight) + colorize(heatmap).astype(np.float32) * weight)
+
+
 def total_variation(image: np.ndarray) -> float:
     """Mean absolute difference between neighbouring pixels, in pixel units.
 

@@ -65,6 +65,15 @@ def pets_dataset(species: bool = False, seed: int = 0, on_step: StepCallback | N
                                labels=labels, source="pets-species")
 
 
+def species_of_breeds(breeds: list[str]) -> list[str] | None:
+    """The species ("cat" or "dog") of each breed, from the export; None if not exported."""
+    try:
+        species_of = json.loads((config.cache_dir() / "pets" / SPECIES_FILE).read_text())
+        return [species_of[breed] for breed in breeds]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def official_splits(dataset: data.Dataset, seed: int) -> dict[str, np.ndarray]:
     """TFDS's test files are the test split; its train files are split train/validation."""
     is_test = np.array([Path(path).name.startswith("test__") for path in dataset.paths])
