@@ -73,13 +73,28 @@ class BackboneSpec:
         return self.imagenet_file.format(size=_mobilenet_v2_rows(input_size))
 
 
+    def imagenet_top_weights_file(self) -> str | None:
+        """Return the Keras file name of the whole ImageNet classifier (body and 1000-class
+        head) at the default input size, or None."""
+        name = self.imagenet_weights_file(self.default_input_size)
+        for suffix in ("_no_top_v2", "_no_top", "_notop"):
+            name = name.replace(suffix, "") if name else None
+        return name
+
+
 def _mobilenet_v2_rows(input_size: int) -> int:
     # Keras ships MobileNetV2 weights for these sides only and falls back to 224 otherwise.
     return input_size if input_size in (96, 128, 160, 192, 224) else 224
 
 
-def _application(function: Callable, **extra) -> Callable[[int, str | None], keras.Model]:
-    def construct(input_size: int, weights_path: str | None) -> keras.Model:
+def _application(function: Callable, **extra) -> Callable[..., keras.Model]:
+    def construct(input_size: int, weights_path: str | None,
+                  include_top: bool = False) -> keras.Model:
+        """The body; with `include_top`, the whole ImageNet classifier giving logits."""
+        if include_top:
+            extra_top = {"classifier_activation": None}
+            return function(include_top=True, weights=weights_path,
+                            input_shape=(input_size, input_size, 3), **extra, **extra_top)
         return function(include_top=False, weights=weights_path,
                         input_shape=(input_size, input_size, 3), **extra)
     return construct
@@ -194,8 +209,25 @@ def has_local_imagenet_weights(name: str, input_size: int | None = None) -> bool
     return path is not None and path.is_file()
 
 
-def _fetch_imagenet_weights(spec: BackboneSpec, input_size: int) -> str:
-    path = imagenet_weights_path(spec.name, input_size)
+def imagenet_top_weights_path(name: str) -> Path | None:
+    """Return where Keras keeps the whole ImageNet classifier's weights (with the head)."""
+    filename = get_spec(name).imagenet_top_weights_file()
+    return None if filename is None else config.keras_home() / "models" / filename
+
+
+def fetch_imagenet_top_weights(name: str) -> str:
+    """Return the local path of the whole ImageNet classifier's weights, fetching them once.
+
+    Raises:
+        ValueError: the backbone has no ImageNet weights.
+        WeightsUnavailableError: not on disk and not downloadable; the message says what to do.
+    """
+    spec = get_spec(name)
+    return _fetch_imagenet_weights(spec, spec.default_input_size, imagenet_top_weights_path(name))
+
+
+def _fetch_imagenet_weights(spec: BackboneSpec, input_size: int, path: Path | None = None) -> str:
+    path = path or imagenet_weights_path(spec.name, input_size)
     if path is None:
         raise ValueError(f"{spec.display_name} has no ImageNet weights; use weights=None")
     if path.is_file():
