@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import interrupted_training, make_image_folder
-from tlcore import config, data, petimages, runs, train
+from tlcore import config, data, evaluate, petimages, runs, train
 from ui import jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -134,12 +134,36 @@ def test_train_page_explains_missing_imagenet_weights(monkeypatch, tiny_folder):
     assert "models" in message and "Random weights" in message
 
 
-def test_evaluate_page_shows_the_confusion_matrix(tiny_run):
+def test_evaluate_page_shows_every_view_of_a_run(tiny_run):
     app = open_page("app_pages/evaluate.py", selected_run_id=tiny_run.run_id)
-    assert len(app.get("plotly_chart")) == 2
+    report = evaluate.evaluate_run(tiny_run, "test")
+    assert float(by_label(app.metric, "Accuracy").value) == pytest.approx(report["accuracy"],
+                                                                          abs=1e-3)
+    assert {"Balanced accuracy", "Calibration error (ECE)"} <= {m.label for m in app.metric}
+    assert len(app.tabs) == 6
+    # confusion matrix, per-class bars, reliability diagram
+    assert len(app.get("plotly_chart")) >= 3
     app.toggle[0].set_value(True).run()
-    assert not app.exception
-    assert by_label(app.metric, "Images").value == str(tiny_run.info["data"]["split_sizes"]["test"])
+    assert not app.exception, [error.value for error in app.exception]
+    # The default cell is the most confused pair (or the first class): its gallery, with
+    # Grad-CAM images for the first of them.
+    captions = [caption.value for caption in app.caption]
+    assert any("predicted as" in caption for caption in captions)
+    assert any("Evidence for" in caption for caption in captions)
+
+
+def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path):
+    other = one_epoch_run(make_image_folder(tmp_path / "other", per_class=4))
+    app = open_page("app_pages/evaluate.py", selected_run_id=tiny_run.run_id)
+    by_label(app.selectbox, "True class").set_value(1).run()
+    by_label(app.selectbox, "Predicted as").set_value(1).run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert app.session_state["confusion_cell"][2] == (1, 1)
+    assert any(caption.value.startswith("**") and "green image(s) predicted as green" in
+               caption.value for caption in app.caption)
+    by_label(app.selectbox, "Compare with").set_value(other).run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert by_label(app.metric, "Accuracy").delta is not None
 
 
 def test_ideal_image_page_renders_an_image(tiny_run):

@@ -32,8 +32,10 @@ def test_train_evaluate_ideal_attack_round_trip(capsys, tiny_folder, tmp_path):
     run_dir = trained["run_dir"]
 
     status, report, _ = run_cli(capsys, "evaluate", run_dir, "--split", "val")
-    assert status == 0 and {"accuracy", "confusion_matrix", "per_class"} <= set(report)
-    assert {"class", "accuracy", "support"} <= set(report["per_class"][0])
+    assert status == 0 and {"accuracy", "confusion_matrix", "per_class", "top_k_accuracy",
+                            "most_confused", "ece", "balanced_accuracy"} <= set(report)
+    assert {"class", "accuracy", "precision", "recall", "f1", "support"} <= set(
+        report["per_class"][0])
 
     status, ideal, _ = run_cli(capsys, "ideal", "--model", run_dir, "--target", "red",
                                "--tv-weight", "0.1", "--steps", "5", "--out", str(tmp_path / "i.png"))
@@ -79,6 +81,16 @@ def test_missing_imagenet_weights_exit_nonzero_naming_the_folder(capsys, monkeyp
                                "--weights", "imagenet")
     assert status == 2
     assert error.startswith("error: ") and "models" in error and len(error.splitlines()) == 1
+
+
+def test_weights_command_offline_names_the_file_with_the_head(capsys, monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    status, _, error = run_cli(capsys, "weights", "resnet50", "--with-head")
+    assert status == 2 and "resnet50_weights_tf_dim_ordering_tf_kernels.h5" in error
+    status, _, error = run_cli(capsys, "weights", "resnet50")
+    assert status == 2 and "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in error
 
 
 def test_unknown_class_is_a_clear_error(capsys, tiny_run, tmp_path):

@@ -83,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "val", "test"])
 
+    weights = command("weights", _weights, "fetch a backbone's ImageNet weights once (needs a "
+                                           "network; prints where they are)")
+    weights.add_argument("backbone")
+    weights.add_argument("--with-head", action="store_true",
+                         help="the whole ImageNet classifier, for the Evaluate page's 'what "
+                              "the backbone sees', instead of the body alone")
+    weights.add_argument("--image-size", type=int, help="body only (MobileNetV2 has one per size)")
+
     exporter = command("export", _export, "convert a run's model to TensorFlow Lite")
     exporter.add_argument("run_dir", type=Path)
     exporter.add_argument("--out", type=Path, help="default: model.tflite in the run folder")
@@ -150,6 +158,18 @@ def _backbones(arguments: argparse.Namespace) -> dict[str, Any]:
                      "imagenet_weights_file": str(backbones.imagenet_weights_path(name) or ""),
                      "weights_choices": backbones.weights_choices(name)})
     return {"backbones": rows}
+
+
+def _weights(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import backbones
+
+    spec = backbones.get_spec(arguments.backbone)
+    if arguments.with_head:
+        path = backbones.fetch_imagenet_top_weights(spec.name)
+    else:
+        path = backbones.resolve_weights(spec.name, "imagenet",
+                                         arguments.image_size or spec.default_input_size)
+    return {"backbone": spec.name, "with_head": arguments.with_head, "path": path}
 
 
 def _train(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -10,9 +10,10 @@ import threading
 from pathlib import Path
 
 import keras
+import numpy as np
 import streamlit as st
 
-from tlcore import data, devices, evaluate, runs
+from tlcore import data, devices, evaluate, explain, imagenet, runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,13 +65,59 @@ def shared_model(run: runs.Run) -> SharedModel:
 
 @st.cache_data(show_spinner="Scoring the run...", max_entries=32)
 def run_report(run_dir: str, created: str, split: str) -> dict:
-    """Evaluate a run on a split once; revisiting the page is then instant."""
+    """Evaluate a run on a split once; revisiting the page is then instant.
+
+    Besides the metrics, holds each image's path, true label and class probabilities
+    ("paths", "labels", "probabilities"), for galleries of mistakes and confusion cells.
+    """
     run = runs.load_run(run_dir)
     shared = shared_model(run)
-    images, labels = evaluate.dataset_of(run).split_arrays(split, run.image_size)
+    dataset = evaluate.dataset_of(run)
+    images, labels = dataset.split_arrays(split, run.image_size)
     with shared.lock:
         logits = evaluate.predict_logits(shared.model, images)
-    return {"split": split, **evaluate.classification_report(labels, logits, run.classes)}
+    return {"split": split, **evaluate.report_with_groups(run, labels, logits),
+            "paths": [dataset.paths[index] for index in dataset.splits[split]],
+            "labels": labels, "probabilities": evaluate.softmax(logits)}
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _gradcam_model(run_dir: str, created: str) -> keras.Model:
+    run = runs.load_run(run_dir)
+    return explain.gradcam_model(shared_model(run).model, run.info["config"]["backbone"])
+
+
+@st.cache_data(show_spinner="Explaining...", max_entries=64)
+def explanation(run_dir: str, created: str, image: np.ndarray, class_index: int | None
+                ) -> dict:
+    """Grad-CAM and SmoothGrad maps of one image for one class (None: the predicted one).
+
+    Returns:
+        {"grad_cam", "saliency" (maps in [0, 1]), "probabilities", "class_index"}.
+
+    Raises:
+        ValueError: the run's classifier is not one Grad-CAM can split (see tlcore.explain).
+    """
+    run = runs.load_run(run_dir)
+    shared = shared_model(run)
+    classes = None if class_index is None else [class_index]
+    with shared.lock:
+        split_model = _gradcam_model(run_dir, created)
+        cam, logits = explain.grad_cam(split_model, image[None], classes)
+        explained = int(logits[0].argmax()) if class_index is None else class_index
+        saliency = explain.saliency(shared.model, image[None], [explained])
+    return {"grad_cam": cam[0], "saliency": saliency[0],
+            "probabilities": evaluate.softmax(logits)[0], "class_index": explained}
+
+
+@st.cache_resource(show_spinner="Loading the ImageNet classifier...", max_entries=2)
+def imagenet_model(backbone: str) -> tuple[keras.Model, threading.Lock]:
+    """The backbone's own ImageNet classifier, shared and read-only, with its lock.
+
+    Raises:
+        backbones.WeightsUnavailableError: its weights are not on this machine.
+    """
+    return imagenet.imagenet_classifier(backbone), threading.Lock()
 
 
 def all_runs(runs_dir: Path | None = None) -> list[runs.Run]:

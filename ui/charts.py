@@ -43,38 +43,91 @@ def training_curves(epochs: Sequence[dict[str, float]]) -> go.Figure:
 
 
 def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
-                     normalize: bool = False) -> go.Figure:
-    """Heat map of a confusion matrix (rows: true class, columns: predicted class)."""
+                     normalize: bool = False, selected: tuple[int, int] | None = None
+                     ) -> go.Figure:
+    """Heat map of a confusion matrix (rows: true class, columns: predicted class).
+
+    Clickable: an invisible marker sits on every cell (heat maps send no click selections),
+    so a chart shown with selection on reports the clicked cell as its x and y. The
+    `selected` (true, predicted) cell is outlined.
+    """
     counts = np.asarray(matrix, dtype=np.float64)
     values = counts
     if normalize:
         values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    names = list(class_names)
     text = [[f"{v:.2f}" if normalize else f"{int(v)}" for v in row] for row in values]
-    figure = go.Figure(go.Heatmap(z=values, x=list(class_names), y=list(class_names),
-                                  colorscale="Blues", text=text,
-                                  texttemplate="%{text}" if len(class_names) <= 15 else None,
-                                  hovertemplate="true %{y}<br>predicted %{x}<br>%{text}"
-                                                "<extra></extra>"))
+    figure = go.Figure(go.Heatmap(z=values, x=names, y=names, colorscale="Blues", text=text,
+                                  texttemplate="%{text}" if len(names) <= 15 else None,
+                                  hoverinfo="skip"))
+    cells = [(t, p) for t in range(len(names)) for p in range(len(names))]
+    figure.add_trace(go.Scatter(
+        x=[names[p] for _, p in cells], y=[names[t] for t, _ in cells], mode="markers",
+        marker=dict(size=max(8, min(40, 700 // max(len(names), 1))), symbol="square",
+                    opacity=0),
+        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
+        customdata=[text[t][p] for t, p in cells], showlegend=False,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata}<br>click to see them"
+                      "<extra></extra>"))
+    if selected is not None:
+        figure.add_shape(type="rect", xref="x", yref="y", line=dict(color="#f58518", width=3),
+                         x0=selected[1] - 0.5, x1=selected[1] + 0.5,
+                         y0=selected[0] - 0.5, y1=selected[0] + 0.5)
     figure.update_xaxes(title="predicted class", tickangle=-45)
     figure.update_yaxes(title="true class", autorange="reversed")
-    side = max(HEIGHT, 28 * len(class_names) + 200)
+    side = max(HEIGHT, 28 * len(names) + 200)
     figure = _layout(figure, "Confusion matrix" + (" (row-normalised)" if normalize else ""), side)
+    figure.update_layout(hovermode="closest", clickmode="event+select")
     figure.update_xaxes(automargin=True)
     figure.update_yaxes(automargin=True)
     return figure
 
 
-def per_class_accuracy(per_class: Sequence[dict]) -> go.Figure:
-    """Horizontal bars of per-class accuracy, worst first."""
-    rows = sorted((row for row in per_class if row["accuracy"] is not None),
-                  key=lambda row: row["accuracy"])
-    figure = go.Figure(go.Bar(x=[row["accuracy"] for row in rows],
-                              y=[row["class"] for row in rows], orientation="h",
-                              text=[f"{row['accuracy']:.2f} (n={row['support']})" for row in rows],
-                              marker_color="#54a24b"))
-    figure.update_xaxes(range=[0, 1.05], title="accuracy")
+def per_class_metrics(per_class: Sequence[dict], other: Sequence[dict] | None = None,
+                      names: tuple[str, str] = ("this run", "other run")) -> go.Figure:
+    """Per-class F1, precision and recall as bars, worst F1 first; with `other` (a second
+    run's per-class rows for the same classes), the two runs' F1 side by side."""
+    rows = sorted((row for row in per_class if row["f1"] is not None),
+                  key=lambda row: row["f1"])
+    classes = [row["class"] for row in rows]
+    figure = go.Figure()
+    if other is None:
+        for key, colour in (("f1", "#54a24b"), ("precision", "#4c78a8"), ("recall", "#f58518")):
+            figure.add_trace(go.Bar(y=classes, x=[row[key] for row in rows], name=key,
+                                    orientation="h", marker_color=colour))
+    else:
+        by_class = {row["class"]: row for row in other}
+        for label, values, colour in (
+                (names[0], [row["f1"] for row in rows], "#54a24b"),
+                (names[1], [by_class.get(c, {}).get("f1") for c in classes], "#b279a2")):
+            figure.add_trace(go.Bar(y=classes, x=values, name=f"F1, {label}", orientation="h",
+                                    marker_color=colour))
+    figure.update_layout(barmode="group", legend=dict(orientation="h", y=1.0, yanchor="bottom"))
+    figure.update_xaxes(range=[0, 1.05])
     figure.update_yaxes(autorange="reversed")
-    return _layout(figure, "Per-class accuracy (worst first)", max(HEIGHT, 26 * len(rows) + 100))
+    return _layout(figure, "Per class (worst F1 first)", max(HEIGHT, 44 * len(rows) + 120))
+
+
+def reliability(bins: Sequence[dict], ece: float | None) -> go.Figure:
+    """Reliability diagram: accuracy against confidence per bin, beside the diagonal of a
+    perfectly calibrated model; bar widths span the bins, hover shows their counts."""
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=[(row["low"] + row["high"]) / 2 for row in bins],
+                            y=[row["accuracy"] for row in bins],
+                            width=[row["high"] - row["low"] for row in bins],
+                            name="accuracy", marker_color="#4c78a8",
+                            customdata=[[row["count"], row["confidence"]] for row in bins],
+                            hovertemplate="confidence %{customdata[1]:.2f}<br>accuracy %{y:.2f}"
+                                          "<br>%{customdata[0]} images<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[row["confidence"] for row in bins],
+                                y=[row["confidence"] for row in bins], mode="markers",
+                                name="mean confidence", marker=dict(color="#e45756", size=9)))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated",
+                                line=dict(color="#888", dash="dash")))
+    figure.update_xaxes(range=[0, 1], title="confidence (top probability)")
+    figure.update_yaxes(range=[0, 1.05], title="accuracy")
+    title = "Reliability diagram" + (f" (ECE {ece:.3f})" if ece is not None else "")
+    return _layout(figure, title)
 
 
 def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], title: str,

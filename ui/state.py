@@ -13,6 +13,7 @@ _JOB_ID = "training_job_id"
 _VISITOR_ID = "visitor_id"
 _RENDER = "ideal_image_result"
 _ATTACK = "attack_result"
+_CELL = "confusion_cell"
 
 
 def init() -> None:
@@ -74,3 +75,14 @@ def attack_result() -> tuple[str, config.AttackConfig, attack.AttackResult] | No
 def set_attack_result(result: tuple[str, config.AttackConfig, attack.AttackResult]) -> None:
     """Keep an attack result so reruns still show it."""
     st.session_state[_ATTACK] = result
+
+
+def confusion_cell(run_id: str, split: str) -> tuple[int, int] | None:
+    """The confusion-matrix cell (true class, predicted class) picked for this run and split."""
+    picked = st.session_state.get(_CELL)
+    return picked[2] if picked and picked[:2] == (run_id, split) else None
+
+
+def set_confusion_cell(run_id: str, split: str, cell: tuple[int, int]) -> None:
+    """Remember a clicked or chosen confusion-matrix cell."""
+    st.session_state[_CELL] = (run_id, split, cell)
