@@ -95,3 +95,14 @@ def test_download_progress_is_read_from_the_growing_downloads_folder(monkeypatch
         (tmp_path / "downloads" / "x.incomplete" / "images.tar.gz").write_bytes(b"1" * 1000)
         time.sleep(1.2)
     assert seen and seen[-1] == (1000, pets.DOWNLOAD_BYTES)
+
+
+def test_a_breed_run_is_also_scored_by_species(mocked_pets, tmp_path):
+    from tlcore import evaluate, train
+
+    run = train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                    mode="end-to-end", epochs=1, image_size=32),
+                                 data.load_dataset("pets"), runs_dir=tmp_path / "runs")
+    report = evaluate.evaluate_run(run, "test")
+    assert report["species_accuracy"] is not None
+    assert report["species_accuracy"] >= report["accuracy"]  # a breed hit is a species hit

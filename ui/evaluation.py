@@ -1,6 +1,8 @@
 """The Evaluate page's views: each draws one look at a scored run (see `cache.run_report`)."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import streamlit as st
 
@@ -95,8 +97,11 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
     try:
         result = cache.explanation(*run_key, image, None)
         predicted = result["class_index"]
+        # Keyed by the image too: a new image starts at its own predicted class.
+        image_id = hashlib.sha1(image.tobytes()).hexdigest()[:10]
         class_index = widgets.class_picker(run.classes, "Explain the class",
-                                           f"explain-class-{key}", predicted)
+                                           f"explain-class-{key}-{run.run_id}-{image_id}",
+                                           predicted)
         if class_index != predicted:
             result = cache.explanation(*run_key, image, class_index)
     except ValueError as error:
@@ -113,6 +118,9 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
         widgets.show_image(images.overlay(image, result["grad_cam"]), "blended", 200)
     with columns[3]:
         widgets.show_image(images.colorize(result["saliency"]), "saliency (SmoothGrad)", 200)
+    if not result["grad_cam"].any():
+        st.info(f"Nothing in this image speaks for {run.classes[class_index]}: every region "
+                "lowers its score, so the Grad-CAM map is empty.", icon=":material/info:")
     st.caption(f"Evidence for **{run.classes[class_index]}** (p = {probability:.3f}). "
                "Grad-CAM: where the last convolutional layer's features speak for that class "
                "(coarse: one cell per feature-map position). Saliency: the pixels whose change "
