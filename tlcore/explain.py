@@ -14,48 +14,28 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import backbones, models
+from tlcore import backbones, features
 
 
 def gradcam_model(classifier: keras.Model, backbone_name: str,
                   layer_name: str | None = None) -> keras.Model:
-    """Rebuild a tlcore classifier so that it returns (activations of a body layer, logits).
+    """Rebuild a classifier so that it returns (logits, activations of a spatial layer).
 
     Args:
-        classifier: from `models.build_classifier` (pixels -> preprocessing -> body ->
-            pool -> head), e.g. a loaded run's model; its weights are shared, not copied.
+        classifier: pixels -> logits, a chain of layers (a run's model, an ImageNet
+            classifier, a wrapped external model); its weights are shared, not copied.
         backbone_name: the registry name of its body (decides the default layer).
-        layer_name: a spatial layer of the body; default: the registry's last conv layer.
+        layer_name: a spatial layer; default: the registry's last conv layer.
 
     Raises:
-        ValueError: the classifier is not built that way, or the layer is missing or not
-            spatial.
+        ValueError: the layer is missing or not spatial, or the model is not a chain.
     """
-    try:
-        preprocessing = classifier.get_layer("preprocessing")
-        pool = classifier.get_layer(models.POOL_NAME)
-        head = classifier.get_layer("head")
-    except ValueError as error:
-        raise ValueError(f"{classifier.name} is not a tlcore classifier (pixels, "
-                         "preprocessing, body, pool, head); Grad-CAM needs one") from error
-    bodies = [layer for layer in classifier.layers
-              if isinstance(layer, keras.Model) and layer is not head]
-    if len(bodies) != 1:
-        raise ValueError(f"{classifier.name} has {len(bodies)} nested bodies, expected one")
-    body = bodies[0]
     layer_name = layer_name or backbones.get_spec(backbone_name).last_conv_layer
-    try:
-        target = body.get_layer(layer_name)
-    except ValueError as error:
-        raise ValueError(f"the body {body.name} has no layer {layer_name!r}") from error
-    if len(target.output.shape) != 4:
-        raise ValueError(f"layer {layer_name!r} has output shape {target.output.shape}; "
+    split = features.activation_model(classifier, [layer_name])
+    if len(split.outputs[1].shape) != 4:
+        raise ValueError(f"layer {layer_name!r} has output shape {split.outputs[1].shape}; "
                          "Grad-CAM needs a spatial (N, H, W, C) layer")
-    split_body = keras.Model(body.inputs, [target.output, body.output])
-    pixels = keras.Input(classifier.input_shape[1:], name="pixels")
-    activations, features = split_body(preprocessing(pixels), training=False)
-    logits = head(pool(features), training=False)
-    return keras.Model(pixels, [activations, logits], name=f"{classifier.name}_gradcam")
+    return split
 
 
 def grad_cam(split_model: keras.Model, images: np.ndarray,
@@ -74,7 +54,7 @@ def grad_cam(split_model: keras.Model, images: np.ndarray,
     """
     pixels = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
     with tf.GradientTape() as tape:
-        activations, logits = split_model(pixels, training=False)
+        logits, activations = split_model(pixels, training=False)
         classes = _classes(logits, class_indices)
         score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))
     gradients = tape.gradient(score, activations)

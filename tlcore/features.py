@@ -91,3 +91,78 @@ def store_cached(key: str | None, arrays: dict[str, np.ndarray]) -> None:
     np.savez(buffer, **arrays)
     # Unique temporary names: two jobs (threads of one server) may store the same key.
     atomic.write_file(path, buffer.getvalue())
+
+
+def activation_model(model: keras.Model, layer_names: list[str]) -> keras.Model:
+    """Rebuild `model` to return (logits, activations of each named layer, in order).
+
+    The named layers may sit at the top level or inside a nested model (a tlcore
+    classifier's body, a wrapped external model, an ImageNet application). The model must
+    be a chain (each step feeds the next), which every tlcore model is; the rebuilt model
+    shares the original's weights and gives the same logits.
+
+    Raises:
+        ValueError: a named layer is not in the model, or the model is not a chain.
+    """
+    wanted = list(dict.fromkeys(layer_names))
+    pixels = keras.Input(model.input_shape[1:], name="pixels")
+    found: dict[str, keras.KerasTensor] = {}
+    tensor = _walk(model.operations[1:], pixels, wanted, found)
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ValueError(f"{model.name} has no layer named {missing}")
+    if tuple(tensor.shape) != tuple(model.output_shape):
+        raise ValueError(f"{model.name} is not a chain of layers; cannot rebuild it")
+    return keras.Model(pixels, [tensor, *(found[name] for name in wanted)],
+                       name=f"{model.name}_activations")
+
+
+def _walk(operations: list, tensor: keras.KerasTensor, wanted: list[str],
+          found: dict[str, keras.KerasTensor]) -> keras.KerasTensor:
+    """Apply a chain of operations to `tensor`, keeping the wanted layers' outputs."""
+    for operation in operations:
+        inner = ([name for name in wanted if _has_layer(operation, name)]
+                 if isinstance(operation, keras.Model) else [])
+        if inner and isinstance(operation, keras.Sequential):
+            tensor = _walk(operation.layers, tensor, wanted, found)
+        elif inner:
+            split = keras.Model(operation.inputs,
+                                [operation.get_layer(name).output for name in inner]
+                                + [operation.output])
+            *activations, tensor = split(tensor, training=False)
+            found.update(zip(inner, activations))
+        elif isinstance(operation, keras.layers.Layer):
+            tensor = operation(tensor, training=False)
+        else:  # a keras.ops step of the graph, such as the log of a wrapped softmax
+            tensor = operation(tensor)
+        if operation.name in wanted:
+            found[operation.name] = tensor
+    return tensor
+
+
+def _has_layer(container: keras.Model, name: str) -> bool:
+    try:
+        container.get_layer(name)
+    except ValueError:
+        return False
+    return True
+
+
+def spatial_layers(model: keras.Model) -> list[tuple[str, tuple[int, ...]]]:
+    """The layers with (H, W, C) outputs, bottom to top, searched inside nested models too:
+    what the feature-map viewer and channel objectives can look at."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(spatial_layers(layer))
+        elif not isinstance(layer, keras.layers.InputLayer):
+            shape = tuple(layer.output.shape)
+            if len(shape) == 4 and layer.name != "preprocessing":
+                found.append((layer.name, shape[1:]))
+    return found
+
+
+def strongest_channels(activations: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` channels of (H, W, C) activations with the highest mean."""
+    means = np.asarray(activations).reshape(-1, activations.shape[-1]).mean(axis=0)
+    return np.argsort(-means, kind="stable")[:count]
