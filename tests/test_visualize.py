@@ -42,3 +42,85 @@ def test_render_is_seeded_and_refuses_bad_targets(tiny_run):
         visualize.render(model, 9, settings)
     with pytest.raises(ValueError, match="tv_weight"):
         config.RenderConfig(tv_weight=-1)
+
+
+def test_the_clean_preset_climbs_too(tiny_run):
+    model = tiny_run.load_model()
+    target = tiny_run.classes.index("red")
+    result = visualize.render(model, target, visualize.preset("clean", 32, steps=150))
+    assert result.probability > 0.9, result.probability
+    assert result.logit_trace[-1] > result.logit_trace[0]
+
+
+def test_a_sweep_renders_one_image_per_weight_and_tv_falls(tiny_run):
+    model = tiny_run.load_model()
+    weights = [0.0, 0.1, 1.0]
+    results = visualize.render_sweep(model, 0, config.RenderConfig(steps=40), weights)
+    assert [r.tv_weight for r in results] == weights
+    values = [r.total_variation for r in results]
+    assert values[0] > values[1] > values[2], values
+    # The same start and settings alone give the same image as the sweep's member.
+    alone = visualize.render(model, 0, config.RenderConfig(steps=40, tv_weight=0.1))
+    np.testing.assert_allclose(alone.image, results[1].image, atol=0.05)
+
+
+def test_the_fourier_image_stays_in_bounds_and_inverts_a_start():
+    start = np.random.default_rng(1).uniform(10, 245, (1, 16, 16, 3)).astype(np.float32)
+    fourier = visualize.FourierImage((1, 16, 16, 3), start)
+    np.testing.assert_allclose(fourier.image().numpy(), start, atol=0.05)
+    fourier.variable.assign(fourier.variable * 1000.0)  # a wild step
+    pixels = fourier.image().numpy()
+    assert pixels.min() >= 0.0 and pixels.max() <= 255.0
+
+
+def test_a_compiled_step_equals_the_eager_one(tiny_run):
+    model = tiny_run.load_model()
+    # Plain gradient steps: Adam's first steps are about lr x sign(gradient), so a
+    # component whose gradient is ~0 would turn a rounding difference between the graph and
+    # the eager run into a full step.
+    settings = visualize.preset("clean", 32, steps=3, optimizer="sgd", l2_weight=0.01,
+                                l1_weight=0.01, blur_weight=0.1, tv_weight=0.05)
+    compiled = visualize.render(model, 1, settings)
+    eager = visualize.render(model, 1, settings, compiled=False)
+    np.testing.assert_allclose(compiled.image, eager.image, atol=0.01)  # of 255
+    np.testing.assert_allclose(compiled.objective_trace, eager.objective_trace, rtol=1e-4)
+
+
+def test_objectives_compose_and_a_channel_can_be_climbed(tiny_run):
+    model = tiny_run.load_model()
+    objective = visualize.channel("block3_conv", 5) - 0.1 * visualize.class_logit(2)
+    assert objective.layers == ("block3_conv",) and objective.target == 2
+    assert objective.description == "channel[block3_conv:5] - 0.1 * logit[2]"
+    result = visualize.render(model, visualize.channel("block3_conv", 5),
+                              config.RenderConfig(steps=30, tv_weight=0.0))
+    assert result.target is None and result.probability is None
+    assert result.objective_trace[-1] > result.objective_trace[0]
+    with pytest.raises(ValueError, match="no layer named"):
+        visualize.render(model, visualize.channel("nope", 0), config.RenderConfig(steps=1))
+
+
+def test_penalties_by_hand():
+    image = np.full((1, 4, 4, 3), 127.5, dtype=np.float32)
+    image[0, 0, 0, :] = 127.5 + 48.0
+    assert float(visualize.l1_from_grey(tf.constant(image))[0]) == pytest.approx(48.0 / 16)
+    assert float(visualize.blur_distance(tf.constant(image))[0]) > 0
+    assert float(visualize.blur_distance(tf.constant(np.full((1, 4, 4, 3), 9.0, np.float32)))[0]) == 0
+
+
+def test_the_lesson_preset_is_its_recipe():
+    lesson = visualize.preset("lesson", 224)
+    assert lesson.tv_weight == pytest.approx(0.005 * 299_712)
+    assert (lesson.optimizer, lesson.learning_rate, lesson.objective,
+            lesson.objective_weight, lesson.steps) == ("sgd", 1.0, "probability", 10.0, 1000)
+    with pytest.raises(ValueError, match="preset='nope'"):
+        visualize.preset("nope", 224)
+    with pytest.raises(ValueError, match="parameterization"):
+        config.RenderConfig(parameterization="wavelet")
+
+
+def test_the_lesson_objective_is_minus_the_cross_entropy(tiny_run):
+    model = tiny_run.load_model()
+    result = visualize.render(model, 1, config.RenderConfig(steps=60, objective="probability",
+                                                            tv_weight=0.0))
+    # The trace is log p of the class, so it ends near log(probability).
+    assert result.objective_trace[-1] == pytest.approx(np.log(result.probability), abs=0.05)

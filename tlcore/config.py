@@ -142,30 +142,65 @@ def default_learning_rate(mode: str, weights: str | None) -> float:
     return 2e-3 if weights in (None, "none", "random") and mode == "end-to-end" else 1e-4
 
 
+RENDER_OBJECTIVES = ("logit", "probability")
+RENDER_OPTIMIZERS = ("adam", "sgd")
+RENDER_PARAMETERIZATIONS = ("pixels", "fourier")
+
+
 @dataclasses.dataclass(frozen=True)
 class RenderConfig:
-    """Settings of an ideal-image render: gradient ascent on a class logit from noise.
+    """Settings of an ideal-image render: gradient ascent on a class score from noise.
 
     Attributes:
         steps: optimisation steps.
-        learning_rate: Adam step size in pixel units (the image lives in [0, 255]).
+        learning_rate: step size: in pixel units for the pixel parameterisation, in
+            spectrum units for the Fourier one (Lucid uses 0.05 there).
         tv_weight: weight of the total-variation penalty (mean absolute difference of
             neighbouring pixels, so one value means the same at any image size).
-        l2_weight: weight of a penalty on the image's distance from mid-grey, in pixel units.
-        seed: seeds the starting noise.
+        l2_weight: weight of the root-mean-square distance from mid-grey, in pixel units.
+        l1_weight: weight of the mean absolute distance from mid-grey, in pixel units.
+        blur_weight: weight of the mean distance between the image and a blurred copy.
+        seed: seeds the starting noise and the random transforms.
+        objective: "logit" (the class logit, contract 2) or "probability" (the class's
+            log-probability, i.e. minus the cross-entropy, as the lesson does).
+        objective_weight: multiplies the objective (the lesson's 10 x cross-entropy).
+        optimizer: "adam" or "sgd" (plain gradient steps, as the lesson does).
+        parameterization: "pixels", or "fourier" (a colour-decorrelated spectrum through a
+            sigmoid, as in Lucid: smoother images, always inside [0, 255]).
+        transforms: pad, jitter, scale and rotate the image randomly at every step, so only
+            features that survive small moves are strengthened.
+        noise_std: standard deviation of the starting noise around mid-grey, in pixels.
     """
 
     steps: int = 200
     learning_rate: float = 2.0
     tv_weight: float = 0.05
     l2_weight: float = 0.0
+    l1_weight: float = 0.0
+    blur_weight: float = 0.0
     seed: int = 0
+    objective: str = "logit"
+    objective_weight: float = 1.0
+    optimizer: str = "adam"
+    parameterization: str = "pixels"
+    transforms: bool = False
+    noise_std: float = 20.0
 
     def __post_init__(self) -> None:
         _require(1 <= self.steps <= 10_000, f"steps={self.steps} must be between 1 and 10000")
         _require(self.learning_rate > 0, f"learning_rate={self.learning_rate} must be positive")
         _require(self.tv_weight >= 0, f"tv_weight={self.tv_weight} must be >= 0 (0 turns TV off)")
-        _require(self.l2_weight >= 0, f"l2_weight={self.l2_weight} must be >= 0")
+        for name in ("l2_weight", "l1_weight", "blur_weight", "noise_std"):
+            _require(getattr(self, name) >= 0, f"{name}={getattr(self, name)} must be >= 0")
+        _require(self.objective_weight > 0,
+                 f"objective_weight={self.objective_weight} must be positive")
+        _require(self.objective in RENDER_OBJECTIVES,
+                 f"objective={self.objective!r} is not one of {RENDER_OBJECTIVES}")
+        _require(self.optimizer in RENDER_OPTIMIZERS,
+                 f"optimizer={self.optimizer!r} is not one of {RENDER_OPTIMIZERS}")
+        _require(self.parameterization in RENDER_PARAMETERIZATIONS,
+                 f"parameterization={self.parameterization!r} is not one of "
+                 f"{RENDER_PARAMETERIZATIONS}")
 
 
 @dataclasses.dataclass(frozen=True)

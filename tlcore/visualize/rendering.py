@@ -1,19 +1,26 @@
-"""Render an "ideal" class image: climb the class logit from noise, in pixel space."""
+"""Render "ideal" images: climb an objective from noise (or a given image) by gradient steps.
+
+One compiled step does everything: read the image from its parameterisation, transform it
+randomly (if asked), score it, subtract the regularisers (on the untransformed image) and
+update the parameters. A sweep renders one image per TV weight in a single batch: the
+images are independent (the model runs in inference mode), so the batch costs about one
+render's wall time per image on a CPU, and less on a GPU.
+"""
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate, images as image_utils, models
-from tlcore.visualize import regularizers
+from tlcore import config, evaluate, features, images as image_utils, models
+from tlcore.config import StepCallback
+from tlcore.visualize import objectives, parameterizations, regularizers, transforms
 
-StepCallback = Callable[[int, int, dict], None]
-NOISE_STD = 20.0
+NOISE_STD = 20.0  # the default starting noise around mid-grey, in pixels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,102 +29,189 @@ class RenderResult:
 
     Attributes:
         image: (S, S, 3) float pixels in [0, 255].
-        target: the class index climbed.
-        objective_trace: the objective (logit minus penalties) after each step.
-        logit_trace: the target logit after each step.
+        target: the class the objective is about, or None (a channel or neuron objective).
+        objective_trace: the objective (score minus penalties) after each step.
+        logit_trace: the target's logit after each step (empty without a target).
         probabilities: (K,) softmax of the final image's logits.
         total_variation: of the final image, in pixel units.
-        seconds: wall time.
+        seconds: wall time of the whole render (a sweep's images share it).
+        tv_weight: the TV weight this image was rendered with.
+        description: the objective, for people.
     """
 
     image: np.ndarray
-    target: int
+    target: int | None
     objective_trace: list[float]
     logit_trace: list[float]
     probabilities: np.ndarray
     total_variation: float
     seconds: float
+    tv_weight: float = 0.0
+    description: str = ""
 
     @property
-    def probability(self) -> float:
-        """The target class's final probability."""
-        return float(self.probabilities[self.target])
+    def probability(self) -> float | None:
+        """The target class's final probability, or None without a target."""
+        return None if self.target is None else float(self.probabilities[self.target])
+
+    @property
+    def steps_per_second(self) -> float:
+        """Optimisation steps per second of wall time."""
+        return len(self.objective_trace) / max(self.seconds, 1e-9)
 
 
-def start_noise(size: int, seed: int) -> np.ndarray:
+def start_noise(size: int, seed: int, std: float = NOISE_STD) -> np.ndarray:
     """Return the seeded starting image: mid-grey plus Gaussian noise, in [0, 255]."""
-    noise = np.random.default_rng(seed).normal(regularizers.MID_GREY, NOISE_STD, (size, size, 3))
+    noise = np.random.default_rng(seed).normal(regularizers.MID_GREY, std, (size, size, 3))
     return np.clip(noise, 0, 255).astype(np.float32)
 
 
-def render(model: keras.Model, target: int, render_config: config.RenderConfig, *,
-           start_image: np.ndarray | None = None, on_step: StepCallback | None = None,
-           should_stop: Callable[[], bool] | None = None, report_every: int = 10
-           ) -> RenderResult:
-    """Maximise one class logit over the input image with Adam, inside [0, 255].
+def render(model: keras.Model, objective: objectives.Objective | int,
+           render_config: config.RenderConfig, *, start_image: np.ndarray | None = None,
+           on_step: StepCallback | None = None, should_stop: Callable[[], bool] | None = None,
+           report_every: int = 10, compiled: bool = True) -> RenderResult:
+    """Maximise an objective over the input image.
 
-    Objective: logit[target] - tv_weight * TV(image) - l2_weight * RMS(image - grey).
-    The logit, not the probability, is climbed: raising the probability can be done by
-    lowering the other classes, which gives worse images.
+    The objective is `render_config.objective_weight * objective - tv_weight * TV - l2_weight
+    * RMS(image - grey) - l1_weight * mean|image - grey| - blur_weight * mean|image - blur|`.
 
     Args:
-        model: pixels in [0, 255] -> logits; not changed.
-        target: class index.
-        render_config: steps, learning rate, weights, seed.
+        model: pixels in [0, 255] -> logits; never changed.
+        objective: an `objectives.Objective`, or a class index: then the class's logit, or
+            its log-probability when `render_config.objective` is "probability".
+        render_config: steps, optimiser, parameterisation, transforms, weights, seed.
         start_image: (S, S, 3) pixels to start from; None starts from seeded noise.
         on_step: called every `report_every` steps with (step, steps, {"objective",
-            "logit", "probability", "image"}).
+            "logit", "probability", "image"}) (logit and probability None without a target).
         should_stop: polled each step; True ends the render early with what it has.
+        report_every: steps between `on_step` calls.
+        compiled: run each step as one TensorFlow graph (False: eagerly, for comparison).
+
+    Raises:
+        ValueError: a class index outside the model's classes, a layer the model lacks, or
+            a start image of the wrong shape.
+    """
+    return _render_batch(model, objective, render_config, [render_config.tv_weight],
+                         start_image, on_step, should_stop, report_every, compiled)[0]
+
+
+def render_sweep(model: keras.Model, objective: objectives.Objective | int,
+                 render_config: config.RenderConfig, tv_weights: Sequence[float], *,
+                 start_image: np.ndarray | None = None, on_step: StepCallback | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 compiled: bool = True) -> list[RenderResult]:
+    """Render one image per TV weight, optimised together in one batch from the same start.
 
     Returns:
-        A RenderResult.
+        One RenderResult per weight, in the order given.
     """
+    if not tv_weights or min(tv_weights) < 0:
+        raise ValueError(f"tv_weights={list(tv_weights)} must be one or more weights >= 0")
+    return _render_batch(model, objective, render_config, list(tv_weights), start_image,
+                         on_step, should_stop, 10, compiled)
+
+
+def _as_objective(objective: objectives.Objective | int, render_config: config.RenderConfig,
+                  num_classes: int) -> objectives.Objective:
+    if isinstance(objective, objectives.Objective):
+        chosen = objective
+    else:
+        target = int(objective)
+        if not 0 <= target < num_classes:
+            raise ValueError(f"target={target} is not a class index in [0, {num_classes})")
+        chosen = (objectives.class_probability(target) if render_config.objective == "probability"
+                  else objectives.class_logit(target))
+    if chosen.target is not None and not 0 <= chosen.target < num_classes:
+        raise ValueError(f"target={chosen.target} is not a class index in [0, {num_classes})")
+    return chosen
+
+
+def _render_batch(model: keras.Model, objective: objectives.Objective | int,
+                  render_config: config.RenderConfig, tv_weights: list[float],
+                  start_image: np.ndarray | None, on_step: StepCallback | None,
+                  should_stop: Callable[[], bool] | None, report_every: int,
+                  compiled: bool) -> list[RenderResult]:
     started = time.perf_counter()
     size = models.input_size(model)
-    num_classes = model.output_shape[-1]
-    if not 0 <= target < num_classes:
-        raise ValueError(f"target={target} is not a class index in [0, {num_classes})")
-    start = start_noise(size, render_config.seed) if start_image is None else np.asarray(
-        start_image, dtype=np.float32)
-    if start.shape != (size, size, 3):
-        raise ValueError(f"start image has shape {start.shape}; the model needs {(size, size, 3)}")
-    image = tf.Variable(start[None])
-    optimizer = keras.optimizers.Adam(render_config.learning_rate)
-    step = _compiled_step(model, image, optimizer, target, render_config)
-    objective_trace, logit_trace = [], []
+    objective = _as_objective(objective, render_config, model.output_shape[-1])
+    scorer = (features.activation_model(model, list(objective.layers)) if objective.layers
+              else model)
+    count = len(tv_weights)
+    if start_image is not None:
+        start_image = np.asarray(start_image, dtype=np.float32)
+        if start_image.shape != (size, size, 3):
+            raise ValueError(f"start image has shape {start_image.shape}; the model needs "
+                             f"{(size, size, 3)}")
+    if render_config.parameterization == "fourier":
+        image = parameterizations.FourierImage(
+            (count, size, size, 3), None if start_image is None
+            else np.repeat(start_image[None], count, axis=0), seed=render_config.seed)
+    else:
+        start = (start_noise(size, render_config.seed, render_config.noise_std)
+                 if start_image is None else start_image)
+        image = parameterizations.PixelImage(np.repeat(start[None], count, axis=0))
+    optimizer = (keras.optimizers.SGD(render_config.learning_rate)
+                 if render_config.optimizer == "sgd"
+                 else keras.optimizers.Adam(render_config.learning_rate))
+    step = _step_function(scorer, objective, image, optimizer, render_config, tv_weights)
+    if compiled:
+        step = tf.function(step)
+    objective_trace: list[list[float]] = [[] for _ in range(count)]
+    logit_trace: list[list[float]] = [[] for _ in range(count)]
     for index in range(1, render_config.steps + 1):
-        objective, logits = step()
-        objective_trace.append(float(objective))
-        logit_trace.append(float(logits[0, target]))
+        totals, logits = step()
+        totals, logits = totals.numpy(), logits.numpy()
+        for member in range(count):
+            objective_trace[member].append(float(totals[member]))
+            if objective.target is not None:
+                logit_trace[member].append(float(logits[member, objective.target]))
         if on_step is not None and (index % report_every == 0 or index == render_config.steps):
-            on_step(index, render_config.steps,
-                    {"objective": objective_trace[-1], "logit": logit_trace[-1],
-                     "probability": float(evaluate.softmax(logits.numpy())[0, target]),
-                     "image": image.numpy()[0]})
+            target = objective.target
+            on_step(index, render_config.steps, {
+                "objective": float(totals[0]),
+                "logit": None if target is None else float(logits[0, target]),
+                "probability": None if target is None
+                else float(evaluate.softmax(logits)[0, target]),
+                "image": image.image().numpy()[0]})
         if should_stop is not None and should_stop():
             break
-    final = image.numpy()[0]
-    probabilities = evaluate.softmax(evaluate.predict_logits(model, final[None]))[0]
-    return RenderResult(final, target, objective_trace, logit_trace, probabilities,
-                        image_utils.total_variation(final), time.perf_counter() - started)
+    finals = image.image().numpy()
+    probabilities = evaluate.softmax(evaluate.predict_logits(model, finals))
+    seconds = time.perf_counter() - started
+    return [RenderResult(finals[i], objective.target, objective_trace[i], logit_trace[i],
+                         probabilities[i], image_utils.total_variation(finals[i]), seconds,
+                         float(tv_weights[i]), objective.description) for i in range(count)]
 
 
-def _compiled_step(model: keras.Model, image: tf.Variable, optimizer: keras.Optimizer,
-                   target: int, render_config: config.RenderConfig) -> Callable:
-    tv_weight = tf.constant(render_config.tv_weight, tf.float32)
-    l2_weight = tf.constant(render_config.l2_weight, tf.float32)
+def _step_function(scorer: keras.Model, objective: objectives.Objective,
+                   image: parameterizations.PixelImage | parameterizations.FourierImage,
+                   optimizer: keras.Optimizer, render_config: config.RenderConfig,
+                   tv_weights: list[float]) -> Callable[[], tuple[tf.Tensor, tf.Tensor]]:
+    """One optimisation step: returns (objective per image, logits)."""
+    tv = tf.constant(tv_weights, tf.float32)
+    weights = [(tf.constant(weight, tf.float32), penalty) for weight, penalty in (
+        (render_config.l2_weight, regularizers.l2_from_grey),
+        (render_config.l1_weight, regularizers.l1_from_grey),
+        (render_config.blur_weight, regularizers.blur_distance)) if weight > 0]
+    scale = tf.constant(render_config.objective_weight, tf.float32)
+    generator = tf.random.Generator.from_seed(render_config.seed)
+    layers = list(objective.layers)
 
-    @tf.function
-    def step():
+    def step() -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
-            logits = model(image, training=False)
-            objective = (logits[:, target]
-                         - tv_weight * regularizers.total_variation(image)
-                         - l2_weight * regularizers.l2_from_grey(image))
-            loss = -tf.reduce_mean(objective)
-        gradient = tape.gradient(loss, image)
-        optimizer.apply_gradients([(gradient, image)])
-        image.assign(tf.clip_by_value(image, 0.0, 255.0))
-        return -loss, logits
+            pixels = image.image()
+            seen = transforms.standard(pixels, generator) if render_config.transforms else pixels
+            outputs = scorer(seen, training=False)
+            logits, activations = ((outputs[0], dict(zip(layers, outputs[1:]))) if layers
+                                   else (outputs, {}))
+            total = scale * objective(logits, activations)
+            total -= tv * regularizers.total_variation(pixels)
+            for weight, penalty in weights:
+                total -= weight * penalty(pixels)
+            loss = -tf.reduce_sum(total)
+        gradient = tape.gradient(loss, image.variable)
+        optimizer.apply_gradients([(gradient, image.variable)])
+        image.constrain()
+        return total, logits
 
     return step
