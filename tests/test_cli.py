@@ -43,6 +43,11 @@ def test_train_evaluate_ideal_attack_round_trip(capsys, tiny_folder, tmp_path):
     saved = images.load_image(tmp_path / "i.png")
     assert ideal["total_variation"] == pytest.approx(images.total_variation(saved))
     assert 0 <= ideal["probability"] <= 1
+    status, lesson, _ = run_cli(capsys, "ideal", "--model", run_dir, "--target", "1",
+                                "--preset", "lesson", "--steps", "4", "--out",
+                                str(tmp_path / "l.png"))
+    assert status == 0 and lesson["preset"] == "lesson" and lesson["steps"] == 4
+    assert lesson["tv_weight"] == pytest.approx(0.005 * 3 * 2 * 31 * 32)  # at 32 px
 
     source = next(Path(tiny_folder, "blue").glob("*.png"))
     status, attacked, _ = run_cli(capsys, "attack", "--model", run_dir, "--image", str(source),
@@ -91,6 +96,16 @@ def test_weights_command_offline_names_the_file_with_the_head(capsys, monkeypatc
     assert status == 2 and "resnet50_weights_tf_dim_ordering_tf_kernels.h5" in error
     status, _, error = run_cli(capsys, "weights", "resnet50")
     assert status == 2 and "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in error
+
+
+def test_imagenet_models_by_name(capsys, tmp_path, monkeypatch):
+    from tlcore import imagenet
+
+    monkeypatch.setattr(imagenet, "imagenet_classifier", lambda name: keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(1000)]))
+    status, ideal, _ = run_cli(capsys, "ideal", "--model", "imagenet:vgg16", "--target",
+                               "Siamese cat", "--steps", "2", "--out", str(tmp_path / "c.png"))
+    assert status == 0 and ideal["target_index"] == 284
 
 
 def test_unknown_class_is_a_clear_error(capsys, tiny_run, tmp_path):

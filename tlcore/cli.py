@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-MODEL_HELP = ("a run folder, or a .keras/.h5 model made elsewhere (then give --labels and "
+MODEL_HELP = ("a run folder; imagenet:BACKBONE (the backbone's own ImageNet classifier, e.g. "
+              "imagenet:vgg16); or a .keras/.h5 model made elsewhere (then give --labels and "
               "--preprocess)")
 
 
@@ -98,10 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     ideal = command("ideal", _ideal, "render the image a model finds most like a class")
     _model_arguments(ideal)
     ideal.add_argument("--target", required=True, help="class name or index")
-    ideal.add_argument("--tv-weight", type=float, default=0.05)
-    ideal.add_argument("--l2-weight", type=float, default=0.0)
-    ideal.add_argument("--steps", type=int, default=200)
-    ideal.add_argument("--learning-rate", type=float, default=2.0)
+    ideal.add_argument("--preset", default="custom", choices=["custom", "lesson", "clean"],
+                       help="lesson: the lesson's recipe; clean: Fourier image, transforms, "
+                            "logit (options given below override the preset's)")
+    ideal.add_argument("--tv-weight", type=float, help="default 0.05 (custom)")
+    ideal.add_argument("--l2-weight", type=float)
+    ideal.add_argument("--l1-weight", type=float)
+    ideal.add_argument("--blur-weight", type=float)
+    ideal.add_argument("--steps", type=int, help="default 200 (custom)")
+    ideal.add_argument("--learning-rate", type=float, help="default 2.0 (custom)")
     ideal.add_argument("--seed", type=int, default=0)
     ideal.add_argument("--out", type=Path, required=True)
 
@@ -223,6 +229,11 @@ def _load_model(arguments: argparse.Namespace):
     """Return (classifier taking pixels, class names) for --model/--labels/--preprocess."""
     from tlcore import models, runs
 
+    if arguments.model.startswith("imagenet:"):
+        from tlcore import imagenet
+
+        return (imagenet.imagenet_classifier(arguments.model.split(":", 1)[1]),
+                list(imagenet.class_names()))
     path = Path(arguments.model)
     if path.is_dir():
         run = runs.load_run(path)
@@ -253,19 +264,27 @@ def class_index(value: str, classes: list[str]) -> int:
 
 
 def _ideal(arguments: argparse.Namespace) -> dict[str, Any]:
-    from tlcore import config, images, visualize
+    from tlcore import config, images, models, visualize
 
     model, classes = _load_model(arguments)
     target = class_index(arguments.target, classes)
-    render_config = config.RenderConfig(steps=arguments.steps, learning_rate=arguments.learning_rate,
-                                        tv_weight=arguments.tv_weight,
-                                        l2_weight=arguments.l2_weight, seed=arguments.seed)
+    chosen = {name: getattr(arguments, name) for name in (
+        "steps", "learning_rate", "tv_weight", "l2_weight", "l1_weight", "blur_weight")
+        if getattr(arguments, name) is not None}
+    if arguments.preset == "custom":
+        render_config = config.RenderConfig(**{"steps": 200, "learning_rate": 2.0,
+                                               "tv_weight": 0.05, **chosen},
+                                            seed=arguments.seed)
+    else:
+        render_config = visualize.preset(arguments.preset, models.input_size(model), **chosen,
+                                         seed=arguments.seed)
     result = visualize.render(model, target, render_config)
     saved = images.to_uint8(result.image)
     images.save_png(saved, arguments.out)
     return {"target": classes[target], "target_index": target,
             "probability": result.probability, "total_variation": images.total_variation(saved),
             "steps": render_config.steps, "tv_weight": render_config.tv_weight,
+            "preset": arguments.preset, "steps_per_second": round(result.steps_per_second, 2),
             "seconds": round(result.seconds, 3), "out": str(arguments.out)}
 
 
