@@ -166,13 +166,40 @@ def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path):
     assert by_label(app.metric, "Accuracy").delta is not None
 
 
-def test_ideal_image_page_renders_an_image(tiny_run):
+def test_ideal_image_page_renders_an_image_and_its_feature_maps(tiny_run):
     app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
-    by_label(app.number_input, "Steps").set_value(20)
+    app.number_input[0].set_value(20)  # the render form's steps
+    app.radio(key="render-form-preset").set_value("clean")
     app.button[0].click().run()
     assert not app.exception, [error.value for error in app.exception]
     assert 0 <= float(by_label(app.metric, "Class probability").value) <= 1
     assert app.get("image")
+    captions = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert any("strongest mean activation first" in caption for caption in captions)
+
+
+def test_ideal_image_sweep_scrubs_without_rendering_again(tiny_run, monkeypatch):
+    from tlcore import visualize
+
+    app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
+    sweep_steps = [field for field in app.number_input if field.label == "Steps"][1]
+    sweep_steps.set_value(10)
+    next(button for button in app.button if button.label == "Render the sweep").click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    results = app.session_state["ideal_sweep"][1]
+    assert [r.tv_weight for r in results][0] == 0.0 and len(results) == 7
+    renders = []
+    monkeypatch.setattr(visualize, "render_sweep", lambda *a, **k: renders.append(1))
+    by_label(app.select_slider, "TV weight").set_value(results[3].tv_weight).run()
+    assert not app.exception and renders == []
+    assert by_label(app.metric, "Total variation (px)").value == \
+        f"{results[3].total_variation:.1f}"
+
+
+def test_ideal_image_page_without_imagenet_weights_says_how_to_fetch_them(tiny_run):
+    app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
+    by_label(app.radio, "Model").set_value("imagenet").run()
+    assert not app.exception and "--with-head" in app.info[0].value
 
 
 def test_attack_page_attacks_a_test_image(tiny_run):

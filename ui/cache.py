@@ -6,6 +6,7 @@ one Keras model from several sessions' threads at once is not safe.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import threading
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import data, devices, evaluate, explain, imagenet, runs
+from tlcore import data, devices, evaluate, explain, imagenet, models, runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,3 +124,17 @@ def imagenet_model(backbone: str) -> tuple[keras.Model, threading.Lock]:
 def all_runs(runs_dir: Path | None = None) -> list[runs.Run]:
     """List finished runs (not cached: a new run must show up at once)."""
     return runs.list_runs(runs_dir)
+
+
+@st.cache_resource(show_spinner="Loading the uploaded model...", max_entries=2)
+def uploaded_model(content: bytes, suffix: str, preprocess: str
+                   ) -> tuple[keras.Model, threading.Lock]:
+    """An uploaded Keras model (loaded in safe mode), wrapped to take pixels and give logits.
+
+    Raises:
+        ValueError: not a loadable Keras model, or an unknown input convention.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"uploaded{suffix}"
+        path.write_bytes(content)
+        return models.wrap_external_model(models.load_model(path), preprocess), threading.Lock()

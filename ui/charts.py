@@ -169,3 +169,22 @@ def run_comparison(rows: Sequence[dict]) -> go.Figure:
     figure.update_xaxes(title="training time (s)", type="log")
     figure.update_yaxes(title="validation accuracy", range=[0, 1.05])
     return _layout(figure, "Accuracy against training time")
+
+
+def sweep(results: Sequence) -> go.Figure:
+    """Class probability and total variation against the TV weight, one point per image of a
+    sweep (objects with tv_weight, probability and total_variation)."""
+    labels = [f"{r.tv_weight:g}" for r in results]
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=labels, y=[r.probability for r in results],
+                                name="class probability", mode="lines+markers",
+                                line=dict(color="#4c78a8")))
+    figure.add_trace(go.Scatter(x=labels, y=[r.total_variation for r in results],
+                                name="total variation (px)", mode="lines+markers", yaxis="y2",
+                                line=dict(color="#e45756", dash="dash")))
+    figure.update_layout(xaxis=dict(title="TV weight", type="category"),
+                         yaxis=dict(title="probability", range=[0, 1.05]),
+                         yaxis2=dict(title="total variation (px)", overlaying="y",
+                                     side="right", showgrid=False),
+                         legend=dict(orientation="h", y=1.0, yanchor="bottom"))
+    return _layout(figure, "The trade-off: probability and smoothness")

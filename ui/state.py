@@ -13,6 +13,7 @@ _JOB_ID = "training_job_id"
 _VISITOR_ID = "visitor_id"
 _RENDER = "ideal_image_result"
 _ATTACK = "attack_result"
+_SWEEP = "ideal_sweep"
 _CELL = "confusion_cell"
 
 
@@ -57,14 +58,26 @@ def set_job_id(job: str | None) -> None:
     st.session_state[_JOB_ID] = job
 
 
-def render_result() -> tuple[str, visualize.RenderResult] | None:
-    """The last ideal-image result shown on the page as (run id, result), or None."""
-    return st.session_state.get(_RENDER)
+def render_result(model_key: str) -> visualize.RenderResult | None:
+    """The last ideal image rendered with this model in this session, or None."""
+    stored = st.session_state.get(_RENDER)
+    return stored[1] if stored and stored[0] == model_key else None
 
 
-def set_render_result(result: tuple[str, visualize.RenderResult]) -> None:
+def set_render_result(model_key: str, result: visualize.RenderResult) -> None:
     """Keep an ideal-image result so reruns (slider moves) still show it."""
-    st.session_state[_RENDER] = result
+    st.session_state[_RENDER] = (model_key, result)
+
+
+def sweep_results(model_key: str) -> list[visualize.RenderResult] | None:
+    """The last TV sweep rendered with this model in this session, or None."""
+    stored = st.session_state.get(_SWEEP)
+    return stored[1] if stored and stored[0] == model_key else None
+
+
+def set_sweep_results(model_key: str, results: list[visualize.RenderResult]) -> None:
+    """Keep a sweep so its slider scrubs without rendering again."""
+    st.session_state[_SWEEP] = (model_key, results)
 
 
 def attack_result() -> tuple[str, config.AttackConfig, attack.AttackResult] | None:

@@ -15,7 +15,8 @@ WEIGHTS_LABELS = {"imagenet": "ImageNet (downloaded once)",
                   "edges": "Edge-detection body (HED, offline; not ImageNet)",
                   "file": "A weights file on this server",
                   "none": "Random weights (no pretraining)"}
-TV_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+TV_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0,
+              1000.0, 3000.0)
 
 
 def train_form(default_image_size: int | None) -> config.TrainConfig | None:

@@ -1,0 +1,250 @@
+"""The Ideal image page's views: pick a model, render, sweep TV weights, look at feature maps."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+
+import keras
+import numpy as np
+import streamlit as st
+
+from tlcore import backbones, config, features, images, imagenet, layers, visualize
+from ui import cache, charts, state, widgets
+
+PRESET_LABELS = {"custom": "Custom (pixels, Adam, your TV weight)", **visualize.PRESETS}
+PREVIEW_EVERY = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class PickedModel:
+    """A model to render with: shared and read-only, used only while holding `lock`."""
+
+    model: keras.Model
+    classes: list[str]
+    lock: threading.Lock
+    key: str  # names the model in session state
+    label: str
+
+    @property
+    def size(self) -> int:
+        """The model's input side."""
+        return int(self.model.input_shape[1])
+
+
+def pick_model() -> PickedModel | None:
+    """A run's classifier, a backbone's own ImageNet classifier, or an uploaded model."""
+    source = st.radio("Model", ["run", "imagenet", "upload"], horizontal=True,
+                      format_func={"run": "A trained run", "imagenet": "An ImageNet backbone",
+                                   "upload": "Upload a Keras model"}.get)
+    if source == "run":
+        run = widgets.run_picker(cache.all_runs(), key="ideal_run")
+        if run is None:
+            return None
+        shared = cache.shared_model(run)
+        return PickedModel(shared.model, shared.classes, shared.lock, run.run_id, run.run_id)
+    if source == "imagenet":
+        present = [name for name in backbones.names()
+                   if (path := backbones.imagenet_top_weights_path(name)) and path.is_file()]
+        if not present:
+            st.info("No backbone's whole ImageNet classifier is on this server yet. Fetch one "
+                    "once with `python -m tlcore weights mobilenet_v2 --with-head` (or vgg16, "
+                    "resnet50, ...), then reload.", icon=":material/cloud_off:")
+            return None
+        name = st.selectbox("Backbone", present,
+                            format_func=lambda n: backbones.get_spec(n).display_name)
+        model, lock = cache.imagenet_model(name)
+        return PickedModel(model, list(imagenet.class_names()), lock, f"imagenet:{name}",
+                           f"{backbones.get_spec(name).display_name} (ImageNet)")
+    upload = st.file_uploader("A Keras model (.keras or .h5; loaded in safe mode)",
+                              type=["keras", "h5"])
+    labels = st.text_area("Its class names, one a line, in output order")
+    preprocess = st.selectbox("Its input convention", sorted(layers.PREPROCESSING_MODES),
+                              help="caffe: VGG/ResNet; tf: [-1, 1]; torch: ImageNet mean/std; "
+                                   "unit: [0, 1]; none: raw [0, 255]")
+    if upload is None or not labels.strip():
+        return None
+    classes = [line.strip() for line in labels.splitlines() if line.strip()]
+    content = upload.getvalue()
+    try:
+        model, lock = cache.uploaded_model(content, "." + upload.name.rsplit(".", 1)[-1],
+                                           preprocess)
+    except ValueError as error:
+        st.error(str(error), icon=":material/error:")
+        return None
+    if model.output_shape[-1] != len(classes):
+        st.error(f"The model has {model.output_shape[-1]} outputs; {len(classes)} class names "
+                 "were given.", icon=":material/error:")
+        return None
+    digest = hashlib.sha256(content).hexdigest()[:12]
+    return PickedModel(model, classes, lock, f"upload:{digest}:{preprocess}", upload.name)
+
+
+def settings_form(picked: PickedModel, key: str, sweep: bool = False
+                  ) -> tuple[int, config.RenderConfig, np.ndarray | None] | None:
+    """The render settings; returns (target, settings, start image) when submitted."""
+    with st.form(key):
+        target = widgets.class_picker(picked.classes, "Class (type to search)", f"{key}-target")
+        name = st.radio("Recipe", list(PRESET_LABELS), format_func=PRESET_LABELS.get,
+                        key=f"{key}-preset")
+        base = (config.RenderConfig(steps=150, tv_weight=0.3) if name == "custom"
+                else visualize.preset(name, picked.size))
+        tv_weight = base.tv_weight
+        if not sweep:
+            options = sorted({*widgets.TV_WEIGHTS, round(base.tv_weight, 2)})
+            tv_weight = st.select_slider(
+                "Total-variation weight (log scale)", options, value=round(base.tv_weight, 2),
+                format_func=lambda v: f"{v:g}" + (" (the recipe's)" if v == round(
+                    base.tv_weight, 2) else ""))
+        columns = st.columns(4)
+        steps = columns[0].number_input("Steps", 5, 2000, min(base.steps, 150), step=5)
+        rate = columns[1].number_input("Step size", 0.001, 20.0, base.learning_rate,
+                                       format="%.3f")
+        transforms = columns[2].checkbox("Random transforms", base.transforms)
+        fourier = columns[3].checkbox("Fourier image", base.parameterization == "fourier")
+        start = st.file_uploader("Start from an image instead of noise (optional)",
+                                 type=["png", "jpg", "jpeg", "webp"], key=f"{key}-start")
+        if not st.form_submit_button("Render the sweep" if sweep else "Render", type="primary",
+                                     icon=":material/brush:"):
+            return None
+    render_config = dataclasses.replace(
+        base, steps=int(steps), learning_rate=float(rate), tv_weight=float(tv_weight),
+        transforms=transforms, parameterization="fourier" if fourier else "pixels")
+    start_image = None
+    if start is not None:
+        try:
+            start_image = images.load_image(start.getvalue(), picked.size).astype(np.float32)
+        except images.ImageError as error:
+            st.error(str(error), icon=":material/broken_image:")
+            return None
+    return target, render_config, start_image
+
+
+def render_live(picked: PickedModel, target: int, render_config: config.RenderConfig,
+                start_image: np.ndarray | None) -> visualize.RenderResult:
+    """Render with a preview of the image and its class probability every few steps."""
+    progress = st.progress(0.0, text="Climbing the class score...")
+    preview = st.empty()
+
+    def on_step(step: int, total: int, metrics: dict) -> None:
+        progress.progress(step / total, text=f"step {step}/{total}: p = "
+                                             f"{metrics['probability']:.3f}")
+        with preview.container():
+            widgets.show_image(metrics["image"], f"step {step}", width=192)
+
+    with picked.lock:
+        result = visualize.render(picked.model, target, render_config, start_image=start_image,
+                                  on_step=on_step, report_every=PREVIEW_EVERY)
+    progress.empty()
+    preview.empty()
+    return result
+
+
+def show_result(picked: PickedModel, result: visualize.RenderResult) -> None:
+    """The image, its numbers, top-5 and the class logit's climb."""
+    name = picked.classes[result.target]
+    left, right = st.columns(2)
+    with left:
+        widgets.show_image(result.image, f"Ideal '{name}'", width=288)
+        st.download_button("Download PNG", images.png_bytes(result.image),
+                           file_name=f"ideal_{name}.png", mime="image/png",
+                           icon=":material/download:")
+    with right:
+        columns = st.columns(3)
+        columns[0].metric("Class probability", f"{result.probability:.3f}")
+        columns[1].metric("Total variation (px)", f"{result.total_variation:.1f}")
+        columns[2].metric("Steps per second", f"{result.steps_per_second:.1f}")
+        st.plotly_chart(charts.probability_bars(result.probabilities, picked.classes,
+                                                "Top-5 predictions", highlight=[result.target]),
+                        width="stretch")
+    st.plotly_chart(charts.trace(result.logit_trace, "Class logit per step", "logit"),
+                    width="stretch")
+
+
+def sweep_view(picked: PickedModel) -> None:
+    """Render one image per TV weight in one batch; a slider then scrubs through them."""
+    st.markdown("One batch renders the same start with every TV weight at once; then move "
+                "the slider to compare them instantly.")
+    submitted = settings_form(picked, "sweep-form", sweep=True)
+    if submitted is not None:
+        target, render_config, start_image = submitted
+        weights = _sweep_weights(render_config.tv_weight)
+        with st.spinner(f"Rendering {len(weights)} images together..."), picked.lock:
+            results = visualize.render_sweep(picked.model, target, render_config, weights,
+                                             start_image=start_image)
+        state.set_sweep_results(picked.key, results)
+    results = state.sweep_results(picked.key)
+    if not results:
+        return
+    chosen = st.select_slider("TV weight", [r.tv_weight for r in results],
+                              format_func=lambda v: f"{v:g}")
+    result = next(r for r in results if r.tv_weight == chosen)
+    left, right = st.columns([1, 2])
+    with left:
+        widgets.show_image(result.image, f"TV weight {chosen:g}", width=256)
+        st.metric("Class probability", f"{result.probability:.3f}")
+        st.metric("Total variation (px)", f"{result.total_variation:.1f}")
+    right.plotly_chart(charts.sweep(results), width="stretch")
+    st.caption(f"{len(results)} images in {results[0].seconds:.1f} s. The TV term charges for "
+               "every jump between neighbouring pixels, so as its weight rises the optimiser "
+               "can only raise the class score with smooth, larger shapes; too high and it "
+               "cannot raise it at all.")
+
+
+def _sweep_weights(recipe_weight: float) -> list[float]:
+    """Seven weights on a log scale around the recipe's (or 0.001-1 for a TV-free recipe)."""
+    centre = recipe_weight if recipe_weight > 0 else 0.03
+    return [0.0, *(round(centre * factor, 6) for factor in (0.03, 0.1, 0.3, 1, 3, 10))]
+
+
+def feature_maps_view(picked: PickedModel) -> None:
+    """A spatial layer's channels for one image, the strongest first."""
+    st.markdown("Each channel of a convolutional layer is one learned detector, applied at "
+                "every position: bright where it fires. Early layers find edges and colours; "
+                "deeper ones respond to textures and parts, at coarser resolution.")
+    spatial = features.spatial_layers(picked.model)
+    if not spatial:
+        st.info("This model has no spatial layers to show.", icon=":material/info:")
+        return
+    names = [name for name, _ in spatial]
+    layer = st.selectbox("Layer", names, index=len(names) // 2,
+                         format_func=lambda n: f"{n} {dict(spatial)[n]}")
+    upload = st.file_uploader("An image (default: the last ideal image, else noise)",
+                              type=["png", "jpg", "jpeg", "webp"], key="feature-image")
+    image = _feature_image(picked, upload)
+    if image is None:
+        return
+    count = st.slider("Channels shown", 4, 64, 16, step=4)
+    with picked.lock:
+        _, activations = features.activation_model(picked.model, [layer])(image[None],
+                                                                        training=False)
+    activations = keras.ops.convert_to_numpy(activations)[0]
+    strongest = features.strongest_channels(activations, count)
+    left, right = st.columns([1, 3])
+    with left:
+        widgets.show_image(image, "the image", width=192)
+    maps = np.stack([images.colorize(images.normalize_for_display(activations[..., c]) / 255.0)
+                     for c in strongest])
+    right.image(images.image_grid(_enlarge(maps, 96), columns=8), width="stretch",
+                caption=f"{layer}: channels {', '.join(map(str, strongest[:8]))}... "
+                        "(strongest mean activation first; each scaled to its own range)")
+
+
+def _feature_image(picked: PickedModel, upload) -> np.ndarray | None:
+    if upload is not None:
+        try:
+            return images.load_image(upload.getvalue(), picked.size).astype(np.float32)
+        except images.ImageError as error:
+            st.error(str(error), icon=":material/broken_image:")
+            return None
+    rendered = state.render_result(picked.key)
+    if rendered is not None:
+        return rendered.image
+    return visualize.start_noise(picked.size, 0)
+
+
+def _enlarge(maps: np.ndarray, side: int) -> np.ndarray:
+    """Repeat pixels so that small maps show as blocks, not blur."""
+    repeat = max(1, side // maps.shape[1])
+    return np.repeat(np.repeat(maps, repeat, axis=1), repeat, axis=2)
+
