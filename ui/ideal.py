@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import backbones, config, features, images, imagenet, layers, visualize
+from tlcore import backbones, config, evaluate, features, images, imagenet, layers, runs, visualize
 from ui import cache, charts, state, widgets
 
 PRESET_LABELS = {"custom": "Custom (pixels, Adam, your TV weight)", **visualize.PRESETS}
@@ -25,6 +25,7 @@ class PickedModel:
     lock: threading.Lock
     key: str  # names the model in session state
     label: str
+    run: runs.Run | None = None
 
     @property
     def size(self) -> int:
@@ -42,7 +43,8 @@ def pick_model() -> PickedModel | None:
         if run is None:
             return None
         shared = cache.shared_model(run)
-        return PickedModel(shared.model, shared.classes, shared.lock, run.run_id, run.run_id)
+        return PickedModel(shared.model, shared.classes, shared.lock, run.run_id, run.run_id,
+                           run)
     if source == "imagenet":
         present = [name for name in backbones.names()
                    if (path := backbones.imagenet_top_weights_path(name)) and path.is_file()]
@@ -83,25 +85,29 @@ def pick_model() -> PickedModel | None:
 def settings_form(picked: PickedModel, key: str, sweep: bool = False
                   ) -> tuple[int, config.RenderConfig, np.ndarray | None] | None:
     """The render settings; returns (target, settings, start image) when submitted."""
+    # The recipe sits outside the form: choosing one resets the fields below to its values.
+    name = st.radio("Recipe", list(PRESET_LABELS), format_func=PRESET_LABELS.get,
+                    key=f"{key}-preset")
+    base = (config.RenderConfig(steps=150, tv_weight=0.3) if name == "custom"
+            else visualize.preset(name, picked.size))
     with st.form(key):
         target = widgets.class_picker(picked.classes, "Class (type to search)", f"{key}-target")
-        name = st.radio("Recipe", list(PRESET_LABELS), format_func=PRESET_LABELS.get,
-                        key=f"{key}-preset")
-        base = (config.RenderConfig(steps=150, tv_weight=0.3) if name == "custom"
-                else visualize.preset(name, picked.size))
         tv_weight = base.tv_weight
         if not sweep:
             options = sorted({*widgets.TV_WEIGHTS, round(base.tv_weight, 2)})
             tv_weight = st.select_slider(
                 "Total-variation weight (log scale)", options, value=round(base.tv_weight, 2),
-                format_func=lambda v: f"{v:g}" + (" (the recipe's)" if v == round(
-                    base.tv_weight, 2) else ""))
+                key=f"{key}-tv-{name}", format_func=lambda v: f"{v:g}" + (
+                    " (the recipe's)" if v == round(base.tv_weight, 2) else ""))
         columns = st.columns(4)
-        steps = columns[0].number_input("Steps", 5, 2000, min(base.steps, 150), step=5)
+        steps = columns[0].number_input("Steps", 5, 2000, min(base.steps, 150), step=5,
+                                        key=f"{key}-steps-{name}")
         rate = columns[1].number_input("Step size", 0.001, 20.0, base.learning_rate,
-                                       format="%.3f")
-        transforms = columns[2].checkbox("Random transforms", base.transforms)
-        fourier = columns[3].checkbox("Fourier image", base.parameterization == "fourier")
+                                       format="%.3f", key=f"{key}-rate-{name}")
+        transforms = columns[2].checkbox("Random transforms", base.transforms,
+                                         key=f"{key}-transforms-{name}")
+        fourier = columns[3].checkbox("Fourier image", base.parameterization == "fourier",
+                                      key=f"{key}-fourier-{name}")
         start = st.file_uploader("Start from an image instead of noise (optional)",
                                  type=["png", "jpg", "jpeg", "webp"], key=f"{key}-start")
         if not st.form_submit_button("Render the sweep" if sweep else "Render", type="primary",
@@ -209,9 +215,7 @@ def feature_maps_view(picked: PickedModel) -> None:
     names = [name for name, _ in spatial]
     layer = st.selectbox("Layer", names, index=len(names) // 2,
                          format_func=lambda n: f"{n} {dict(spatial)[n]}")
-    upload = st.file_uploader("An image (default: the last ideal image, else noise)",
-                              type=["png", "jpg", "jpeg", "webp"], key="feature-image")
-    image = _feature_image(picked, upload)
+    image = _feature_image(picked)
     if image is None:
         return
     count = st.slider("Channels shown", 4, 64, 16, step=4)
@@ -230,17 +234,39 @@ def feature_maps_view(picked: PickedModel) -> None:
                         "(strongest mean activation first; each scaled to its own range)")
 
 
-def _feature_image(picked: PickedModel, upload) -> np.ndarray | None:
-    if upload is not None:
+def _feature_image(picked: PickedModel) -> np.ndarray | None:
+    """The image to look through: one of the run's test images, the last ideal image, or an
+    upload."""
+    sources = {"upload": "Upload"}
+    if picked.run is not None:
+        sources = {"test": "A test image of the run", **sources}
+    if state.render_result(picked.key) is not None:
+        sources = {"ideal": "The last ideal image", **sources}
+    source = st.radio("Image", list(sources), format_func=sources.get, horizontal=True,
+                      key="feature-source")
+    if source == "ideal":
+        return state.render_result(picked.key).image
+    if source == "test":
         try:
-            return images.load_image(upload.getvalue(), picked.size).astype(np.float32)
-        except images.ImageError as error:
-            st.error(str(error), icon=":material/broken_image:")
+            dataset = evaluate.dataset_of(picked.run)
+        except ValueError as error:
+            st.error(f"{error} Upload an image instead.", icon=":material/error:")
             return None
-    rendered = state.render_result(picked.key)
-    if rendered is not None:
-        return rendered.image
-    return visualize.start_noise(picked.size, 0)
+        test = dataset.splits["test"]
+        if len(test) == 0:
+            st.info("The run's data has no test images: upload one.", icon=":material/info:")
+            return None
+        index = st.slider("Test image", 0, len(test) - 1, 0) if len(test) > 1 else 0
+        return images.load_image(dataset.paths[test[index]], picked.size).astype(np.float32)
+    upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "webp"],
+                              key="feature-image")
+    if upload is None:
+        return None
+    try:
+        return images.load_image(upload.getvalue(), picked.size).astype(np.float32)
+    except images.ImageError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return None
 
 
 def _enlarge(maps: np.ndarray, side: int) -> np.ndarray:
