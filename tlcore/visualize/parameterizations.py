@@ -71,6 +71,7 @@ class FourierImage:
 
     def constrain(self) -> None:
         """Nothing to do: the sigmoid keeps every pixel in range."""
+        return None  # a body beyond the docstring, so that AutoGraph can convert it
 
     def _invert(self, images: np.ndarray) -> np.ndarray:
         """The spectrum whose image is `images` (pixels clipped just inside (0, 255))."""
