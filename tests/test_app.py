@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -237,3 +238,18 @@ def test_train_page_resumes_an_interrupted_training(tiny_folder):
     assert snapshot.state == "done", snapshot.error
     assert Path(snapshot.run_dir).name == interrupted.run_id
     assert checkpoints.list_interrupted() == []
+
+
+def test_an_uploaded_model_is_loaded_safely_and_wrapped(tmp_path):
+    from ui import cache
+
+    inner = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="conv"),
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax")])
+    inner.save(tmp_path / "m.keras")
+    model, lock = cache.uploaded_model((tmp_path / "m.keras").read_bytes(), ".keras", "tf")
+    assert model.output_shape == (None, 3) and model.input_shape == (None, 16, 16, 3)
+    with lock:
+        assert model(np.full((1, 16, 16, 3), 200.0)).shape == (1, 3)
+    with pytest.raises(ValueError, match="safe mode"):
+        cache.uploaded_model(b"not a model", ".keras", "tf")
