@@ -56,3 +56,64 @@ def test_attack_settings_and_inputs_are_checked(model_and_images):
     with pytest.raises(ValueError, match="target=7"):
         attack.FGSM(epsilon=4)(model, images[:1], target=7)
     assert repr(attack.PGD(epsilon=4, steps=3)).startswith("PGD(epsilon=4.0, steps=3")
+
+
+def test_deepfool_flips_with_less_l2_than_pgd_where_pgd_first_succeeds(model_and_images):
+    model, images, labels = model_and_images
+    right = evaluate.predict_logits(model, images).argmax(-1) == labels
+    images, labels = images[right][:8], labels[right][:8]
+    deepfool = attack.DeepFool()(model, images, labels)
+    assert deepfool.success.mean() >= 0.75, deepfool.success
+    compared = 0
+    for index in np.flatnonzero(deepfool.success):
+        for epsilon in (1, 2, 4, 8, 16, 32, 64):
+            pgd = attack.PGD(epsilon=epsilon, steps=10)(model, images[index:index + 1],
+                                                        labels[index:index + 1])
+            if pgd.success[0]:
+                assert deepfool.l2[index] < pgd.l2[0], (index, epsilon, deepfool.l2[index],
+                                                        pgd.l2[0])
+                compared += 1
+                break
+    assert compared >= 4
+
+
+def test_the_lesson_descent_reaches_its_target_without_a_budget(model_and_images):
+    model, images, labels = model_and_images
+    chosen = labels != 2
+    # A tiny model's pixel gradients are ~1e-4, so the lesson's step of 1 is scaled up here.
+    result = attack.LessonDescent(steps=30, step_size=3e4)(model, images[chosen][:4],
+                                                            labels[chosen][:4], target=2)
+    assert result.success.all() and (result.adversarial_logits.argmax(-1) == 2).all()
+    assert result.adversarial.min() >= 0 and result.adversarial.max() <= 255
+    assert attack.LessonDescent().epsilon is None
+    with pytest.raises(ValueError, match="untargeted"):
+        config.AttackConfig(method="deepfool", target=1)
+
+
+def test_robustness_accuracy_falls_as_epsilon_grows(model_and_images):
+    model, images, labels = model_and_images
+    curve = attack.robustness_curve(model, images[:24], labels[:24], [0, 2, 8, 32],
+                                    method="pgd", steps=5)
+    accuracies = [row["accuracy"] for row in curve]
+    clean = (evaluate.predict_logits(model, images[:24]).argmax(-1) == labels[:24]).mean()
+    assert accuracies[0] == pytest.approx(clean)
+    assert all(a >= b for a, b in zip(accuracies, accuracies[1:])), accuracies
+    assert accuracies[-1] < accuracies[0]
+    assert curve[-1]["mean_linf"] <= 32
+    with pytest.raises(ValueError, match="bounded"):
+        attack.robustness_curve(model, images[:2], labels[:2], [1], method="deepfool")
+
+
+def test_transfer_scores_the_adversarial_image_with_a_second_model(model_and_images, tmp_path):
+    from conftest import make_image_folder
+    from tlcore import data, train
+
+    model, images, labels = model_and_images
+    other = train.train_classifier(
+        config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end", epochs=2,
+                           image_size=48),
+        data.from_folder(make_image_folder(tmp_path / "other", per_class=6)),
+        runs_dir=tmp_path / "runs").load_model()
+    result = attack.PGD(epsilon=8, steps=5)(model, images[:4], labels[:4])
+    scored = attack.transfer(result, other)
+    assert scored["adversarial_logits"].shape == (4, 3) and scored["fooled"].shape == (4,)

@@ -60,6 +60,15 @@ def test_train_evaluate_ideal_attack_round_trip(capsys, tiny_folder, tmp_path):
     clean = images.load_image(source, 32).astype(np.float32)
     assert np.abs(adversarial - clean).max() == attacked["linf"] <= 3.5
 
+    status, fooled, _ = run_cli(capsys, "attack", "--model", run_dir, "--image", str(source),
+                                "--method", "deepfool", "--out", str(tmp_path / "d.png"))
+    assert status == 0 and fooled["epsilon"] is None and fooled["l2"] > 0
+
+    status, curve, _ = run_cli(capsys, "robustness", run_dir, "--epsilons", "0", "4", "16",
+                               "--method", "fgsm", "--limit", "6")
+    assert status == 0 and [row["epsilon"] for row in curve["curve"]] == [0, 4, 16]
+    assert curve["curve"][0]["accuracy"] >= curve["curve"][-1]["accuracy"]
+
 
 def test_external_model_needs_labels_and_preprocess(capsys, tmp_path, tiny_folder):
     inputs = keras.Input((32, 32, 3))

@@ -114,13 +114,27 @@ def _parser() -> argparse.ArgumentParser:
     attack = command("attack", _attack, "make an adversarial version of an image")
     _model_arguments(attack)
     attack.add_argument("--image", type=Path, required=True)
-    attack.add_argument("--method", default="pgd", choices=["fgsm", "pgd"])
+    attack.add_argument("--method", default="pgd", choices=["fgsm", "pgd", "lesson", "deepfool"],
+                        help="lesson: unbounded plain gradient steps (the lesson's); deepfool: "
+                             "the smallest L2 change that flips the label (no epsilon)")
     attack.add_argument("--epsilon", type=float, default=4.0, help="pixels of 0..255 (4 = 4/255)")
     attack.add_argument("--steps", type=int, default=10)
     attack.add_argument("--step-size", type=float)
     attack.add_argument("--target", help="class name or index (targeted attack)")
     attack.add_argument("--seed", type=int, default=0)
     attack.add_argument("--out", type=Path, required=True)
+
+    robustness = command("robustness", _robustness,
+                         "accuracy of a run under attack as epsilon grows")
+    robustness.add_argument("run_dir", type=Path)
+    robustness.add_argument("--epsilons", type=float, nargs="+", default=[0, 1, 2, 4, 8],
+                            help="budgets in pixels (k for k/255)")
+    robustness.add_argument("--method", default="pgd", choices=["fgsm", "pgd"])
+    robustness.add_argument("--steps", type=int, default=10)
+    robustness.add_argument("--split", default="validation",
+                            choices=["train", "validation", "val", "test"])
+    robustness.add_argument("--limit", type=int, default=200,
+                            help="at most this many images of the split (the first ones)")
     return parser
 
 
@@ -302,7 +316,8 @@ def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
     images.save_png(result.adversarial[0], arguments.out)
     clean = evaluate.softmax(result.clean_logits)[0]
     adversarial = evaluate.softmax(result.adversarial_logits)[0]
-    return {"method": arguments.method, "epsilon": arguments.epsilon,
+    return {"method": arguments.method,
+            "epsilon": arguments.epsilon if arguments.method in config.BOUNDED_ATTACKS else None,
             "clean_class": classes[int(clean.argmax())], "clean_probability": float(clean.max()),
             "adversarial_class": classes[int(adversarial.argmax())],
             "adversarial_probability": float(adversarial.max()),
@@ -310,6 +325,22 @@ def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
             "linf": float(result.linf[0]), "l2": float(result.l2[0]),
             "success": bool(result.success[0]), "seconds": round(time.perf_counter() - started, 3),
             "out": str(arguments.out)}
+
+
+def _robustness(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import attack, evaluate, runs
+
+    run = runs.load_run(arguments.run_dir)
+    split = "validation" if arguments.split == "val" else arguments.split
+    images, labels = evaluate.dataset_of(run).split_arrays(split, run.image_size)
+    images, labels = images[:arguments.limit].astype("float32"), labels[:arguments.limit]
+    if not len(labels):
+        raise ValueError(f"the {split} split of {run.run_id} has no images")
+    curve = attack.robustness_curve(run.load_model(), images, labels, arguments.epsilons,
+                                    method=arguments.method, steps=arguments.steps,
+                                    on_step=_ProgressPrinter())
+    return {"run": run.run_id, "split": split, "images": int(len(labels)),
+            "method": arguments.method, "curve": curve}
 
 
 def _json_default(value: Any) -> Any:
@@ -324,5 +355,12 @@ def _human(result: dict[str, Any]) -> str:
                          f"{row['parameters']:>11,} params  imagenet weights here: "
                          f"{'yes' if row['imagenet_weights_local'] else 'no'}"
                          for row in result["backbones"])
+    if "curve" in result:
+        rows = [f"{'epsilon':>8} {'accuracy':>9} {'flipped':>8} {'mean L2':>8}"]
+        rows += [f"{row['epsilon']:>6g}/255 {row['accuracy']:>9.3f} "
+                 f"{row['success_rate']:>8.3f} {row['mean_l2']:>8.1f}" for row in result["curve"]]
+        return (f"{result['run']}: {result['method']} on {result['images']} "
+                f"{result['split']} images\n" + "\n".join(rows))
     return "\n".join(f"{key}: {value}" for key, value in result.items()
-                     if key not in ("confusion_matrix", "per_class"))
+                     if key not in ("confusion_matrix", "per_class", "reliability",
+                                    "most_confused"))

@@ -13,7 +13,8 @@ from typing import Callable
 
 TRAINING_MODES = ("fast", "fine-tune", "end-to-end")
 FINE_TUNE_BLOCKS = 2  # top blocks unfrozen by default when fine-tuning
-ATTACK_METHODS = ("fgsm", "pgd")
+ATTACK_METHODS = ("fgsm", "pgd", "lesson", "deepfool")
+BOUNDED_ATTACKS = ("fgsm", "pgd")  # the ones with an L-infinity budget
 # Progress of long work: on_step(done, total, {"phase": ..., other metrics}).
 StepCallback = Callable[[int, int, dict], None]
 
@@ -208,10 +209,14 @@ class AttackConfig:
     """Settings of an adversarial attack; epsilon and step size are in pixels of [0, 255].
 
     Attributes:
-        method: "fgsm" (one signed-gradient step) or "pgd" (iterated, projected, random start).
-        epsilon: L-infinity budget in pixels (8 means 8/255 of the range).
-        steps: PGD iterations.
-        step_size: PGD step in pixels; None takes 2.5 * epsilon / steps (Madry et al.).
+        method: "fgsm" (one signed-gradient step), "pgd" (iterated, projected, random
+            start), "lesson" (the lesson's unbounded plain gradient descent toward a
+            target) or "deepfool" (the smallest L2 step across the nearest boundary).
+        epsilon: L-infinity budget in pixels (8 means 8/255 of the range); FGSM and PGD
+            only, the others are unbounded.
+        steps: iterations (PGD, the lesson's descent, DeepFool's maximum).
+        step_size: pixels per step; None: 2.5 * epsilon / steps for PGD (Madry et al.),
+            1 for the lesson's descent.
         target: class index to reach (targeted attack), or None to just flip the label.
         seed: seeds PGD's random start.
     """
@@ -228,6 +233,9 @@ class AttackConfig:
                  f"method={self.method!r} is not one of {ATTACK_METHODS}")
         _require(0 < self.epsilon <= 255,
                  f"epsilon={self.epsilon} must be in (0, 255] pixels (e.g. 8 for 8/255)")
+        _require(self.method != "deepfool" or self.target is None,
+                 "deepfool is untargeted: it crosses the nearest boundary; use pgd or lesson "
+                 "for a target")
         _require(self.steps >= 1, f"steps={self.steps} must be at least 1")
         _require(self.step_size is None or self.step_size > 0,
                  f"step_size={self.step_size} must be positive or None")

@@ -1,9 +1,10 @@
 """What every attack shares: pixel bounds, the epsilon ball, 8-bit rounding and success.
 
 Attacks write only `run`, which proposes adversarial images; the base class projects them
-onto the L-infinity ball of radius epsilon inside [0, 255], rounds them to the 8-bit
-pixels a saved PNG holds (staying inside the ball), and judges success on those rounded
-images, so a result describes exactly the image a user downloads.
+onto the L-infinity ball of radius epsilon inside [0, 255] (only into [0, 255] for the
+unbounded attacks, whose epsilon is None), rounds them to the 8-bit pixels a saved PNG
+holds (staying inside the ball), and judges success on those rounded images, so a result
+describes exactly the image a user downloads.
 """
 from __future__ import annotations
 
@@ -47,18 +48,19 @@ class AttackResult:
 
 
 class Attack:
-    """Base class of L-infinity attacks in pixel space.
+    """Base class of attacks in pixel space.
 
     Args:
-        epsilon: the budget in pixels of [0, 255] (8 means 8/255).
+        epsilon: the L-infinity budget in pixels of [0, 255] (8 means 8/255), or None for
+            an unbounded attack (the image only stays inside [0, 255]).
     """
 
     name = "attack"
 
-    def __init__(self, *, epsilon: float) -> None:
-        if not 0 < epsilon <= 255:
+    def __init__(self, *, epsilon: float | None) -> None:
+        if epsilon is not None and not 0 < epsilon <= 255:
             raise ValueError(f"epsilon={epsilon} must be in (0, 255] pixels (e.g. 8 for 8/255)")
-        self.epsilon = float(epsilon)
+        self.epsilon = None if epsilon is None else float(epsilon)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
@@ -104,8 +106,10 @@ class Attack:
         raise NotImplementedError
 
     def project(self, clean: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Clip candidates into the epsilon ball around `clean` and into [0, 255]."""
-        return np.clip(np.clip(candidates, clean - self.epsilon, clean + self.epsilon), 0, 255)
+        """Clip candidates into the epsilon ball around `clean` (if bounded) and [0, 255]."""
+        if self.epsilon is not None:
+            candidates = np.clip(candidates, clean - self.epsilon, clean + self.epsilon)
+        return np.clip(candidates, 0, 255)
 
     def round_to_pixels(self, clean: np.ndarray, adversarial: np.ndarray) -> np.ndarray:
         """Round to whole pixel values without leaving the epsilon ball.
@@ -113,6 +117,8 @@ class Attack:
         Rounding alone can step past the budget (3.4 + 0.6 rounds to 4 with epsilon 0.6 on
         an image at 3.4); the ceil/floor of the ball's bounds stops that.
         """
+        if self.epsilon is None:
+            return np.clip(np.rint(adversarial), 0, 255).astype(np.float32)
         low = np.maximum(np.ceil(clean - self.epsilon), 0)
         high = np.minimum(np.floor(clean + self.epsilon), 255)
         return np.clip(np.rint(adversarial), low, high).astype(np.float32)

@@ -1,4 +1,5 @@
-"""Gradient-sign attacks: FGSM (one step) and PGD (iterated, projected, random start)."""
+"""Gradient attacks: FGSM (one signed step), PGD (iterated, projected, random start), and the
+lesson's unbounded descent (plain gradient steps toward a target, no budget)."""
 from __future__ import annotations
 
 import keras
@@ -56,4 +57,35 @@ class PGD(Attack):
         for _ in range(self.steps):
             gradient = self.loss_gradient(model, adversarial, labels, target)
             adversarial = self.project(images, adversarial + self.step_size * np.sign(gradient))
+        return adversarial
+
+
+class LessonDescent(Attack):
+    """The lesson's attack: plain gradient descent on the target's cross-entropy, no budget.
+
+    The lesson takes 100 unbounded steps and turns a dog into a "Siamese cat" for VGG16; the
+    change is often visible, which is the point of comparing it with a bounded PGD. Without
+    a target it climbs the true class's cross-entropy instead.
+
+    Args:
+        steps: gradient steps.
+        step_size: pixels per unit of gradient (the lesson's learning rate, 1).
+    """
+
+    name = "lesson"
+
+    def __init__(self, *, steps: int = 100, step_size: float | None = None) -> None:
+        super().__init__(epsilon=None)
+        if steps < 1:
+            raise ValueError(f"steps={steps} must be at least 1")
+        self.steps = int(steps)
+        self.step_size = float(step_size) if step_size else 1.0
+
+    def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
+            target: int | None) -> np.ndarray:
+        """Follow the raw gradient (not its sign), keeping pixels inside [0, 255]."""
+        adversarial = images.copy()
+        for _ in range(self.steps):
+            gradient = self.loss_gradient(model, adversarial, labels, target)
+            adversarial = np.clip(adversarial + self.step_size * gradient, 0, 255)
         return adversarial
