@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import ideal, state
+from ui import ideal, model_choice, state
 
 st.title("Ideal image")
 st.markdown(
@@ -15,7 +15,7 @@ st.markdown(
     "does: it stores the image as a smooth spectrum and moves it randomly every step, so only "
     "features that survive small shifts and turns grow.")
 
-picked = ideal.pick_model()
+picked = model_choice.pick_model("ideal")
 if picked is None:
     st.stop()
 

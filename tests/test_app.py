@@ -203,13 +203,35 @@ def test_ideal_image_page_without_imagenet_weights_says_how_to_fetch_them(tiny_r
     assert not app.exception and "--with-head" in app.info[0].value
 
 
-def test_attack_page_attacks_a_test_image(tiny_run):
+def test_attack_page_attacks_a_test_image_and_asks_a_second_model(tiny_run, tmp_path):
+    other = one_epoch_run(make_image_folder(tmp_path / "second", per_class=4))
     app = open_page("app_pages/attack.py", selected_run_id=tiny_run.run_id)
-    by_label(app.radio, "Method").set_value("fgsm")
+    by_label(app.radio, "Method").set_value("fgsm").run()
     app.button[0].click().run()
     assert not app.exception, [error.value for error in app.exception]
     assert by_label(app.metric, "Success").value in ("yes", "no")
     assert by_label(app.metric, "L-inf (px)").value.endswith("/ 4")
+    by_label(app.selectbox, "Second model").set_value(other).run()
+    assert not app.exception
+    assert any("fooled" in info.value for info in app.info)
+    # The same attack over many images.
+    next(b for b in app.button if b.label.startswith("Attack ") and "images" in b.label
+         ).click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert 0 <= float(by_label(app.metric, "Success rate").value) <= 1
+
+
+def test_attack_page_deepfool_has_no_budget_and_curves_fall(tiny_run):
+    app = open_page("app_pages/attack.py", selected_run_id=tiny_run.run_id)
+    by_label(app.radio, "Method").set_value("deepfool").run()
+    app.button[0].click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert by_label(app.metric, "L-inf (px)").value.endswith("(no budget)")
+    by_label(app.slider, "Validation images").set_value(8)
+    by_label(app.number_input, "PGD steps").set_value(3)
+    next(b for b in app.button if b.label == "Compute the curves").click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert any("Robustness" in str(chart.proto.spec) for chart in app.get("plotly_chart"))
 
 
 def test_runs_page_renames_and_deletes(tmp_path):

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import data, devices, evaluate, explain, imagenet, models, runs
+from tlcore import attack, data, devices, evaluate, explain, imagenet, models, runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,3 +138,23 @@ def uploaded_model(content: bytes, suffix: str, preprocess: str
         path = Path(folder) / f"uploaded{suffix}"
         path.write_bytes(content)
         return models.wrap_external_model(models.load_model(path), preprocess), threading.Lock()
+
+
+@st.cache_data(show_spinner="Attacking at every epsilon...", max_entries=16)
+def robustness(run_dir: str, created: str, count: int, steps: int,
+               epsilons: tuple[float, ...]) -> dict[str, list[dict]]:
+    """FGSM and PGD robustness curves of a run over its first `count` validation images.
+
+    Raises:
+        ValueError: the run's data cannot be reopened, or it has no validation images.
+    """
+    run = runs.load_run(run_dir)
+    shared = shared_model(run)
+    pixels, labels = evaluate.dataset_of(run).split_arrays("validation", run.image_size)
+    if not len(labels):
+        raise ValueError(f"{run.run_id} has no validation images")
+    pixels, labels = pixels[:count].astype(np.float32), labels[:count]
+    with shared.lock:
+        return {method: attack.robustness_curve(shared.model, pixels, labels, epsilons,
+                                                method=method, steps=steps)
+                for method in ("fgsm", "pgd")}

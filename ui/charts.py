@@ -188,3 +188,16 @@ def sweep(results: Sequence) -> go.Figure:
                                      side="right", showgrid=False),
                          legend=dict(orientation="h", y=1.0, yanchor="bottom"))
     return _layout(figure, "The trade-off: probability and smoothness")
+
+
+def robustness(curves: dict[str, Sequence[dict]]) -> go.Figure:
+    """Accuracy against epsilon (k/255), one line per attack method."""
+    figure = go.Figure()
+    colours = {"fgsm": "#f58518", "pgd": "#e45756"}
+    for method, rows in curves.items():
+        figure.add_trace(go.Scatter(
+            x=[row["epsilon"] for row in rows], y=[row["accuracy"] for row in rows],
+            name=method.upper(), mode="lines+markers", line=dict(color=colours.get(method))))
+    figure.update_xaxes(title="epsilon (k/255)", type="category")
+    figure.update_yaxes(title="accuracy under attack", range=[0, 1.05])
+    return _layout(figure, "Robustness: accuracy as the budget grows")

@@ -2,84 +2,17 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import threading
 
 import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import backbones, config, evaluate, features, images, imagenet, layers, runs, visualize
-from ui import cache, charts, state, widgets
+from tlcore import config, evaluate, features, images, visualize
+from ui import charts, state, widgets
+from ui.model_choice import PickedModel
 
 PRESET_LABELS = {"custom": "Custom (pixels, Adam, your TV weight)", **visualize.PRESETS}
 PREVIEW_EVERY = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class PickedModel:
-    """A model to render with: shared and read-only, used only while holding `lock`."""
-
-    model: keras.Model
-    classes: list[str]
-    lock: threading.Lock
-    key: str  # names the model in session state
-    label: str
-    run: runs.Run | None = None
-
-    @property
-    def size(self) -> int:
-        """The model's input side."""
-        return int(self.model.input_shape[1])
-
-
-def pick_model() -> PickedModel | None:
-    """A run's classifier, a backbone's own ImageNet classifier, or an uploaded model."""
-    source = st.radio("Model", ["run", "imagenet", "upload"], horizontal=True,
-                      format_func={"run": "A trained run", "imagenet": "An ImageNet backbone",
-                                   "upload": "Upload a Keras model"}.get)
-    if source == "run":
-        run = widgets.run_picker(cache.all_runs(), key="ideal_run")
-        if run is None:
-            return None
-        shared = cache.shared_model(run)
-        return PickedModel(shared.model, shared.classes, shared.lock, run.run_id, run.run_id,
-                           run)
-    if source == "imagenet":
-        present = [name for name in backbones.names()
-                   if (path := backbones.imagenet_top_weights_path(name)) and path.is_file()]
-        if not present:
-            st.info("No backbone's whole ImageNet classifier is on this server yet. Fetch one "
-                    "once with `python -m tlcore weights mobilenet_v2 --with-head` (or vgg16, "
-                    "resnet50, ...), then reload.", icon=":material/cloud_off:")
-            return None
-        name = st.selectbox("Backbone", present,
-                            format_func=lambda n: backbones.get_spec(n).display_name)
-        model, lock = cache.imagenet_model(name)
-        return PickedModel(model, list(imagenet.class_names()), lock, f"imagenet:{name}",
-                           f"{backbones.get_spec(name).display_name} (ImageNet)")
-    upload = st.file_uploader("A Keras model (.keras or .h5; loaded in safe mode)",
-                              type=["keras", "h5"])
-    labels = st.text_area("Its class names, one a line, in output order")
-    preprocess = st.selectbox("Its input convention", sorted(layers.PREPROCESSING_MODES),
-                              help="caffe: VGG/ResNet; tf: [-1, 1]; torch: ImageNet mean/std; "
-                                   "unit: [0, 1]; none: raw [0, 255]")
-    if upload is None or not labels.strip():
-        return None
-    classes = [line.strip() for line in labels.splitlines() if line.strip()]
-    content = upload.getvalue()
-    try:
-        model, lock = cache.uploaded_model(content, "." + upload.name.rsplit(".", 1)[-1],
-                                           preprocess)
-    except ValueError as error:
-        st.error(str(error), icon=":material/error:")
-        return None
-    if model.output_shape[-1] != len(classes):
-        st.error(f"The model has {model.output_shape[-1]} outputs; {len(classes)} class names "
-                 "were given.", icon=":material/error:")
-        return None
-    digest = hashlib.sha256(content).hexdigest()[:12]
-    return PickedModel(model, classes, lock, f"upload:{digest}:{preprocess}", upload.name)
 
 
 def settings_form(picked: PickedModel, key: str, sweep: bool = False

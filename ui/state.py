@@ -80,14 +80,16 @@ def set_sweep_results(model_key: str, results: list[visualize.RenderResult]) -> 
     st.session_state[_SWEEP] = (model_key, results)
 
 
-def attack_result() -> tuple[str, config.AttackConfig, attack.AttackResult] | None:
-    """The last attack as (run id, settings, result), or None."""
-    return st.session_state.get(_ATTACK)
+def attack_result(model_key: str) -> tuple[config.AttackConfig, attack.AttackResult] | None:
+    """The last attack made with this model in this session as (settings, result), or None."""
+    stored = st.session_state.get(_ATTACK)
+    return stored[1:] if stored and stored[0] == model_key else None
 
 
-def set_attack_result(result: tuple[str, config.AttackConfig, attack.AttackResult]) -> None:
+def set_attack_result(model_key: str, attack_config: config.AttackConfig,
+                      result: attack.AttackResult) -> None:
     """Keep an attack result so reruns still show it."""
-    st.session_state[_ATTACK] = result
+    st.session_state[_ATTACK] = (model_key, attack_config, result)
 
 
 def confusion_cell(run_id: str, split: str) -> tuple[int, int] | None:
