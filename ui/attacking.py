@@ -37,19 +37,10 @@ def pick_image(picked: PickedModel) -> tuple[np.ndarray, int | None] | None:
         st.caption(f"A demo-set {dataset.class_names[dataset.labels[index]]} (the model's own "
                    "classes may differ: the attack then moves away from its own answer).")
         return images.load_image(dataset.paths[index], picked.size).astype(np.float32), None
-    try:
-        dataset = evaluate.dataset_of(picked.run)
-    except ValueError as error:
-        st.error(f"{error} Upload an image instead.", icon=":material/error:")
-        return None
-    test = dataset.splits["test"]
-    if len(test) == 0:
-        st.info("This run's data set has no test images: upload one.", icon=":material/info:")
-        return None
-    index = st.slider("Test image", 0, len(test) - 1, 0) if len(test) > 1 else 0
-    label = int(dataset.labels[test[index]])
-    st.caption(f"True class: {picked.classes[label]}")
-    return images.load_image(dataset.paths[test[index]], picked.size).astype(np.float32), label
+    chosen = widgets.run_test_image(picked.run, picked.size, "attack-test-image")
+    if chosen is not None:
+        st.caption(f"True class: {picked.classes[chosen[1]]}")
+    return chosen
 
 
 def settings_form(picked: PickedModel) -> config.AttackConfig | None:

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import config, evaluate, features, images, visualize
+from tlcore import config, features, images, visualize
 from ui import charts, state, widgets
 from ui.model_choice import PickedModel
 
@@ -180,17 +180,8 @@ def _feature_image(picked: PickedModel) -> np.ndarray | None:
     if source == "ideal":
         return state.render_result(picked.key).image
     if source == "test":
-        try:
-            dataset = evaluate.dataset_of(picked.run)
-        except ValueError as error:
-            st.error(f"{error} Upload an image instead.", icon=":material/error:")
-            return None
-        test = dataset.splits["test"]
-        if len(test) == 0:
-            st.info("The run's data has no test images: upload one.", icon=":material/info:")
-            return None
-        index = st.slider("Test image", 0, len(test) - 1, 0) if len(test) > 1 else 0
-        return images.load_image(dataset.paths[test[index]], picked.size).astype(np.float32)
+        chosen = widgets.run_test_image(picked.run, picked.size, "feature-test-image")
+        return None if chosen is None else chosen[0]
     upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "webp"],
                               key="feature-image")
     if upload is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from tlcore import backbones, config, images, runs
+from tlcore import backbones, config, evaluate, images, runs
 from ui import state
 
 MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
@@ -106,3 +106,20 @@ def show_image(image: np.ndarray, caption: str, width: int = 224) -> None:
     repeat = max(1, width // pixels.shape[0])
     st.image(np.repeat(np.repeat(pixels, repeat, axis=0), repeat, axis=1), caption=caption,
              width=pixels.shape[1] * repeat)
+
+
+def run_test_image(run: runs.Run, size: int, key: str) -> tuple[np.ndarray, int] | None:
+    """One of a run's test images (chosen with a slider) at `size`, and its true class; None
+    with the reason shown when the run's data cannot be reopened or has no test images."""
+    try:
+        dataset = evaluate.dataset_of(run)
+    except ValueError as error:
+        st.error(f"{error} Upload an image instead.", icon=":material/error:")
+        return None
+    test = dataset.splits["test"]
+    if len(test) == 0:
+        st.info("This run's data set has no test images: upload one.", icon=":material/info:")
+        return None
+    index = st.slider("Test image", 0, len(test) - 1, 0, key=key) if len(test) > 1 else 0
+    label = int(dataset.labels[test[index]])
+    return images.load_image(dataset.paths[test[index]], size).astype(np.float32), label
