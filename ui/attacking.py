@@ -178,7 +178,7 @@ def robustness_view(picked: PickedModel) -> None:
         st.info("Robustness curves are computed on a run's validation images: pick a trained "
                 "run.", icon=":material/info:")
         return
-    count = st.slider("Validation images", 8, 256, 64, step=8, key="curve-count")
+    count = st.slider("Validation images", 8, 256, 32, step=8, key="curve-count")
     steps = st.number_input("PGD steps", 1, 50, 10, key="curve-steps")
     if not st.button("Compute the curves", icon=":material/show_chart:"):
         return
