@@ -6,17 +6,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from tlcore import data, runs
+from tlcore import data, models, runs
 
 
 def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Return logits (N, K) for pixels (N, S, S, 3) in [0, 255], batch by batch.
 
-    Calls the model directly rather than `predict`, which keeps per-model state and is not
-    safe to call from several threads at once.
+    Uses the model's compiled call (`models.compiled`) rather than `predict`, which keeps
+    per-model state and is not safe to call from several threads at once.
     """
-    outputs = [keras.ops.convert_to_numpy(model(np.asarray(images[start:start + batch_size],
-                                                           dtype=np.float32), training=False))
+    call = models.compiled(model)
+    outputs = [call(np.asarray(images[start:start + batch_size], dtype=np.float32)).numpy()
                for start in range(0, len(images), batch_size)]
     if not outputs:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)

@@ -16,7 +16,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from tlcore import atomic, backbones, config
+from tlcore import atomic, backbones, config, models
 from tlcore.config import StepCallback
 
 CACHE_VERSION = 1
@@ -45,7 +45,7 @@ def embed(embedder: keras.Model, images: np.ndarray, *, batch_size: int = EMBED_
         if should_stop is not None and should_stop():
             raise InterruptedError("embedding was cancelled")
         batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
-        chunks.append(keras.ops.convert_to_numpy(embedder(batch, training=False)))
+        chunks.append(models.compiled(embedder)(batch).numpy())
         if on_step is not None:
             on_step(step, total, {})
     if not chunks:
