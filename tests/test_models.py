@@ -104,3 +104,18 @@ def test_rename_delete_and_summary(tmp_path):
         runs.rename_run(run, "   ")
     runs.delete_run(renamed)
     assert runs.list_runs(tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_the_compiled_call_matches_the_model_from_many_threads():
+    import concurrent.futures
+
+    body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
+    classifier = models.build_classifier("scratch_cnn", body, 3, freeze_batch_norm=False)
+    pixels = np.random.default_rng(1).uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
+    expected = classifier(pixels, training=False).numpy()
+    call = models.compiled(classifier)
+    assert models.compiled(classifier) is call  # built once per model
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(lambda n: call(pixels[:n]).numpy(), [1, 2, 5, 5, 3, 4]))
+    for count, output in zip([1, 2, 5, 5, 3, 4], outputs):
+        np.testing.assert_allclose(output, expected[:count], rtol=1e-5, atol=1e-5)

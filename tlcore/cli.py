@@ -124,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     attack.add_argument("--seed", type=int, default=0)
     attack.add_argument("--out", type=Path, required=True)
 
+    bench = command("bench", _bench, "run the benchmark suite (from the repository root)")
+    bench.add_argument("--quick", action="store_true", help="fewer models and repeats")
+    bench.add_argument("--only", nargs="+", help="benchmark names, e.g. embedding attack_latency")
+
     robustness = command("robustness", _robustness,
                          "accuracy of a run under attack as epsilon grows")
     robustness.add_argument("run_dir", type=Path)
@@ -327,6 +331,15 @@ def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
             "out": str(arguments.out)}
 
 
+def _bench(arguments: argparse.Namespace) -> dict[str, Any]:
+    try:
+        from bench import suite
+    except ImportError as error:
+        raise ValueError("the benchmarks live in bench/ of the repository: run this from "
+                         "the repository root") from error
+    return suite.run(quick=arguments.quick, only=arguments.only)
+
+
 def _robustness(arguments: argparse.Namespace) -> dict[str, Any]:
     from tlcore import attack, evaluate, runs
 
@@ -355,6 +368,8 @@ def _human(result: dict[str, Any]) -> str:
                          f"{row['parameters']:>11,} params  imagenet weights here: "
                          f"{'yes' if row['imagenet_weights_local'] else 'no'}"
                          for row in result["backbones"])
+    if "table" in result:
+        return f"{result['table']}\n\nwritten to {result['written']}"
     if "curve" in result:
         rows = [f"{'epsilon':>8} {'accuracy':>9} {'flipped':>8} {'mean L2':>8}"]
         rows += [f"{row['epsilon']:>6g}/255 {row['accuracy']:>9.3f} "

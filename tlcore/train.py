@@ -238,10 +238,14 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
                              vectors["train"].var(axis=0))
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
                                          head=head)
+    # A head on vectors takes milliseconds per batch, less than Keras's per-batch Python
+    # overhead: one compiled call per epoch (demo set, 10 epochs: 2.2 -> 1.4 s). Progress
+    # and cancel then act per epoch, a few milliseconds here.
     history, cancelled, best_epoch = _fit(
         head, train_config, (vectors["train"], _labels(dataset, "train")),
         (vectors["validation"], _labels(dataset, "validation")), on_step, should_stop,
-        class_weights=train_config.class_weights)
+        class_weights=train_config.class_weights,
+        steps_per_execution=-(-len(vectors["train"]) // train_config.batch_size))
     extra = {"embedding_cache": cache_state, "cancelled": cancelled, "best_epoch": best_epoch,
              "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
     return classifier, history, extra, (head, vectors)
@@ -359,7 +363,8 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
          patience: int = 0, class_weights: bool = False, augment: bool = False,
          phase: str = "training", baseline: float | None = None, cosine: bool = False,
          prior_history: dict[str, list[float]] | None = None, session: _Session | None = None,
-         extra: dict[str, Any] | None = None) -> tuple[dict[str, list[float]], bool, int]:
+         extra: dict[str, Any] | None = None, steps_per_execution: int = 1
+         ) -> tuple[dict[str, list[float]], bool, int]:
     """Compile and fit `model`; return (history, cancelled, best epoch).
 
     With `cosine`, the learning rate decays to zero over the planned epochs (fine-tuning:
@@ -370,7 +375,8 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
 
     With a `session`, every epoch is checkpointed, and a session that resumes starts at its
     checkpoint's epoch with its history and best epoch. The returned history is
-    `prior_history` followed by this fit's epochs.
+    `prior_history` followed by this fit's epochs. `steps_per_execution` batches run per
+    compiled call (progress and cancel act between calls).
     """
     steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
     rate = train_config.effective_learning_rate
@@ -379,7 +385,7 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
             rate, decay_steps=train_config.epochs * steps_per_epoch)
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], steps_per_execution=max(1, steps_per_execution))
     progress = ProgressCallback(phase, train_config.epochs, steps_per_epoch, on_step,
                                 should_stop)
     best = BestEpoch(baseline)
