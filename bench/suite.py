@@ -239,6 +239,8 @@ def app_start(quick: bool, repeats: int) -> list[Row]:
             server.wait(10)
         probe = subprocess.run([sys.executable, "-m", "bench.visitors", "5"], cwd=ROOT,
                                env=environment, capture_output=True, text=True, timeout=900)
+    if probe.returncode != 0:
+        raise RuntimeError(f"bench.visitors failed: {probe.stderr.strip()[-300:]}")
     memory = json.loads(probe.stdout.strip().splitlines()[-1])
     return [{**row("app", "cold start: process start to the first page served",
                    cold or float("nan"), None, "s"), "target": 10.0,
@@ -300,7 +302,11 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
         if only and benchmark.__name__ not in only:
             continue
         print(f"# {benchmark.__name__}...", file=sys.stderr, flush=True)
-        rows.extend(benchmark(quick, repeats))
+        try:
+            rows.extend(benchmark(quick, repeats))
+        except Exception as error:  # one broken benchmark must not lose the others
+            rows.append({**row(benchmark.__name__, "failed", float("nan"), None, ""),
+                         "note": f"{type(error).__name__}: {str(error)[:200]}"})
     result = {"device": device(), "quick": quick, "repeats": repeats,
               "peak_gflops": PEAK_GFLOPS, "rows": rows,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}

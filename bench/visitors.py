@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from bench.memory import memory_mb
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TRAIN = """
 import numpy as np
@@ -41,7 +44,7 @@ def main(visitors: int) -> dict:
     run_id = runs.list_runs()[0].run_id
 
     def visit() -> None:
-        app = AppTest.from_file("app.py", default_timeout=300)
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
         app.session_state["selected_run_id"] = run_id
         app.run()
         app.switch_page("app_pages/evaluate.py").run()
