@@ -224,16 +224,22 @@ def app_start(quick: bool, repeats: int) -> list[Row]:
              "--server.port", str(port), "--server.headless", "true"],
             cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            cold = None
+            served, cold, how = None, None, "health check answered and the page's HTML sent"
             while time.perf_counter() - started < 120:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
                                                 timeout=2):
                         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
-                            cold = time.perf_counter() - started
+                            served = time.perf_counter() - started
                             break
                 except OSError:
                     time.sleep(0.1)
+            cold = _first_page_drawn(port, started)
+            if cold is None:
+                cold, how = served, how + " (no Chromium here to time the drawn page)"
+            else:
+                how = (f"the Home page's title drawn in headless Chromium (HTML served after "
+                       f"{served:.1f} s; the rest is the first script run: TensorFlow's import)")
         finally:
             server.terminate()
             server.wait(10)
@@ -244,8 +250,7 @@ def app_start(quick: bool, repeats: int) -> list[Row]:
     memory = json.loads(probe.stdout.strip().splitlines()[-1])
     return [{**row("app", "cold start: process start to the first page served",
                    cold or float("nan"), None, "s"), "target": 10.0,
-             "met": cold is not None and cold < 10.0,
-             "note": "health check answered and the page's HTML sent"},
+             "met": cold is not None and cold < 10.0, "note": how},
             {**row("app", "peak memory with one MobileNetV2 run loaded",
                    memory["peak_mb"], None, "MB"), "target": 1200.0,
              "met": memory["peak_mb"] < 1200.0,
@@ -253,6 +258,27 @@ def app_start(quick: bool, repeats: int) -> list[Row]:
             {**row("app", "memory per extra visitor", memory["per_visitor_mb"], None, "MB"),
              "target": 100.0, "met": memory["per_visitor_mb"] < 100.0,
              "note": f"{memory['visitors']} more sessions on the Evaluate page"}]
+
+
+def _first_page_drawn(port: int, started: float) -> float | None:
+    """Seconds from `started` until a headless Chromium shows the Home page's title, or None
+    without Playwright and Debian's Chromium."""
+    chromium = Path("/usr/bin/chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not chromium.is_file():
+        return None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium),
+                                             args=["--headless", "--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_text("Transfer learning on images").first.wait_for(timeout=120_000)
+        drawn = time.perf_counter() - started
+        browser.close()
+    return drawn
 
 
 def scaling(quick: bool, repeats: int) -> list[Row]:
