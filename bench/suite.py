@@ -23,8 +23,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-# fp32 arithmetic limit of the 2-core development machine (AVX-512, measured with a large
-# matmul); set TLCORE_PEAK_GFLOPS for another machine.
+# fp32 throughput of the 2-core development machine measured with a large matmul (the
+# issue's reference; VGG16's convolutions beat it, so the FMA peak is higher); set
+# TLCORE_PEAK_GFLOPS for another machine.
 PEAK_GFLOPS = float(os.environ.get("TLCORE_PEAK_GFLOPS", "166"))
 # Forward-pass cost per 224 px image in GFLOPs (2 x multiply-adds, from the papers and
 # Keras's model docs).
@@ -78,7 +79,8 @@ def embedding(quick: bool, repeats: int) -> list[Row]:
         limit = PEAK_GFLOPS / GFLOPS_224[name]
         rows.append(row("embedding", f"{name} 224 px", ours, plain, "images/s",
                         1.5 if name == "mobilenet_v2" else 1.0,
-                        note=f"{100 * ours / limit:.0f}% of {PEAK_GFLOPS:g} GFLOP/s (a matmul-measured reference, not the FMA peak); "
+                        note=f"{100 * ours / limit:.0f}% of {PEAK_GFLOPS:g} GFLOP/s (a "
+                             "matmul-measured reference, not the FMA peak); "
                              f"max difference from predict {difference:.1e}"))
     return rows
 
