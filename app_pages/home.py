@@ -11,16 +11,17 @@ st.markdown(
     "where training from scratch would need many thousands.")
 
 steps = [
-    ("Data", "app_pages/data.py", "Pick the built-in demo set or your own folder or zip of "
-     "class folders; see class counts, samples and skipped files."),
+    ("Data", "app_pages/data.py", "Pick the built-in demo set, Oxford-IIIT Pets, Cats vs Dogs "
+     "or your own folder or zip; see class counts, samples and skipped files."),
     ("Train", "app_pages/train.py", "Choose a backbone and weights, then train a head on frozen "
      "features (fast), fine-tune, or train end to end, with live curves."),
     ("Runs", "app_pages/runs.py", "Compare every training: accuracy, time, size."),
-    ("Evaluate", "app_pages/evaluate.py", "Confusion matrix and per-class accuracy of any run."),
+    ("Evaluate", "app_pages/evaluate.py", "Where a run is right and wrong: a clickable "
+     "confusion matrix, per-class scores, calibration, and Grad-CAM for why."),
     ("Ideal image", "app_pages/ideal_image.py", "Start from noise and climb a class score until "
-     "the network sees its class: what has it learned?"),
+     "the network sees its class; sweep the TV weight; look at feature maps."),
     ("Attack", "app_pages/attack.py", "Change an image by a few invisible pixel levels until the "
-     "classifier is wrong (FGSM, PGD)."),
+     "classifier is wrong (FGSM, PGD, DeepFool), and measure how robust it is."),
 ]
 columns = st.columns(len(steps))
 for column, (title, path, text) in zip(columns, steps):
