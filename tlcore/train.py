@@ -193,8 +193,9 @@ def resume_training(checkpoint: checkpoints.Checkpoint, *, runs_dir: Path | None
                     should_stop: Callable[[], bool] | None = None) -> runs.Run:
     """Continue an interrupted training from its last finished epoch and save the run.
 
-    The weights, history and best epoch so far come from the checkpoint; the optimiser's
-    moments and the learning-rate schedule start afresh at the resumed epoch.
+    The weights, the optimiser's state (its step count, which drives the learning-rate
+    schedule, and Adam's moments), the history and the best epoch so far come from the
+    checkpoint.
 
     Raises:
         ValueError: the data changed since the training started.
