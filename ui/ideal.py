@@ -33,10 +33,13 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
                 key=f"{key}-tv-{name}", format_func=lambda v: f"{v:g}" + (
                     " (the recipe's)" if v == round(base.tv_weight, 2) else ""))
         columns = st.columns(4)
-        steps = columns[0].number_input("Steps", 5, 2000, min(base.steps, 150), step=5,
-                                        key=f"{key}-steps-{name}")
-        rate = columns[1].number_input("Step size", 0.001, 20.0, base.learning_rate,
-                                       format="%.3f", key=f"{key}-rate-{name}")
+        steps = columns[0].number_input(
+            "Steps", 5, 2000, min(base.steps, 150), step=5, key=f"{key}-steps-{name}",
+            help=f"The recipe uses {base.steps}; 150 is a quicker first look.")
+        rate = columns[1].number_input(
+            "Step size", 0.001, 20.0, base.learning_rate, format="%.3f",
+            key=f"{key}-rate-{name}", help="Pixels per step for a pixel image; a Fourier "
+                                           "image moves far more per unit, so use about 0.05.")
         transforms = columns[2].checkbox("Random transforms", base.transforms,
                                          key=f"{key}-transforms-{name}")
         fourier = columns[3].checkbox("Fourier image", base.parameterization == "fourier",
