@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import archives, config, data, images, petimages, pets
-from ui import cache, charts, jobs, state
+from ui import cache, charts, jobs, state, widgets
 
 SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
            "petimages": "Cats vs Dogs (Microsoft PetImages, the lesson's 787 MB archive)",
@@ -19,23 +19,12 @@ DOWNLOAD_BYTES = {"pets": pets.DOWNLOAD_BYTES, "pets-species": pets.DOWNLOAD_BYT
                   "petimages": petimages.SIZE}
 
 
-@st.fragment(run_every=1.0)
-def preparation_progress(job: jobs.PrepareDataJob) -> None:
-    """Redraw a download's progress every second; rerun the page when it ends."""
-    snapshot = job.snapshot()
-    if snapshot.state != "running":
-        st.rerun()
-    st.progress(snapshot.fraction, text=snapshot.progress_text())
-    if st.button("Cancel", icon=":material/stop:"):
-        job.cancel()
-
-
 def prepare(source: str) -> None:
     """Stop the page with a download panel unless `source` is on this server and checked."""
     job = jobs.preparing(source)
     if job is not None and job.is_running():
         st.caption("Runs in the background: you may change page and come back.")
-        preparation_progress(job)
+        widgets.job_progress(job)
         st.stop()
     if not data.needs_download(source):
         return

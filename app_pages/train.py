@@ -58,22 +58,9 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
                "Open **Evaluate** to see where it is right and wrong.", icon=":material/check:")
 
 
-@st.fragment(run_every=1.0)
-def live_progress(job: jobs.TrainingJob) -> None:
-    """Redraw the running job's progress every second; rerun the page when it ends."""
-    snapshot = job.snapshot()
-    if snapshot.state != "running":
-        st.rerun()
-    st.progress(snapshot.fraction, text=snapshot.progress_text())
-    if st.button("Cancel", icon=":material/stop:"):
-        job.cancel()
-    if snapshot.epochs:
-        st.plotly_chart(charts.training_curves(snapshot.epochs), width="stretch")
-
-
 job = jobs.get_job(state.job_id())
 if job is not None and job.is_running():
-    live_progress(job)
+    widgets.job_progress(job)
     st.stop()
 
 interrupted = [checkpoint for checkpoint in checkpoints.list_interrupted()

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from tlcore import backbones, config, evaluate, images, runs
-from ui import state
+from ui import charts, jobs, state
 
 MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
                "fine-tune": "Fine-tune (that head first, then the body's top blocks; slower, "
@@ -123,3 +123,17 @@ def run_test_image(run: runs.Run, size: int, key: str) -> tuple[np.ndarray, int]
     index = st.slider("Test image", 0, len(test) - 1, 0, key=key) if len(test) > 1 else 0
     label = int(dataset.labels[test[index]])
     return images.load_image(dataset.paths[test[index]], size).astype(np.float32), label
+
+
+@st.fragment(run_every=1.0)
+def job_progress(job: jobs.BackgroundJob) -> None:
+    """Redraw a background job's progress every second, with a Cancel button and, for a
+    training, its curves so far; rerun the page when the job ends."""
+    snapshot = job.snapshot()
+    if snapshot.state != "running":
+        st.rerun()
+    st.progress(snapshot.fraction, text=snapshot.progress_text())
+    if st.button("Cancel", icon=":material/stop:"):
+        job.cancel()
+    if snapshot.epochs:
+        st.plotly_chart(charts.training_curves(snapshot.epochs), width="stretch")
