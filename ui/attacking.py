@@ -23,14 +23,8 @@ def pick_image(picked: PickedModel) -> tuple[np.ndarray, int | None] | None:
     source = st.radio("Image", list(sources), horizontal=True, format_func=sources.get,
                       key="attack-image-source")
     if source == "upload":
-        upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "bmp", "webp"])
-        if upload is None:
-            return None
-        try:
-            return images.load_image(upload.getvalue(), picked.size).astype(np.float32), None
-        except images.ImageError as error:
-            st.error(str(error), icon=":material/broken_image:")
-            return None
+        image = widgets.uploaded_image(picked.size)
+        return None if image is None else (image, None)
     if source == "sample":
         dataset = cache.dataset("demo")
         index = st.slider("Sample", 0, len(dataset.paths) - 1, 0, key="attack-sample")

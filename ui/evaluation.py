@@ -157,15 +157,8 @@ def upload_or_split_image(report: dict, run: runs.Run, key: str
                       format_func={"split": f"From the {report['split']} split",
                                    "upload": "Upload"}.get)
     if source == "upload":
-        upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "bmp", "webp"],
-                                  key=f"{key}-upload")
-        if upload is None:
-            return None
-        try:
-            return images.load_image(upload.getvalue(), run.image_size), None
-        except images.ImageError as error:
-            st.error(str(error), icon=":material/broken_image:")
-            return None
+        image = widgets.uploaded_image(run.image_size, key=f"{key}-upload")
+        return None if image is None else (image, None)
     if not report["paths"]:
         st.info("This split has no images: upload one.", icon=":material/info:")
         return None

@@ -185,15 +185,7 @@ def _feature_image(picked: PickedModel) -> np.ndarray | None:
     if source == "test":
         chosen = widgets.run_test_image(picked.run, picked.size, "feature-test-image")
         return None if chosen is None else chosen[0]
-    upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "webp"],
-                              key="feature-image")
-    if upload is None:
-        return None
-    try:
-        return images.load_image(upload.getvalue(), picked.size).astype(np.float32)
-    except images.ImageError as error:
-        st.error(str(error), icon=":material/broken_image:")
-        return None
+    return widgets.uploaded_image(picked.size, key="feature-image")
 
 
 def _enlarge(maps: np.ndarray, side: int) -> np.ndarray:

@@ -108,6 +108,19 @@ def show_image(image: np.ndarray, caption: str, width: int = 224) -> None:
              width=pixels.shape[1] * repeat)
 
 
+def uploaded_image(size: int, key: str | None = None) -> np.ndarray | None:
+    """An uploaded image as float pixels at `size`; None until one is uploaded, or with the
+    reason shown when it cannot be read."""
+    upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "bmp", "webp"], key=key)
+    if upload is None:
+        return None
+    try:
+        return images.load_image(upload.getvalue(), size).astype(np.float32)
+    except images.ImageError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return None
+
+
 def run_test_image(run: runs.Run, size: int, key: str) -> tuple[np.ndarray, int] | None:
     """One of a run's test images (chosen with a slider) at `size`, and its true class; None
     with the reason shown when the run's data cannot be reopened or has no test images."""
