@@ -85,21 +85,6 @@ def embedding(quick: bool, repeats: int) -> list[Row]:
     return rows
 
 
-def _image_folder(root: Path, per_class: int, size: int) -> Path:
-    from PIL import Image
-
-    generator = np.random.default_rng(0)
-    for name, colour in {"red": (220, 40, 40), "green": (40, 200, 60),
-                         "blue": (40, 60, 220)}.items():
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for index in range(per_class):
-            pixels = generator.normal(128, 40, (size, size, 3))
-            pixels[size // 4:size // 2, size // 4:size // 2] = colour
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
-                root / name / f"{index:04d}.png")
-    return root
-
-
 def training(quick: bool, repeats: int) -> list[Row]:
     """2-3. Fast mode (embed once, 10 head epochs) against the lesson's way (the frozen
     body inside the model, 10 epochs of fit over the images, validated each epoch), and a

@@ -117,8 +117,6 @@ def _as_objective(objective: objectives.Objective | int, render_config: config.R
         chosen = objective
     else:
         target = int(objective)
-        if not 0 <= target < num_classes:
-            raise ValueError(f"target={target} is not a class index in [0, {num_classes})")
         chosen = (objectives.class_probability(target) if render_config.objective == "probability"
                   else objectives.class_logit(target))
     if chosen.target is not None and not 0 <= chosen.target < num_classes:
