@@ -43,8 +43,8 @@ def settings_form(picked: PickedModel) -> config.AttackConfig | None:
                       horizontal=True, key="attack-method")
     with st.form("attack"):
         columns = st.columns(3)
-        epsilon = columns[0].slider("Epsilon (k/255)", 1, 32, 4, disabled=method in (
-            "lesson", "deepfool"), help="The largest change of any pixel, in levels of 0..255 "
+        epsilon = columns[0].slider("Epsilon (k/255)", 1, 32, 4, disabled=method not in
+            config.BOUNDED_ATTACKS, help="The largest change of any pixel, in levels of 0..255 "
                                         "(FGSM and PGD; the others have no budget).")
         steps = columns[1].number_input("Steps", 1, 500, {"lesson": 100, "deepfool": 50}.get(
             method, 10), disabled=method == "fgsm", key=f"attack-steps-{method}")
