@@ -33,3 +33,4 @@ def test_head_scaling_probe_reports_time_and_memory():
     result = json.loads(probe.stdout.strip().splitlines()[-1])
     assert result["microseconds_per_example"] > 0 and result["peak_mb"] > 0
     assert result["embeddings_mb"] == 200 * 1280 * 4 / 2**20
+    assert result["val_accuracy"] > 0.3  # learnable: chance is 1/37

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore import backbones, config, data, features, train
+from tlcore import backbones, config, data, features, head_training, train
 from conftest import make_image_folder
 
 
@@ -153,13 +153,12 @@ def test_embedding_cache_serves_runs_with_other_splits(tiny_folder, tmp_path):
 
 def test_two_threads_storing_the_same_embeddings_both_succeed():
     import threading
-    from tlcore import features
     errors = []
 
     def store() -> None:
         try:
             for _ in range(20):
-                features.store_cached("race", {"vectors": np.ones((50, 8), dtype=np.float32)})
+                features.write_embeddings("race", 50, 8, [np.ones((50, 8), dtype=np.float32)])
         except Exception as error:  # the assertion below reports it
             errors.append(error)
     threads = [threading.Thread(target=store) for _ in range(2)]
@@ -167,7 +166,69 @@ def test_two_threads_storing_the_same_embeddings_both_succeed():
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == [] and features.load_cached("race")["vectors"].shape == (50, 8)
+    assert errors == [] and features.open_cached("race").shape == (50, 8)
+
+
+def test_embedding_files_read_any_rows_and_reject_incomplete_ones():
+    table = np.random.default_rng(0).normal(size=(1000, 24)).astype(np.float32)
+    vectors = features.write_embeddings("rows", 1000, 24, np.array_split(table, 7))
+    picked = np.array([999, 3, 3, 500, 0])
+    np.testing.assert_array_equal(vectors.rows(picked), table[picked])
+    np.testing.assert_array_equal(vectors.view(np.arange(10, 20))[2:5], table[12:15])
+    mean, variance = vectors.moments(np.arange(1000), block_rows=128)
+    np.testing.assert_allclose(mean, table.mean(0), atol=1e-5)
+    np.testing.assert_allclose(variance, table.var(0), rtol=1e-4)
+    with pytest.raises(ValueError, match="expected 1000 embeddings, got 999"):
+        features.write_embeddings("short", 1000, 24, [table[:999]])
+    assert features.open_cached("short") is None  # nothing half-written is left
+    path = config.cache_dir() / "embeddings" / "rows.npy"
+    path.write_bytes(path.read_bytes()[:-4])  # truncated on disk
+    assert features.open_cached("rows") is None
+
+
+def test_a_head_streamed_from_disk_learns_like_one_in_memory(monkeypatch):
+    # Separable classes; the streamed head reads the train split in blocks of 2 batches.
+    generator = np.random.default_rng(1)
+    labels = generator.integers(0, 3, 600)
+    table = (generator.normal(size=(600, 16)) + 2.0 * np.eye(16)[labels]).astype(np.float32)
+    vectors = features.write_embeddings(None, 600, 16, [table])
+    splits = {"train": np.arange(0, 400), "validation": np.arange(400, 500),
+              "test": np.arange(500, 600)}
+    train_config = config.TrainConfig(backbone="scratch_cnn", mode="fast", epochs=8,
+                                      batch_size=32)
+    in_memory = train.train_head(train_config, vectors, labels, splits, 3)
+    monkeypatch.setattr(train, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(head_training, "BLOCK_BYTES", 2 * 32 * 16 * 4)  # 2 batches a block
+    streamed = train.train_head(train_config, vectors, labels, splits, 3)
+    assert isinstance(streamed.inputs["train"], features.RowsView)
+    assert in_memory.history["val_accuracy"][-1] > 0.8
+    assert abs(streamed.history["val_accuracy"][-1] - in_memory.history["val_accuracy"][-1]) < 0.1
+
+
+def test_the_compiled_head_step_is_keras_adam():
+    # Without dropout and with one batch per epoch, fit_head and Keras's fit do the same
+    # arithmetic: the weights must agree after several steps.
+    import keras
+    from tlcore import models
+    generator = np.random.default_rng(2)
+    vectors = generator.normal(size=(48, 10)).astype(np.float32)
+    labels = generator.integers(0, 4, 48)
+    heads = []
+    for _ in range(2):
+        keras.utils.set_random_seed(3)
+        heads.append(models.build_head(10, 4, 0.0, vectors.mean(0), vectors.var(0)))
+    weights = {0: 1.0, 1: 2.0, 2: 0.5, 3: 1.5}
+    history, cancelled, best = head_training.fit_head(
+        heads[0], (vectors, labels), (vectors[:0], labels[:0]), epochs=5, batch_size=48,
+        learning_rate=0.01, class_weights=weights)
+    heads[1].compile(optimizer=keras.optimizers.Adam(0.01),
+                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    reference = heads[1].fit(vectors, labels, epochs=5, batch_size=48, shuffle=False,
+                             class_weight=weights, verbose=0)
+    for ours, theirs in zip(heads[0].get_weights(), heads[1].get_weights()):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    np.testing.assert_allclose(history["loss"], reference.history["loss"], rtol=1e-4)
+    assert (cancelled, best) == (False, 5)
 
 
 def body_with_a_dead_top_block(path) -> str:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import io
 import os
+import tempfile
+import weakref
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import keras
 import numpy as np
 
-from tlcore import atomic, backbones, config, models
+from tlcore import backbones, config, models
 from tlcore.config import StepCallback
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: one .npy file, memory-mapped (1: .npz)
 EMBED_BATCH_SIZE = 32
 
 
@@ -67,30 +68,147 @@ def cache_key(backbone: str, weights: str | None, input_size: int, data_fingerpr
 
 
 def _cache_path(key: str) -> Path:
-    return config.cache_dir() / "embeddings" / f"{key}.npz"
+    return config.cache_dir() / "embeddings" / f"{key}.npy"
 
 
-def load_cached(key: str | None) -> dict[str, np.ndarray] | None:
-    """Return cached arrays for a key, or None on a miss (or an unreadable cache file)."""
+class Embeddings:
+    """(N, D) float32 vectors in a `.npy` file, read a block of rows at a time.
+
+    Rows are read with positional reads (`pread`), one per run of consecutive rows, so a
+    pass over 100k vectors holds one block in memory, not the file. (A memory map would
+    not: Linux maps the 64 KB around every touched row, and those pages count toward the
+    process's memory; 8192 scattered rows of 5 KB put 580 MB more on the peak.) Reads are
+    thread-safe.
+    """
+
+    def __init__(self, path: Path, *, unlink: bool = False) -> None:
+        """Open `path`; with `unlink`, the file's name is removed at once (a private scratch
+        file: its space is freed when this object goes away).
+
+        Raises:
+            ValueError: not a C-ordered 2-D float32 `.npy` file of the size its header says.
+        """
+        with open(path, "rb") as stream:
+            major, _ = np.lib.format.read_magic(stream)
+            read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran_order, dtype = read_header(stream)
+            self._offset = stream.tell()
+            if (len(shape) != 2 or fortran_order or dtype != np.dtype("<f4")
+                    or os.fstat(stream.fileno()).st_size != self._offset + 4 * shape[0] * shape[1]):
+                raise ValueError(f"{path} is not a complete (N, D) float32 embedding file")
+        self._descriptor = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._descriptor)
+        if unlink:
+            os.unlink(path)
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def dim(self) -> int:
+        """The length of one vector."""
+        return self.shape[1]
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """Return the vectors at `indices` (any order, repeats allowed) as a new array."""
+        indices = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(indices, kind="stable")  # read in file order
+        in_file_order = np.empty((len(indices), self.dim), dtype=np.float32)
+        wanted = indices[order]
+        breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+        row_bytes = 4 * self.dim
+        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(wanted)]):
+            target = memoryview(in_file_order[start:stop]).cast("B")
+            position = self._offset + int(wanted[start]) * row_bytes
+            if os.preadv(self._descriptor, [target], position) != len(target):
+                raise OSError("the embedding file is shorter than its header says")
+        result = np.empty_like(in_file_order)
+        result[order] = in_file_order
+        return result
+
+    def view(self, indices: np.ndarray) -> "RowsView":
+        """Return a lazy view of the rows at `indices` (e.g. one split)."""
+        return RowsView(self, np.asarray(indices, dtype=np.int64))
+
+    def moments(self, indices: np.ndarray, block_rows: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Return the per-feature mean and (population) variance over `indices`, a block of
+        rows at a time, in float64."""
+        total = np.zeros(self.dim)
+        squares = np.zeros(self.dim)
+        for start in range(0, len(indices), block_rows):
+            block = self.rows(indices[start:start + block_rows]).astype(np.float64)
+            total += block.sum(axis=0)
+            squares += np.square(block).sum(axis=0)
+        count = max(1, len(indices))
+        mean = total / count
+        return (mean.astype(np.float32),
+                np.maximum(squares / count - np.square(mean), 0.0).astype(np.float32))
+
+
+class RowsView:
+    """Some rows of an `Embeddings` file, read only when indexed (`view[a:b]`, `view[array]`)."""
+
+    def __init__(self, source: Embeddings, indices: np.ndarray) -> None:
+        self.source, self.indices = source, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, dimensions)."""
+        return (len(self.indices), self.source.dim)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the rows take once read."""
+        return 4 * len(self.indices) * self.source.dim
+
+    def __getitem__(self, key: slice | np.ndarray) -> np.ndarray:
+        return self.source.rows(self.indices[key])
+
+
+def open_cached(key: str | None) -> Embeddings | None:
+    """Return the cached embeddings for a key, or None on a miss (or an unreadable file)."""
     if key is None or not _cache_path(key).is_file():
         return None
     try:
-        with np.load(_cache_path(key)) as stored:
-            return {name: stored[name] for name in stored.files}
+        return Embeddings(_cache_path(key))
     except (OSError, ValueError):
         return None
 
 
-def store_cached(key: str | None, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays under a key atomically (no-op for key None)."""
-    if key is None:
-        return
-    path = _cache_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    # Unique temporary names: two jobs (threads of one server) may store the same key.
-    atomic.write_file(path, buffer.getvalue())
+def write_embeddings(key: str | None, count: int, dim: int,
+                     chunks: Iterable[np.ndarray]) -> Embeddings:
+    """Stream `count` vectors, chunk by chunk in row order, into a file and open it.
+
+    With a key the file becomes that cache entry, renamed into place only once complete
+    (two jobs may store the same key; the last rename wins with identical contents).
+    Without one (random weights) it is a private scratch file, removed once unused. Only one
+    chunk is in memory at a time; an exception from `chunks` removes the partial file.
+    """
+    folder = config.cache_dir() / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{key or 'scratch'}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.lib.format.write_array_header_1_0(
+                stream, {"descr": "<f4", "fortran_order": False, "shape": (count, dim)})
+            written = 0
+            for chunk in chunks:
+                stream.write(np.ascontiguousarray(chunk, dtype="<f4").tobytes())
+                written += len(chunk)
+        if written != count:
+            raise ValueError(f"expected {count} embeddings, got {written}")
+        if key is None:
+            return Embeddings(Path(temporary), unlink=True)
+        os.replace(temporary, _cache_path(key))
+        return Embeddings(_cache_path(key))
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def activation_model(model: keras.Model, layer_names: list[str]) -> keras.Model:

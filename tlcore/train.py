@@ -13,19 +13,21 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import backbones, checkpoints, config, data, evaluate, features, models, runs
+from tlcore import (backbones, checkpoints, config, data, evaluate, features,
+                    head_training, models, runs)
 from tlcore.config import StepCallback
 
 EMBED_CHUNK = 256  # images decoded at once while embedding
+IN_MEMORY_BYTES = 128 * 2**20  # a split's embeddings up to this size train from memory
 # (classifier, history, facts for run.json, (model, inputs per split) to score val/test with)
 TrainerResult = tuple[keras.Model, dict[str, list[float]], dict[str, Any],
-                      tuple[keras.Model, dict[str, np.ndarray]]]
+                      tuple[keras.Model, dict[str, "np.ndarray | features.RowsView"]]]
 
 
 class TrainingCancelled(RuntimeError):
@@ -224,50 +226,85 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
     # runs with other seeds (other splits) of the same data reuse it correctly.
     key = features.cache_key(train_config.backbone, train_config.weights,
                              models.input_size(embedder), dataset.fingerprint())
-    cached = features.load_cached(key)
-    all_vectors = cached.get("vectors") if cached else None
-    cache_state = "hit" if all_vectors is not None else ("miss" if key else "off")
-    if all_vectors is None or len(all_vectors) != len(dataset.paths):
-        all_vectors = _embed_dataset(embedder, dataset, on_step, should_stop)
-        features.store_cached(key, {"vectors": all_vectors})
-    vectors = {split: all_vectors[indices] for split, indices in dataset.splits.items()}
+    vectors = features.open_cached(key)
+    cache_state = "hit" if vectors is not None else ("miss" if key else "off")
+    if vectors is None or len(vectors) != len(dataset.paths):
+        vectors = features.write_embeddings(
+            key, len(dataset.paths), embedder.output_shape[-1],
+            _embed_dataset(embedder, dataset, on_step, should_stop))
+    trained = train_head(train_config, vectors, dataset.labels, dataset.splits,
+                         dataset.num_classes, on_step, should_stop)
+    classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
+                                         head=trained.head)
+    extra = {"embedding_cache": cache_state, "cancelled": trained.cancelled,
+             "best_epoch": trained.best_epoch,
+             "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
+    return classifier, trained.history, extra, (trained.head, trained.inputs)
+
+
+@dataclasses.dataclass
+class HeadTraining:
+    """A head trained on embeddings, and the vectors per split to score it with."""
+
+    head: keras.Model
+    history: dict[str, list[float]]
+    cancelled: bool
+    best_epoch: int
+    inputs: dict[str, np.ndarray | features.RowsView]
+
+
+def train_head(train_config: config.TrainConfig, vectors: features.Embeddings,
+               labels: np.ndarray, splits: dict[str, np.ndarray], num_classes: int,
+               on_step: StepCallback | None = None,
+               should_stop: Callable[[], bool] | None = None) -> HeadTraining:
+    """Train a fast-mode head on embeddings (one vector and label per example).
+
+    A split's vectors up to `IN_MEMORY_BYTES` are read into memory; a larger split stays
+    in its file and streams through the training a block at a time, so memory stays
+    bounded however many images there are (`bench/head_scaling.py` measures it).
+
+    Args:
+        vectors: all examples' embeddings; `splits` index into them and into `labels`.
+    """
+    inputs = {split: _in_memory_if_small(vectors.view(indices))
+              for split, indices in splits.items()}
+    mean, variance = vectors.moments(splits["train"])
     # Reseed: whether the embeddings came from the cache or were just computed must not
     # change the head's initialisation or shuffling.
     keras.utils.set_random_seed(train_config.seed)
-    head = models.build_head(all_vectors.shape[-1], dataset.num_classes,
-                             train_config.dropout_rate, vectors["train"].mean(axis=0),
-                             vectors["train"].var(axis=0))
-    classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
-                                         head=head)
-    # A head on vectors takes milliseconds per batch, less than Keras's per-batch Python
-    # overhead: one compiled call per epoch (demo set, 10 epochs: 2.2 -> 1.4 s). Progress
-    # and cancel then act per epoch, a few milliseconds here.
-    history, cancelled, best_epoch = _fit(
-        head, train_config, (vectors["train"], _labels(dataset, "train")),
-        (vectors["validation"], _labels(dataset, "validation")), on_step, should_stop,
-        class_weights=train_config.class_weights,
-        steps_per_execution=-(-len(vectors["train"]) // train_config.batch_size))
-    extra = {"embedding_cache": cache_state, "cancelled": cancelled, "best_epoch": best_epoch,
-             "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
-    return classifier, history, extra, (head, vectors)
+    head = models.build_head(vectors.dim, num_classes, train_config.dropout_rate, mean, variance)
+    split_labels = {split: labels[indices].astype(np.int32) for split, indices in splits.items()}
+    try:
+        history, cancelled, best_epoch = head_training.fit_head(
+            head, (inputs["train"], split_labels["train"]),
+            (inputs["validation"], split_labels["validation"]), epochs=train_config.epochs,
+            batch_size=train_config.batch_size,
+            learning_rate=train_config.effective_learning_rate, seed=train_config.seed,
+            class_weights=(balanced_class_weights(split_labels["train"])
+                           if train_config.class_weights else None),
+            on_step=on_step, should_stop=should_stop)
+    except head_training.HeadTrainingCancelled as error:
+        raise TrainingCancelled(str(error)) from error
+    return HeadTraining(head, history, cancelled, best_epoch, inputs)
+
+
+def _in_memory_if_small(rows: features.RowsView) -> np.ndarray | features.RowsView:
+    return rows[:] if rows.nbytes <= IN_MEMORY_BYTES else rows
 
 
 def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCallback | None,
-                   should_stop: Callable[[], bool] | None) -> np.ndarray:
-    """Embed every file, a chunk at a time, so memory stays bounded by the chunk."""
+                   should_stop: Callable[[], bool] | None) -> Iterator[np.ndarray]:
+    """Yield every file's embedding, a chunk of images at a time (memory: one chunk)."""
     size = models.input_size(embedder)
     count = len(dataset.paths)
-    vectors = np.zeros((count, embedder.output_shape[-1]), dtype=np.float32)
     for start in range(0, count, EMBED_CHUNK):
         chunk = data.load_images(list(dataset.paths[start:start + EMBED_CHUNK]), size)
         try:
-            vectors[start:start + len(chunk)] = features.embed(embedder, chunk,
-                                                               should_stop=should_stop)
+            yield features.embed(embedder, chunk, should_stop=should_stop)
         except InterruptedError as error:
             raise TrainingCancelled("cancelled while embedding images; nothing saved") from error
         if on_step is not None:
             on_step(start + len(chunk), count, {"phase": "embedding"})
-    return vectors
 
 
 def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
@@ -364,8 +401,7 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
          patience: int = 0, class_weights: bool = False, augment: bool = False,
          phase: str = "training", baseline: float | None = None, cosine: bool = False,
          prior_history: dict[str, list[float]] | None = None, session: _Session | None = None,
-         extra: dict[str, Any] | None = None, steps_per_execution: int = 1
-         ) -> tuple[dict[str, list[float]], bool, int]:
+         extra: dict[str, Any] | None = None) -> tuple[dict[str, list[float]], bool, int]:
     """Compile and fit `model`; return (history, cancelled, best epoch).
 
     With `cosine`, the learning rate decays to zero over the planned epochs (fine-tuning:
@@ -376,8 +412,7 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
 
     With a `session`, every epoch is checkpointed, and a session that resumes starts at its
     checkpoint's epoch with its history and best epoch. The returned history is
-    `prior_history` followed by this fit's epochs. `steps_per_execution` batches run per
-    compiled call (progress and cancel act between calls).
+    `prior_history` followed by this fit's epochs.
     """
     steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
     rate = train_config.effective_learning_rate
@@ -386,7 +421,7 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
             rate, decay_steps=train_config.epochs * steps_per_epoch)
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], steps_per_execution=max(1, steps_per_execution))
+                  metrics=["accuracy"])
     progress = ProgressCallback(phase, train_config.epochs, steps_per_epoch, on_step,
                                 should_stop)
     best = BestEpoch(baseline)
@@ -460,7 +495,7 @@ def augmented_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray],
+def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray | features.RowsView],
                    dataset: data.Dataset) -> dict[str, Any]:
     """Score validation and test with `model` on `inputs` (images, or cached embeddings)."""
     metrics: dict[str, Any] = {}
