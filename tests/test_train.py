@@ -1,10 +1,11 @@
 """Training: both modes learn, the embedding cache hits, cancelling keeps what is done."""
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-from tlcore import backbones, config, data, features, head_training, train
+from tlcore import backbones, config, data, features, head_training, models, train
 from conftest import make_image_folder
 
 
@@ -201,8 +202,8 @@ def test_a_head_streamed_from_disk_learns_like_one_in_memory(monkeypatch):
     monkeypatch.setattr(head_training, "BLOCK_BYTES", 2 * 32 * 16 * 4)  # 2 batches a block
     streamed = train.train_head(train_config, vectors, labels, splits, 3)
     assert isinstance(streamed.inputs["train"], features.RowsView)
-    assert in_memory.history["val_accuracy"][-1] > 0.8
-    assert abs(streamed.history["val_accuracy"][-1] - in_memory.history["val_accuracy"][-1]) < 0.1
+    accuracy = [result.outcome.history["val_accuracy"][-1] for result in (in_memory, streamed)]
+    assert accuracy[0] > 0.8 and abs(accuracy[1] - accuracy[0]) < 0.1
 
 
 def test_the_compiled_head_step_is_keras_adam():
@@ -218,7 +219,7 @@ def test_the_compiled_head_step_is_keras_adam():
         keras.utils.set_random_seed(3)
         heads.append(models.build_head(10, 4, 0.0, vectors.mean(0), vectors.var(0)))
     weights = {0: 1.0, 1: 2.0, 2: 0.5, 3: 1.5}
-    history, cancelled, best = head_training.fit_head(
+    outcome = head_training.fit_head(
         heads[0], (vectors, labels), (vectors[:0], labels[:0]), epochs=5, batch_size=48,
         learning_rate=0.01, class_weights=weights)
     heads[1].compile(optimizer=keras.optimizers.Adam(0.01),
@@ -227,8 +228,8 @@ def test_the_compiled_head_step_is_keras_adam():
                              class_weight=weights, verbose=0)
     for ours, theirs in zip(heads[0].get_weights(), heads[1].get_weights()):
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
-    np.testing.assert_allclose(history["loss"], reference.history["loss"], rtol=1e-4)
-    assert (cancelled, best) == (False, 5)
+    np.testing.assert_allclose(outcome.history["loss"], reference.history["loss"], rtol=1e-4)
+    assert (outcome.cancelled, outcome.best_epoch, outcome.diverged) == (False, 5, None)
 
 
 def body_with_a_dead_top_block(path) -> str:
@@ -294,3 +295,84 @@ def test_augmentation_keeps_labels_shapes_and_pixel_range():
 def test_balanced_class_weights_by_hand():
     weights = train.balanced_class_weights(np.array([0, 0, 0, 1]))
     assert weights == pytest.approx({0: 4 / 6, 1: 2.0})
+
+
+class _Scale(keras.layers.Layer):
+    """Multiplies by a non-trainable scalar, which a test can set to NaN mid-training."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(), initializer="ones", trainable=False)
+
+    def call(self, inputs):
+        return inputs * self.scale
+
+
+def _poisonable_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((4,)), _Scale(name="scale"), keras.layers.Dense(2)])
+
+
+def _poison_at(model, epoch):
+    """An on_step that puts NaN into the model after the first batch of `epoch`."""
+    def on_step(step, total, metrics):
+        if metrics.get("epoch") == epoch and not metrics.get("epoch_end"):
+            model.get_layer("scale").scale.assign(float("nan"))
+    return on_step
+
+
+def test_a_loss_that_turns_nan_stops_training_and_keeps_the_best_finished_epoch():
+    generator = np.random.default_rng(0)
+    vectors = generator.normal(size=(64, 4)).astype(np.float32)
+    labels = (vectors[:, 0] > 0).astype(np.int32)
+    model = _poisonable_model()
+    settings = config.TrainConfig(backbone="scratch_cnn", mode="end-to-end", epochs=5,
+                                  batch_size=16, learning_rate=0.01)
+    outcome = train._fit(model, settings, (vectors, labels), (vectors, labels),
+                         _poison_at(model, 3), None)
+    assert outcome.diverged.startswith("the loss became NaN or infinite in epoch 3, batch 2")
+    assert "learning rate (it was 0.01)" in outcome.diverged
+    assert len(outcome.history["loss"]) == 2 and outcome.best_epoch in (1, 2)
+    assert all(np.isfinite(weight).all() for weight in model.get_weights())
+    assert all(np.isfinite(outcome.history["loss"]))
+    model = _poisonable_model()
+    with pytest.raises(head_training.TrainingDiverged, match="epoch 1, batch 2"):
+        train._fit(model, settings, (vectors, labels), (vectors, labels), _poison_at(model, 1),
+                   None)
+
+
+def test_a_head_whose_loss_turns_nan_keeps_its_best_finished_epoch(monkeypatch):
+    generator = np.random.default_rng(0)
+    vectors = generator.normal(size=(64, 4)).astype(np.float32)
+    labels = (vectors[:, 0] > 0).astype(np.int64)
+    real_block, calls = head_training._train_block, []
+
+    def poisoned(*args):
+        calls.append(1)
+        result = real_block(*args)
+        return result[:3] + (float("nan") if len(calls) >= 3 else result[3],) + result[4:]
+    monkeypatch.setattr(head_training, "_train_block", poisoned)
+    head = models.build_head(4, 2, 0.0, vectors.mean(0), vectors.var(0))
+    outcome = head_training.fit_head(head, (vectors, labels), (vectors, labels), epochs=5,
+                                     batch_size=16, learning_rate=0.01)
+    assert outcome.diverged.startswith("the loss became NaN or infinite in epoch 3")
+    assert len(outcome.history["loss"]) == 2 and outcome.best_epoch in (1, 2)
+    calls.extend([1, 1])  # every block from now on diverges
+    with pytest.raises(head_training.TrainingDiverged, match="epoch 1"):
+        head_training.fit_head(models.build_head(4, 2), (vectors, labels), (vectors, labels),
+                               epochs=2, batch_size=16, learning_rate=0.01)
+
+
+def test_an_end_to_end_training_that_diverges_at_once_leaves_no_run_or_checkpoint(
+        tiny_folder, tmp_path, monkeypatch):
+    real_fit = train._fit
+
+    def fit_with_poison(model, *args, **kwargs):
+        bias = model.trainable_weights[-1]  # the logits' bias
+        bias.assign(bias * float("nan"))
+        return real_fit(model, *args, **kwargs)
+    monkeypatch.setattr(train, "_fit", fit_with_poison)
+    settings = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                  epochs=2, image_size=32)
+    with pytest.raises(head_training.TrainingDiverged, match="epoch 1, batch 1"):
+        train.train_classifier(settings, data.from_folder(tiny_folder), runs_dir=tmp_path)
+    assert list(tmp_path.rglob("*")) == []

@@ -13,6 +13,8 @@ one permutation per epoch (a full shuffle), so memory holds one block.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Callable
 
 import keras
@@ -29,6 +31,35 @@ _BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-7  # Keras Adam's defaults
 
 class HeadTrainingCancelled(RuntimeError):
     """Stopped before the first epoch finished: there is nothing to keep."""
+
+
+@dataclasses.dataclass
+class FitOutcome:
+    """How a training loop (the head's here, or Keras `fit` in `train`) ended.
+
+    Attributes:
+        history: per-epoch metrics of the finished epochs ("loss", "accuracy", "val_...").
+        cancelled: stopped by the user.
+        best_epoch: the epoch whose weights were kept (0: the starting weights).
+        diverged: why training stopped on its own, when the loss became NaN or infinite;
+            the partial epoch is dropped and the best finished epoch kept.
+    """
+
+    history: dict[str, list[float]]
+    cancelled: bool
+    best_epoch: int
+    diverged: str | None = None
+
+
+class TrainingDiverged(ValueError):
+    """The loss stopped being finite before any epoch finished: there is nothing to keep."""
+
+
+def divergence_message(epoch: int, batch: int | None, learning_rate: float) -> str:
+    """Say where the loss stopped being finite and what to change."""
+    where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
+    return (f"the loss became NaN or infinite in {where}: training diverged. Lower the "
+            f"learning rate (it was {learning_rate:g}) or check the data")
 
 
 def _adam(value: tf.Tensor, first: tf.Tensor, second: tf.Tensor, gradient: tf.Tensor,
@@ -88,17 +119,18 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
              learning_rate: float, seed: int = 0, class_weights: dict[int, float] | None = None,
              on_step: StepCallback | None = None,
              should_stop: Callable[[], bool] | None = None, phase: str = "training"
-             ) -> tuple[dict[str, list[float]], bool, int]:
-    """Train a head from `models.build_head` in place with Adam; return (history, cancelled,
-    best epoch).
+             ) -> FitOutcome:
+    """Train a head from `models.build_head` in place with Adam.
 
     The weights of the epoch with the best validation accuracy are kept (the last epoch's
     without validation). `on_step(step, total, metrics)` is called after every epoch with
     the metrics `fit` would log and "phase", "epoch", "epochs", "epoch_end"; `should_stop`
-    is polled between blocks, and a partial epoch is dropped.
+    is polled between blocks, and a partial epoch is dropped, as is one whose loss is not
+    finite (training stops there: `FitOutcome.diverged` says so).
 
     Raises:
         HeadTrainingCancelled: stopped before the first epoch finished.
+        TrainingDiverged: the loss diverged in the first epoch: there is nothing to keep.
     """
     dense = head.get_layer("logits")
     standardize = (head.get_layer("standardize")
@@ -123,7 +155,7 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
         block = np.asarray(block, dtype=np.float32)
         return tf.constant(block if standardize is None else standardize(block))
 
-    cancelled = False
+    cancelled, diverged = False, None
     for epoch in range(epochs):
         order = np.random.default_rng((seed, epoch)).permutation(len(labels))
         loss_sum = correct = 0.0
@@ -137,8 +169,11 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
                 tf.constant(labels[positions], tf.int32), tf.constant(sample_weights[positions]),
                 tf.constant([seed, epoch * 100_003 + block]), tf.constant(learning_rate, tf.float32),
                 tf.constant(dropout, tf.float32), tf.constant(batch_size))
+            if not math.isfinite(float(block_loss)):
+                diverged = divergence_message(epoch + 1, None, learning_rate)
+                break
             loss_sum, correct = loss_sum + float(block_loss), correct + float(block_correct)
-        if cancelled:
+        if cancelled or diverged:
             break
         logs = {"loss": loss_sum / len(labels), "accuracy": correct / len(labels)}
         if has_validation:
@@ -153,9 +188,11 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
                     {"phase": phase, "epoch": epoch + 1, "epochs": epochs, "epoch_end": True,
                      **logs})
     if not history["loss"]:
+        if diverged:
+            raise TrainingDiverged(diverged)
         raise HeadTrainingCancelled("cancelled before the first epoch finished; nothing saved")
     dense.set_weights([best_weights[0].numpy(), best_weights[1].numpy()])
-    return history, cancelled, best_epoch
+    return FitOutcome(history, cancelled, best_epoch, diverged)
 
 
 def _score(weights: tuple, validation: tuple[Rows, np.ndarray],

@@ -11,6 +11,7 @@ batch, and a cancelled training still saves what it has (marked cancelled).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -49,6 +50,7 @@ class ProgressCallback(keras.callbacks.Callback):
         self.epoch = 0
         self.completed_epochs = 0
         self.cancelled = False
+        self.diverged: tuple[int, int] | None = None  # (epoch, batch), both from 1
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         """Remember the epoch for the batch reports."""
@@ -59,12 +61,16 @@ class ProgressCallback(keras.callbacks.Callback):
         if self.should_stop is not None and self.should_stop():
             self.cancelled = True
             self.model.stop_training = True
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            self.diverged = (self.epoch + 1, batch + 1)
+            self.model.stop_training = True
         self._report(self.epoch * self.steps_per_epoch + batch + 1, logs, epoch_end=False)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Count whole epochs and report the epoch's metrics."""
-        # Keras also ends a cancelled, partial epoch this way; only whole epochs count.
-        if not self.cancelled:
+        # Keras also ends a cancelled or diverged partial epoch this way; only whole,
+        # finite epochs count.
+        if not self.cancelled and self.diverged is None:
             self.completed_epochs += 1
         self._report((epoch + 1) * self.steps_per_epoch, logs, epoch_end=True)
 
@@ -99,8 +105,10 @@ class BestEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Keep a copy of the weights when validation accuracy is the best so far."""
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return  # a diverged epoch is never the one to keep
         if "val_accuracy" not in (logs or {}):  # no validation split: the last epoch stands
-            self.best_epoch, self.best_weights = epoch + 1, None
+            self.best_epoch, self.best_weights = epoch + 1, self.model.get_weights()
             return
         accuracy = float(logs["val_accuracy"])
         if accuracy > self.best_accuracy:
@@ -174,6 +182,10 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     except TrainingCancelled:
         checkpoints.remove(session.folder)
         raise
+    except head_training.TrainingDiverged:
+        if resume is None:  # no epoch finished: the checkpoint holds nothing
+            checkpoints.remove(session.folder)
+        raise
     metrics = _final_metrics(scorer, inputs, dataset)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     info = {"config": {**train_config.to_dict(), "image_size": image_size},
@@ -236,10 +248,15 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
                          dataset.num_classes, on_step, should_stop)
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
                                          head=trained.head)
-    extra = {"embedding_cache": cache_state, "cancelled": trained.cancelled,
-             "best_epoch": trained.best_epoch,
+    extra = {"embedding_cache": cache_state, **_ending(trained.outcome),
              "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
-    return classifier, trained.history, extra, (trained.head, trained.inputs)
+    return classifier, trained.outcome.history, extra, (trained.head, trained.inputs)
+
+
+def _ending(outcome: head_training.FitOutcome) -> dict[str, Any]:
+    """The run.json facts of how a training ended."""
+    return {"cancelled": outcome.cancelled, "best_epoch": outcome.best_epoch,
+            **({"diverged": outcome.diverged} if outcome.diverged else {})}
 
 
 @dataclasses.dataclass
@@ -247,9 +264,7 @@ class HeadTraining:
     """A head trained on embeddings, and the vectors per split to score it with."""
 
     head: keras.Model
-    history: dict[str, list[float]]
-    cancelled: bool
-    best_epoch: int
+    outcome: head_training.FitOutcome
     inputs: dict[str, np.ndarray | features.RowsView]
 
 
@@ -275,7 +290,7 @@ def train_head(train_config: config.TrainConfig, vectors: features.Embeddings,
     head = models.build_head(vectors.dim, num_classes, train_config.dropout_rate, mean, variance)
     split_labels = {split: labels[indices].astype(np.int32) for split, indices in splits.items()}
     try:
-        history, cancelled, best_epoch = head_training.fit_head(
+        outcome = head_training.fit_head(
             head, (inputs["train"], split_labels["train"]),
             (inputs["validation"], split_labels["validation"]), epochs=train_config.epochs,
             batch_size=train_config.batch_size,
@@ -285,7 +300,7 @@ def train_head(train_config: config.TrainConfig, vectors: features.Embeddings,
             on_step=on_step, should_stop=should_stop)
     except head_training.HeadTrainingCancelled as error:
         raise TrainingCancelled(str(error)) from error
-    return HeadTraining(head, history, cancelled, best_epoch, inputs)
+    return HeadTraining(head, outcome, inputs)
 
 
 def _in_memory_if_small(rows: features.RowsView) -> np.ndarray | features.RowsView:
@@ -322,13 +337,13 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
     if session.resume is not None:
         session.resume.load_weights(classifier)
     images = _load_images(dataset, models.input_size(classifier), on_step)
-    history, cancelled, best_epoch = _fit(
+    outcome = _fit(
         classifier, train_config, (images["train"], _labels(dataset, "train")),
         (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
         patience=train_config.patience, class_weights=train_config.class_weights,
         session=session, extra=extra)
-    extra.update({"cancelled": cancelled, "best_epoch": best_epoch})
-    return classifier, history, extra, (classifier, images)
+    extra.update(_ending(outcome))
+    return classifier, outcome.history, extra, (classifier, images)
 
 
 def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
@@ -352,23 +367,24 @@ def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
         classifier, head_history, extra, head_scored = _train_fast(head_config, dataset, body,
                                                                    on_step, should_stop)
         extra["head_epochs"] = len(head_history["loss"])
-        if extra["cancelled"]:
+        if extra["cancelled"] or extra.get("diverged"):
             return classifier, head_history, extra, head_scored
     blocks = train_config.effective_trainable_blocks
     backbones.set_trainable_blocks(body, train_config.backbone, blocks)
     extra.update({"trainable_blocks": blocks, "augment": train_config.augment})
     images = _load_images(dataset, models.input_size(classifier), on_step)
     head_epochs = extra["head_epochs"]
-    history, cancelled, best_epoch = _fit(
+    outcome = _fit(
         classifier, train_config, (images["train"], _labels(dataset, "train")),
         (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
         patience=train_config.patience, class_weights=train_config.class_weights,
         augment=train_config.augment, phase="fine-tuning", cosine=True,
         baseline=max(head_history.get("val_accuracy") or [-1.0]),
         prior_history=head_history, session=session, extra=extra)
-    extra.update({"cancelled": cancelled,
-                  "best_epoch": head_epochs + best_epoch if best_epoch else extra["best_epoch"]})
-    return classifier, history, extra, (classifier, images)
+    extra.update({**_ending(outcome), "best_epoch": (head_epochs + outcome.best_epoch
+                                                      if outcome.best_epoch
+                                                      else extra["best_epoch"])})
+    return classifier, outcome.history, extra, (classifier, images)
 
 
 def _resumed_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
@@ -401,8 +417,8 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
          patience: int = 0, class_weights: bool = False, augment: bool = False,
          phase: str = "training", baseline: float | None = None, cosine: bool = False,
          prior_history: dict[str, list[float]] | None = None, session: _Session | None = None,
-         extra: dict[str, Any] | None = None) -> tuple[dict[str, list[float]], bool, int]:
-    """Compile and fit `model`; return (history, cancelled, best epoch).
+         extra: dict[str, Any] | None = None) -> head_training.FitOutcome:
+    """Compile and fit `model`; return how it ended.
 
     With `cosine`, the learning rate decays to zero over the planned epochs (fine-tuning:
     big early steps would undo pretrained features late). A short training from scratch
@@ -458,11 +474,19 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
                        batch_size=None if augment else train_config.batch_size,
                        shuffle=not augment, verbose=0, callbacks=callbacks,
                        class_weight=balanced_class_weights(train[1]) if class_weights else None)
-    history = {key: prior.get(key, []) + [float(v) for v in values]
+    # A diverged epoch ends like a cancelled one: Keras logs the partial epoch; drop it.
+    finished = progress.completed_epochs - initial_epoch
+    history = {key: prior.get(key, []) + [float(v) for v in values][:finished]
                for key, values in result.history.items()}
-    if progress.cancelled and progress.completed_epochs == 0 and baseline is None:
-        raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
-    return history, progress.cancelled, best.best_epoch
+    diverged = (head_training.divergence_message(*progress.diverged,
+                                                 train_config.effective_learning_rate)
+                if progress.diverged else None)
+    if progress.completed_epochs == 0 and baseline is None:
+        if diverged:
+            raise head_training.TrainingDiverged(diverged)
+        if progress.cancelled:
+            raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
+    return head_training.FitOutcome(history, progress.cancelled, best.best_epoch, diverged)
 
 
 def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
