@@ -42,6 +42,9 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     metrics = run.info["metrics"]
     if snapshot.state == "cancelled":
         st.warning("Cancelled: the finished epochs were kept as a run.", icon=":material/cancel:")
+    if run.info.get("diverged"):
+        st.warning(f"Stopped early: {run.info['diverged']}. The best finished epoch was "
+                   "kept.", icon=":material/warning:")
     columns = st.columns(4)
     for column, key, label in ((columns[0], "val_accuracy", "Validation accuracy"),
                                (columns[1], "test_accuracy", "Test accuracy")):

@@ -58,3 +58,31 @@ def test_total_size_and_file_count_limits(tmp_path):
 def test_not_a_zip(tmp_path):
     with pytest.raises(archives.ArchiveError, match="not a zip"):
         archives.extract_zip(b"plain text", tmp_path)
+
+
+def _stored_zip(name: str, content: bytes, encrypted: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(name, content)
+    data = bytearray(buffer.getvalue())
+    if encrypted:  # set bit 0 of the flags in the local and the central header
+        data[data.index(b"PK\x03\x04") + 6] |= 1
+        data[data.index(b"PK\x01\x02") + 8] |= 1
+    return bytes(data)
+
+
+def test_a_damaged_entry_is_refused_and_named(tmp_path):
+    data = bytearray(_stored_zip("cats/a.png", b"payload-bytes"))
+    data[data.index(b"payload-bytes")] ^= 0xFF  # the CRC no longer matches
+    with pytest.raises(archives.ArchiveError, match="cannot extract 'cats/a.png': BadZipFile"):
+        archives.extract_zip(bytes(data), tmp_path)
+
+
+def test_an_encrypted_entry_is_refused(tmp_path):
+    with pytest.raises(archives.ArchiveError, match="cannot extract 'cats/a.png'.*encrypted"):
+        archives.extract_zip(_stored_zip("cats/a.png", b"x", encrypted=True), tmp_path)
+
+
+def test_a_file_where_a_folder_must_go_is_refused(tmp_path):
+    with pytest.raises(archives.ArchiveError, match="cannot extract 'cats/a.png'"):
+        archives.extract_zip(make_zip({"cats": b"a file", "cats/a.png": b"x"}), tmp_path)

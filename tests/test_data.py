@@ -23,9 +23,47 @@ def test_folder_with_bad_files_skips_and_lists_them(tmp_path):
     assert dataset.class_counts() == {"blue": 4, "green": 4, "red": 4}
     reasons = {item.path.rsplit("/", 1)[-1]: item.reason for item in dataset.skipped}
     assert reasons["empty.jpg"] == "empty file"
-    assert "unreadable" in reasons["text.jpg"] and "unreadable" in reasons["truncated.png"]
+    assert "not a readable image" in reasons["text.jpg"]
+    assert "not a readable image" in reasons["truncated.png"]
     assert "not an image file type" in reasons["Thumbs.db"]
     assert reasons["empty_class"] == "class folder has no readable image"
+
+
+def test_hostile_files_in_a_folder_are_converted_or_skipped_and_reported(tmp_path):
+    from PIL import Image
+    root = make_image_folder(tmp_path / "set", per_class=4)
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(root / "red" / "one_pixel.png")
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(root / "blue" / "really_a_png.jpg", "PNG")
+    bomb = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(bomb, "PNG")  # 400 megapixels in a small file
+    (root / "green" / "bomb.png").write_bytes(bomb.getvalue())
+    nested = io.BytesIO()
+    with zipfile.ZipFile(nested, "w") as archive:
+        archive.writestr("more/red/x.png", (root / "red" / "red_000.png").read_bytes())
+    (root / "green" / "nested.zip").write_bytes(nested.getvalue())
+    (root / "stray.png").write_bytes((root / "red" / "red_000.png").read_bytes())
+    (root / "lonely").mkdir()
+    (root / "lonely" / "only.png").write_bytes((root / "red" / "red_000.png").read_bytes())
+    dataset = data.from_folder(root)
+    reasons = {item.path.rsplit("/", 1)[-1]: item.reason for item in dataset.skipped}
+    assert dataset.class_counts() == {"blue": 5, "green": 4, "lonely": 1, "red": 5}
+    assert "more pixels than the 50,000,000 allowed" in reasons["bomb.png"]
+    assert reasons["nested.zip"] == "not an image file type (.zip)"
+    assert reasons["stray.png"] == "not inside a class folder"
+    lonely = dataset.class_names.index("lonely")  # its one image trains; none to test
+    assert [dataset.labels[i] for i in dataset.splits["train"]].count(lonely) == 1
+    images, _ = dataset.split_arrays("train", 16)
+    assert images.shape[1:] == (16, 16, 3)  # the 1x1 and the PNG named .jpg decode
+
+
+def test_a_folder_without_class_folders_says_how_to_arrange_it(tmp_path):
+    make_image_folder(tmp_path / "set", per_class=2)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in (tmp_path / "set").rglob("*.png"):
+        (flat / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ValueError, match="0 class folder.*put each class's images in its own"):
+        data.from_folder(flat)
 
 
 def test_one_class_is_refused_with_the_fix(tmp_path):

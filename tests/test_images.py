@@ -30,10 +30,11 @@ def test_transparent_pixels_become_white():
     assert images.load_image(encode(image))[0, 0].tolist() == [255, 255, 255]
 
 
-def test_sixteen_bit_is_scaled_not_clipped():
-    array = np.full((4, 4), 60000, dtype=np.uint16)
-    decoded = images.load_image(encode(Image.fromarray(array), "TIFF"))
-    assert decoded.max() == 255
+@pytest.mark.parametrize("fmt", ["TIFF", "PNG"])
+def test_sixteen_bit_levels_map_to_eight_bit_ones(fmt):
+    array = np.array([[0, 257 * 100, 60000, 65535]], dtype=np.uint16)
+    decoded = images.load_image(encode(Image.fromarray(array), fmt))
+    assert decoded[0, :, 0].tolist() == [0, 100, 233, 255]  # not stretched, not clipped
 
 
 def test_exif_rotation_is_applied():

@@ -65,9 +65,26 @@ def test_loading_refuses_garbage_and_lambda_layers(tmp_path):
         models.load_model(garbage)
     inputs = keras.Input((4,))
     unsafe = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
-    unsafe.save(tmp_path / "lambda.keras")
-    with pytest.raises(ValueError, match="safe mode"):
-        models.load_model(tmp_path / "lambda.keras")
+    for name in ("lambda.keras", "lambda.h5"):
+        unsafe.save(tmp_path / name)
+        with pytest.raises(ValueError, match="safe mode"):
+            models.load_model(tmp_path / name)
+
+
+@pytest.mark.parametrize("build, reason", [
+    (lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), "input shape"),
+    (lambda: keras.Sequential([keras.Input((8, 6, 3)), keras.layers.Flatten(),
+                               keras.layers.Dense(3)]), "fixed square RGB"),
+    (lambda: keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                               keras.layers.Dense(3)]), "fixed square RGB"),
+    (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Dense(3)]), "output shape"),
+    (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                               keras.layers.Dense(1)]), "at least two classes"),
+])
+def test_uploaded_models_that_are_not_image_classifiers_are_refused(tmp_path, build, reason):
+    build().save(tmp_path / "odd.keras")
+    with pytest.raises(ValueError, match=reason):
+        models.wrap_external_model(models.load_model(tmp_path / "odd.keras"), "tf")
 
 
 def test_external_softmax_model_is_wrapped_to_pixels_and_logits(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 MAX_FILES = 100_000
@@ -54,8 +55,18 @@ def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
             if relative is None:
                 continue
             destination = target.joinpath(*relative.parts)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            total += _copy_member(archive, member, destination, max_total_bytes - total)
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                total += _copy_member(archive, member, destination, max_total_bytes - total)
+            except ArchiveError:
+                raise
+            # Encrypted entries (RuntimeError), unknown compression (NotImplementedError),
+            # bad CRCs or cut-off data (BadZipFile, EOFError, zlib.error), and names the
+            # file system refuses (OSError: too long, a file where a folder must go).
+            except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError,
+                    zlib.error, OSError) as error:
+                raise ArchiveError(f"cannot extract {member.filename!r}: "
+                                   f"{type(error).__name__}: {error}") from error
             written.append(destination)
         return written
 

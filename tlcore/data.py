@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 
 from tlcore import archives, atomic, config, demo, images
 from tlcore.config import StepCallback
@@ -155,7 +154,8 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     tick = _progress(class_folders, on_step)
     paths: list[str] = []
     labels: list[int] = []
-    skipped: list[SkippedFile] = []
+    skipped = [SkippedFile(str(path), "not inside a class folder")
+               for path in sorted(root.iterdir()) if not path.is_dir() and not _hidden(path.name)]
     class_names: list[str] = []
     for class_folder in class_folders:
         good, bad = _scan_class_folder(class_folder, verdicts, tick)
@@ -263,15 +263,12 @@ def _store_verdicts(root: Path, verdicts: dict[str, list]) -> None:
 
 
 def _unreadable_reason(path: Path) -> str | None:
-    """Decode the whole file (a truncated JPEG passes a header check); return why it fails."""
+    """Decode the whole file the way training will (a truncated JPEG passes a header
+    check; an EXIF or colour-mode error shows only in the conversion); return why it fails."""
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > images.MAX_PIXELS:
-                return f"{width}x{height} pixels is more than {images.MAX_PIXELS:,}"
-            image.load()
-    except Exception as error:  # Pillow raises many types for broken files.
-        return f"unreadable image ({type(error).__name__}: {str(error)[:80]})"
+        images.load_image(path)
+    except images.ImageError as error:
+        return str(error).removeprefix(f"{path}: ")
     return None
 
 

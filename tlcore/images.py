@@ -60,16 +60,22 @@ def load_image(source: ImageSource, size: int | None = None) -> np.ndarray:
             return np.asarray(rgb, dtype=np.uint8)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageError(f"{name}: not a readable image ({error})") from error
+    except Image.DecompressionBombError as error:  # Pillow's own, far bigger, limit
+        raise ImageError(f"{name}: declares more pixels than the {MAX_PIXELS:,} allowed "
+                         f"(a decompression bomb?): {error}") from error
+    except Exception as error:  # Pillow and its plug-ins raise many types for broken files
+        raise ImageError(f"{name}: not a readable image ({type(error).__name__}: "
+                         f"{str(error)[:120]})") from error
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB; transparent pixels become white, not black."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit levels map onto 8-bit ones (65535 -> 255), so a dark photo stays dark; a
+        # 32-bit image beyond 16-bit range is scaled by its own maximum.
         array = np.asarray(image, dtype=np.float64)
-        scale = 255.0 / max(float(array.max()), 1.0)
-        image = Image.fromarray((array * scale).clip(0, 255).astype(np.uint8))
+        scale = 255.0 / (65535.0 if array.max() <= 65535 else float(array.max()))
+        image = Image.fromarray(np.rint(array * scale).clip(0, 255).astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA"):

@@ -141,8 +141,6 @@ def load_model(path: str | Path) -> keras.Model:
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
     try:
-        if path.suffix == ".h5":
-            return keras.saving.load_model(str(path), compile=False)
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files.
         raise ValueError(f"cannot load {path.name} as a Keras model in safe mode: "
@@ -162,12 +160,29 @@ def wrap_external_model(model: keras.Model, preprocess: str) -> keras.Model:
     """
     if preprocess not in PREPROCESS_ALIASES:
         raise ValueError(f"preprocess={preprocess!r} is not one of {sorted(PREPROCESS_ALIASES)}")
+    _check_image_classifier(model)
     size = input_size(model)
     pixels = keras.Input((size, size, 3), name="pixels")
     outputs = model(PixelPreprocessing(PREPROCESS_ALIASES[preprocess], name="preprocessing")(pixels))
     if ends_in_softmax(model):
         outputs = keras.ops.log(keras.ops.clip(outputs, 1e-12, 1.0))
     return keras.Model(pixels, outputs, name=f"wrapped_{model.name}")
+
+
+def _check_image_classifier(model: keras.Model) -> None:
+    """Refuse, with the reason, a model that does not map one RGB image to class scores."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"the file holds a {type(model).__name__}, not a Keras model")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} "
+                         "outputs; tlcore needs one image in and one score vector out")
+    shape, scores = tuple(model.input_shape), tuple(model.output_shape)
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(f"the model's input shape {shape} is not (batch, S, S, 3): tlcore "
+                         "needs a fixed square RGB input")
+    if len(scores) != 2 or scores[-1] is None or scores[-1] < 2:
+        raise ValueError(f"the model's output shape {scores} is not (batch, classes) with "
+                         "at least two classes")
 
 
 def ends_in_softmax(model: keras.Model) -> bool:
