@@ -10,8 +10,11 @@ batch, and a cancelled training still saves what it has (marked cancelled).
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -158,10 +161,74 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
     Returns:
         The saved run; `run.info["metrics"]` holds val/test accuracy and timing.
 
+    One training runs at a time in a process; others wait their turn in order, reporting
+    phase "waiting" with how many are ahead (`TURNS`).
+
     Raises:
-        TrainingCancelled: stopped before the first training epoch finished.
+        TrainingCancelled: stopped before the first training epoch finished (or while
+            waiting for its turn).
         backbones.WeightsUnavailableError: pretrained weights are missing.
     """
+    with TURNS.turn(on_step, should_stop):
+        return _train_classifier(train_config, dataset, runs_dir, on_step, should_stop,
+                                 resume, run_id)
+
+
+class Turns:
+    """A first-come, first-served queue: one holder at a time.
+
+    Trainings take turns because Keras draws weights, dropout masks and shuffles from
+    process-wide random state: two trainings at once get different results from the same
+    seed (measured: the histories differ), and on a CPU they would only split the cores.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._waiting: collections.deque[object] = collections.deque()
+        self._busy = False
+
+    def ahead(self) -> int:
+        """How many trainings a new one would wait for (the running one included)."""
+        with self._condition:
+            return len(self._waiting) + int(self._busy)
+
+    @contextlib.contextmanager
+    def turn(self, on_step: StepCallback | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Iterator[None]:
+        """Wait for this caller's turn, then hold it for the block.
+
+        Raises:
+            TrainingCancelled: `should_stop()` turned True while waiting.
+        """
+        ticket = object()
+        with self._condition:
+            self._waiting.append(ticket)
+            while self._busy or self._waiting[0] is not ticket:
+                if should_stop is not None and should_stop():
+                    self._waiting.remove(ticket)
+                    self._condition.notify_all()
+                    raise TrainingCancelled("cancelled while waiting for its turn; nothing saved")
+                if on_step is not None:
+                    ahead = self._waiting.index(ticket) + int(self._busy)
+                    on_step(0, 0, {"phase": f"waiting: {ahead} training(s) ahead"})
+                self._condition.wait(timeout=0.5)
+            self._waiting.popleft()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
+
+
+TURNS = Turns()
+
+
+def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
+                      runs_dir: Path | None, on_step: StepCallback | None,
+                      should_stop: Callable[[], bool] | None,
+                      resume: checkpoints.Checkpoint | None, run_id: str | None) -> runs.Run:
     started = time.perf_counter()
     keras.utils.set_random_seed(train_config.seed)
     image_size = resolve_image_size(train_config, dataset)

@@ -4,8 +4,10 @@ A job runs in a thread and keeps its progress in a snapshot that pages poll (wit
 `st.fragment(run_every=...)`). Two kinds share that machinery: a training
 (`tlcore.train.train_classifier`) and the preparation of a data set that must first be
 downloaded (Oxford-IIIT Pets, PetImages). The registry is shared by the server
-(`st.cache_resource`). Each visitor may run one training at a time, and the server at most
-MAX_RUNNING_JOBS, so one visitor cannot starve the others; a data set is prepared by at
+(`st.cache_resource`). Trainings take turns, first come first served
+(`tlcore.train.TURNS`): a job waits, showing how many are ahead, until the one before it
+ends. Each visitor may have one training running or waiting, and the server at most
+MAX_TRAINING_JOBS, so one visitor cannot starve the others; a data set is prepared by at
 most one job, which every visitor who asks for it watches.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ import streamlit as st
 
 from tlcore import backbones, checkpoints, config, data, runs, train
 
-MAX_RUNNING_JOBS = 2
+MAX_TRAINING_JOBS = 6  # running and waiting, over all visitors
 FORGET_AFTER_SECONDS = 6 * 3600  # finished jobs are dropped from memory (their runs stay)
 
 
@@ -205,10 +207,11 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
         if resume is not None and resume.run_id in {job.run_id for job in running}:
             raise JobLimitError("that training is already running")
         if any(job.owner == owner for job in running):
-            raise JobLimitError("you already have a training running: wait for it or cancel it")
-        if len(running) >= MAX_RUNNING_JOBS:
-            raise JobLimitError(f"the server is running {len(running)} trainings, its limit; "
-                                "try again in a minute")
+            raise JobLimitError("you already have a training running or waiting: wait for it "
+                                "or cancel it")
+        if len(running) >= MAX_TRAINING_JOBS:
+            raise JobLimitError(f"the server has {len(running)} trainings running or waiting, "
+                                "its limit; try again in a few minutes")
         job = TrainingJob(owner, train_config, data_source, resume)
         registry.jobs[job.job_id] = job
     job.start()
