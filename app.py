@@ -33,12 +33,16 @@ def training_status(job: jobs.TrainingJob) -> None:
         st.caption(f"Training {snapshot.state}.")
 
 
+cache.housekeeping()
 with st.sidebar:
     st.caption(f"Device: **{cache.device()}**")
     job = jobs.get_job(state.job_id())
     if job is not None and job.is_running():
         training_status(job)
     if config.public_demo():
-        st.caption("Public demo mode: uploads only, one training per visitor.")
+        limits = config.limits()
+        st.caption(f"Public demo: uploads only (up to {limits.upload_mb} MB), one training "
+                   f"per visitor, trainings take turns; runs are deleted after "
+                   f"{limits.visitor_run_hours:g} hours.")
 
 page.run()

@@ -10,14 +10,18 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
+
+# Every temporary name starts with this, so leftovers of a killed process can be found.
+TEMPORARY_PREFIX = ".tmp-"
 
 
 def write_file(path: Path, data: bytes) -> None:
     """Write bytes to `path` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    handle, temporary = temporary_file(path.parent, path.name)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -40,7 +44,8 @@ def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[P
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".staging-{target.name}-"))
+    staging = Path(tempfile.mkdtemp(dir=target.parent,
+                                    prefix=f"{TEMPORARY_PREFIX}staging-{target.name}-"))
     try:
         yield staging
         if target.exists() and replace_existing:
@@ -54,3 +59,34 @@ def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[P
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def temporary_file(folder: Path, name: str) -> tuple[int, str]:
+    """Create an empty temporary file for `name` in `folder`; return (descriptor, path)."""
+    return tempfile.mkstemp(dir=folder, prefix=f"{TEMPORARY_PREFIX}{name}.")
+
+
+def sweep(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
+    """Remove temporaries under `root` that a killed process left behind; return them.
+
+    Only names starting with TEMPORARY_PREFIX that have not changed for
+    `older_than_seconds` go (a live writer touches its file far more often).
+    """
+    removed: list[Path] = []
+    now = time.time()
+    for folder, subfolders, files in os.walk(root):
+        for name in [*subfolders, *files]:
+            path = Path(folder) / name
+            try:
+                if (not name.startswith(TEMPORARY_PREFIX)
+                        or now - path.lstat().st_mtime < older_than_seconds):
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                continue  # gone already, or not ours to remove
+            removed.append(path)
+        subfolders[:] = [name for name in subfolders if not name.startswith(TEMPORARY_PREFIX)]
+    return removed

@@ -44,6 +44,48 @@ def public_demo() -> bool:
     return os.environ.get("TLCORE_PUBLIC_DEMO", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one visitor may hand the server.
+
+    Attributes:
+        upload_mb: the largest uploaded file (an image, a model or a zip).
+        extracted_mb: the most an uploaded zip may expand to.
+        archive_files: the most entries an uploaded zip may hold.
+        visitor_run_hours: runs trained in a public demo are deleted after this many
+            hours (None: kept).
+    """
+
+    upload_mb: int
+    extracted_mb: int
+    archive_files: int
+    visitor_run_hours: float | None
+
+
+OWN_LIMITS = Limits(upload_mb=500, extracted_mb=4096, archive_files=100_000,
+                    visitor_run_hours=None)
+# Small enough for the smallest free hosts (1 CPU, 2-3 GB of memory, a few GB of disk).
+DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
+                     visitor_run_hours=float(os.environ.get("TLCORE_DEMO_RUN_HOURS", 24)))
+
+
+def limits() -> Limits:
+    """The limits in force: `DEMO_LIMITS` in a public demo, else `OWN_LIMITS`."""
+    return DEMO_LIMITS if public_demo() else OWN_LIMITS
+
+
+def check_upload(size_bytes: int, what: str) -> None:
+    """Refuse an upload over `limits().upload_mb`.
+
+    Raises:
+        ValueError: the message names the size and the limit.
+    """
+    limit = limits().upload_mb
+    if size_bytes > limit * 2**20:
+        raise ValueError(f"{what} is {size_bytes / 2**20:,.1f} MB; at most {limit} MB is "
+                         "allowed here")
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)

@@ -294,15 +294,18 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
     The archive may hold the class folders at its top or inside one top-level folder.
 
     Raises:
-        archives.ArchiveError: unsafe or oversized archive.
-        ValueError: fewer than two classes.
+        archives.ArchiveError: unsafe or oversized archive (`config.limits()`).
+        ValueError: fewer than two classes, or a zip over the upload limit.
     """
     data = archive if isinstance(archive, bytes) else Path(archive).read_bytes()
+    config.check_upload(len(data), "the zip")
     digest = hashlib.sha256(data).hexdigest()[:16]
     target = config.cache_dir() / "uploads" / digest
     if not target.is_dir():
+        limits = config.limits()
         with atomic.staged_folder(target) as staging:  # the same zip twice: one copy stays
-            archives.extract_zip(data, staging)
+            archives.extract_zip(data, staging, max_files=limits.archive_files,
+                                 max_total_bytes=limits.extracted_mb * 2**20)
     root = target
     entries = [p for p in target.iterdir() if not _hidden(p.name)]
     if len(entries) == 1 and entries[0].is_dir() and any(

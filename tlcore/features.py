@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Callable, Iterable
@@ -17,7 +16,7 @@ from typing import Callable, Iterable
 import keras
 import numpy as np
 
-from tlcore import backbones, config, models
+from tlcore import atomic, backbones, config, models
 from tlcore.config import StepCallback
 
 CACHE_VERSION = 2  # 2: one .npy file, memory-mapped (1: .npz)
@@ -191,7 +190,7 @@ def write_embeddings(key: str | None, count: int, dim: int,
     """
     folder = config.cache_dir() / "embeddings"
     folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{key or 'scratch'}.")
+    handle, temporary = atomic.temporary_file(folder, key or "scratch")
     try:
         with os.fdopen(handle, "wb") as stream:
             np.lib.format.write_array_header_1_0(

@@ -189,6 +189,22 @@ def write_info(run_dir: Path, info: dict[str, Any]) -> None:
 
 def delete_run(run: Run) -> None:
     """Remove a run: first renamed out of the listing (one atomic step), then deleted."""
-    doomed = run.run_dir.with_name(f".deleted-{run.run_id}-{secrets.token_hex(3)}")
+    doomed = run.run_dir.with_name(
+        f"{atomic.TEMPORARY_PREFIX}deleted-{run.run_id}-{secrets.token_hex(3)}")
     os.replace(run.run_dir, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
+
+
+def sweep_visitor_runs(max_age_hours: float, runs_dir: Path | None = None) -> list[str]:
+    """Delete runs trained in a public demo more than `max_age_hours` ago; return their ids.
+
+    Runs made outside a demo (curated ones) are never touched.
+    """
+    cutoff = datetime.datetime.now() - datetime.timedelta(hours=max_age_hours)
+    removed = []
+    for run in list_runs(runs_dir):
+        created = datetime.datetime.fromisoformat(str(run.info.get("created")))
+        if run.info.get("public_demo") and created < cutoff:
+            delete_run(run)
+            removed.append(run.run_id)
+    return removed

@@ -261,7 +261,8 @@ def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
                      "fingerprint": dataset.fingerprint(), "synthetic": dataset.synthetic,
                      "split_sizes": dataset.split_sizes()},
             "classes": list(dataset.class_names), "image_size": image_size,
-            "history": history, "metrics": metrics, **extra}
+            "history": history, "metrics": metrics, **extra,
+            **({"public_demo": True} if config.public_demo() else {})}
     if resume is not None:
         info["resumed_from_epoch"] = resume.epochs_done
     run = runs.save_run(classifier, info, runs_dir, run_id=run_id)

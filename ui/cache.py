@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import attack, data, devices, evaluate, explain, imagenet, models, runs
+from tlcore import (atomic, attack, config, data, devices, evaluate, explain, imagenet,
+                    models, runs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,15 @@ def device() -> str:
     """Configure the GPUs once per server and describe the device in use."""
     devices.configure_devices()
     return devices.describe_device()
+
+
+@st.cache_resource(show_spinner=False)
+def housekeeping() -> int:
+    """Once per server start: remove what killed processes left half-written (temporaries
+    untouched for an hour) and expired visitor runs; return how many went."""
+    removed = len(atomic.sweep(config.tlcore_home()))
+    hours = config.limits().visitor_run_hours
+    return removed + (len(runs.sweep_visitor_runs(hours)) if hours is not None else 0)
 
 
 @st.cache_resource(show_spinner="Reading the data set...", max_entries=8)

@@ -54,10 +54,8 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
         transforms=transforms, parameterization="fourier" if fourier else "pixels")
     start_image = None
     if start is not None:
-        try:
-            start_image = images.load_image(start.getvalue(), picked.size).astype(np.float32)
-        except images.ImageError as error:
-            st.error(str(error), icon=":material/broken_image:")
+        start_image = widgets.decode_upload(start, picked.size)
+        if start_image is None:
             return None
     return target, render_config, start_image
 

@@ -9,7 +9,7 @@ import threading
 import keras
 import streamlit as st
 
-from tlcore import backbones, imagenet, layers, runs
+from tlcore import backbones, config, imagenet, layers, runs
 from ui import cache, widgets
 
 
@@ -68,6 +68,7 @@ def pick_model(key: str) -> PickedModel | None:
     classes = [line.strip() for line in labels.splitlines() if line.strip()]
     content = upload.getvalue()
     try:
+        config.check_upload(len(content), "the model file")
         model, lock = cache.uploaded_model(content, "." + upload.name.rsplit(".", 1)[-1],
                                            preprocess)
     except ValueError as error:

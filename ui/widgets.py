@@ -1,6 +1,8 @@
 """Widgets and forms that return plain values or tlcore config dataclasses."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import streamlit as st
 
@@ -112,11 +114,16 @@ def uploaded_image(size: int, key: str | None = None) -> np.ndarray | None:
     """An uploaded image as float pixels at `size`; None until one is uploaded, or with the
     reason shown when it cannot be read."""
     upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "bmp", "webp"], key=key)
-    if upload is None:
-        return None
+    return None if upload is None else decode_upload(upload, size)
+
+
+def decode_upload(upload: Any, size: int) -> np.ndarray | None:
+    """An uploaded image file as float pixels at `size`, or None with the reason shown
+    (over the upload limit, or not a readable image)."""
     try:
+        config.check_upload(upload.size, "the image")
         return images.load_image(upload.getvalue(), size).astype(np.float32)
-    except images.ImageError as error:
+    except ValueError as error:  # ImageError is one
         st.error(str(error), icon=":material/broken_image:")
         return None
 
