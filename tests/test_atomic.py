@@ -31,3 +31,22 @@ def test_write_file_replaces_whole(tmp_path):
     atomic.write_file(tmp_path / "a.json", b'{"b": 1}')
     assert (tmp_path / "a.json").read_bytes() == b'{"b": 1}'
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_failed_replacement_keeps_the_old_folder(tmp_path, monkeypatch):
+    import os
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "old.txt").write_text("old")
+    real_replace, calls = os.replace, []
+
+    def failing_second_rename(source, destination):
+        calls.append(source)
+        if len(calls) == 2:  # the new folder moving into place
+            raise OSError("disk trouble")
+        real_replace(source, destination)
+    monkeypatch.setattr(atomic.os, "replace", failing_second_rename)
+    with pytest.raises(OSError, match="disk trouble"):
+        with atomic.staged_folder(tmp_path / "set", replace_existing=True) as staging:
+            (staging / "new.txt").write_text("new")
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert [p.name for p in (tmp_path / "set").iterdir()] == ["old.txt"]

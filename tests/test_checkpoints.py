@@ -108,3 +108,11 @@ def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path
         other.kill()
         other.wait()
     assert len(checkpoints.list_interrupted(tmp_path)) == 1
+
+
+def test_a_checkpoint_without_its_weights_file_is_not_offered(tiny_folder, tmp_path):
+    interrupted = interrupted_training(tiny_folder, tmp_path)
+    (interrupted.folder / interrupted.state["weights_file"]).unlink()  # killed mid-write
+    assert checkpoints.list_interrupted(tmp_path) == []
+    with pytest.raises(ValueError, match="has no weights yet"):
+        checkpoints.load(interrupted.folder)

@@ -49,7 +49,18 @@ def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[P
     try:
         yield staging
         if target.exists() and replace_existing:
-            shutil.rmtree(target)
+            # Out of the way in one rename, removed only once the new one is in place: a
+            # kill in between leaves the old folder (as a temporary the sweep removes).
+            retired = Path(tempfile.mkdtemp(dir=target.parent,
+                                            prefix=f"{TEMPORARY_PREFIX}old-{target.name}-"))
+            os.replace(target, retired / target.name)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(retired / target.name, target)  # put the old one back
+                raise
+            shutil.rmtree(retired, ignore_errors=True)
+            return
         try:
             os.replace(staging, target)
         except OSError:
