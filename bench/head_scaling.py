@@ -49,7 +49,7 @@ def main(count: int, in_memory: bool = False) -> dict:
     return {"microseconds_per_example": 1e6 * seconds / (count * EPOCHS),
             "peak_mb": peak, "growth_mb": peak - before,
             "embeddings_mb": count * DIMENSIONS * 4 / 2**20,
-            "val_accuracy": trained.history["val_accuracy"][-1]}
+            "val_accuracy": trained.outcome.history["val_accuracy"][-1]}
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ def test_hostile_files_in_a_folder_are_converted_or_skipped_and_reported(tmp_pat
         archive.writestr("more/red/x.png", (root / "red" / "red_000.png").read_bytes())
     (root / "green" / "nested.zip").write_bytes(nested.getvalue())
     (root / "stray.png").write_bytes((root / "red" / "red_000.png").read_bytes())
+    (root / "README.txt").write_text("a note beside the classes is normal")
     (root / "lonely").mkdir()
     (root / "lonely" / "only.png").write_bytes((root / "red" / "red_000.png").read_bytes())
     dataset = data.from_folder(root)
@@ -49,7 +50,7 @@ def test_hostile_files_in_a_folder_are_converted_or_skipped_and_reported(tmp_pat
     assert dataset.class_counts() == {"blue": 5, "green": 4, "lonely": 1, "red": 5}
     assert "more pixels than the 50,000,000 allowed" in reasons["bomb.png"]
     assert reasons["nested.zip"] == "not an image file type (.zip)"
-    assert reasons["stray.png"] == "not inside a class folder"
+    assert reasons["stray.png"] == "not inside a class folder" and "README.txt" not in reasons
     lonely = dataset.class_names.index("lonely")  # its one image trains; none to test
     assert [dataset.labels[i] for i in dataset.splits["train"]].count(lonely) == 1
     images, _ = dataset.split_arrays("train", 16)

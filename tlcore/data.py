@@ -154,8 +154,10 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     tick = _progress(class_folders, on_step)
     paths: list[str] = []
     labels: list[int] = []
+    # Images beside the class folders have no class: say so (a README there is normal).
     skipped = [SkippedFile(str(path), "not inside a class folder")
-               for path in sorted(root.iterdir()) if not path.is_dir() and not _hidden(path.name)]
+               for path in sorted(root.iterdir()) if not path.is_dir() and not _hidden(path.name)
+               and path.suffix.lower() in images.IMAGE_EXTENSIONS]
     class_names: list[str] = []
     for class_folder in class_folders:
         good, bad = _scan_class_folder(class_folder, verdicts, tick)
