@@ -76,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="do not weight the loss by inverse class frequency")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--runs-dir", type=Path)
+    train.add_argument("--distribute", default="none",
+                       choices=["none", "mirrored", "multi-worker"],
+                       help="mirrored: split each batch over this machine's GPUs (or the "
+                            "logical CPUs of --cpu-replicas); multi-worker: fast mode across "
+                            "the machines in TF_CONFIG, each embedding its share of the "
+                            "images into a shared TLCORE_HOME, worker 0 training the head")
+    train.add_argument("--cpu-replicas", type=int, metavar="N",
+                       help="split the CPU into N logical devices (to try --distribute "
+                            "mirrored without GPUs)")
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT_DIR",
                        help="continue an interrupted training (a folder under "
                             "RUNS/.checkpoints/); the other training options are ignored")
@@ -197,8 +206,10 @@ def _weights(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(arguments: argparse.Namespace) -> dict[str, Any]:
-    from tlcore import checkpoints, config, data, train
+    from tlcore import checkpoints, config, data, distribute, train
 
+    if arguments.cpu_replicas:
+        distribute.split_cpu(arguments.cpu_replicas)
     if arguments.resume:
         run = train.resume_training(checkpoints.load(arguments.resume),
                                     on_step=_ProgressPrinter())
@@ -212,8 +223,20 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
         augment=not arguments.no_augment, patience=arguments.patience,
         class_weights=not arguments.no_class_weights, seed=arguments.seed)
     dataset = data.load_dataset(arguments.data, seed=arguments.seed)
+    strategy = distribute.mirrored() if arguments.distribute == "mirrored" else None
+    if arguments.distribute == "multi-worker":
+        if train_config.mode != "fast":
+            raise ValueError("--distribute multi-worker trains fast mode only: Keras 3's fit "
+                             "fails under MultiWorkerMirroredStrategy (keras-team/keras"
+                             "#20585); use --distribute mirrored for a body on one machine")
+        index, count = distribute.worker()
+        started = time.perf_counter()
+        train.embed_on_workers(train_config, dataset, index, count, on_step=_ProgressPrinter())
+        if index != 0:  # the chief trains the head on the joined embeddings
+            return {"worker": index, "workers": count,
+                    "seconds": round(time.perf_counter() - started, 2)}
     run = train.train_classifier(train_config, dataset, runs_dir=arguments.runs_dir,
-                                 on_step=_ProgressPrinter())
+                                 on_step=_ProgressPrinter(), strategy=strategy)
     return _train_result(run, skipped=len(dataset.skipped))
 
 
@@ -226,7 +249,8 @@ def _train_result(run, skipped: int | None) -> dict[str, Any]:
             "best_epoch": run.info.get("best_epoch"), "head_epochs": run.info.get("head_epochs"),
             "epochs_run": len(run.info["history"].get("loss", [])), "image_size": run.image_size,
             "weights": run.info["weights_label"], "skipped_files": skipped,
-            "resumed_from_epoch": run.info.get("resumed_from_epoch")}
+            "resumed_from_epoch": run.info.get("resumed_from_epoch"),
+            "distribute": run.info.get("distribute")}
 
 
 def _evaluate(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import os
 import weakref
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import keras
 import numpy as np
@@ -66,7 +66,8 @@ def cache_key(backbone: str, weights: str | None, input_size: int, data_fingerpr
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _cache_path(key: str) -> Path:
+def cache_path(key: str) -> Path:
+    """The file of the cache entry for `key`."""
     return config.cache_dir() / "embeddings" / f"{key}.npy"
 
 
@@ -171,10 +172,10 @@ class RowsView:
 
 def open_cached(key: str | None) -> Embeddings | None:
     """Return the cached embeddings for a key, or None on a miss (or an unreadable file)."""
-    if key is None or not _cache_path(key).is_file():
+    if key is None or not cache_path(key).is_file():
         return None
     try:
-        return Embeddings(_cache_path(key))
+        return Embeddings(cache_path(key))
     except (OSError, ValueError):
         return None
 
@@ -188,9 +189,13 @@ def write_embeddings(key: str | None, count: int, dim: int,
     Without one (random weights) it is a private scratch file, removed once unused. Only one
     chunk is in memory at a time; an exception from `chunks` removes the partial file.
     """
+    return _write(cache_path(key) if key else None, count, dim, chunks)
+
+
+def _write(path: Path | None, count: int, dim: int, chunks: Iterable[np.ndarray]) -> Embeddings:
     folder = config.cache_dir() / "embeddings"
     folder.mkdir(parents=True, exist_ok=True)
-    handle, temporary = atomic.temporary_file(folder, key or "scratch")
+    handle, temporary = atomic.temporary_file(folder, path.stem if path else "scratch")
     try:
         with os.fdopen(handle, "wb") as stream:
             np.lib.format.write_array_header_1_0(
@@ -201,13 +206,47 @@ def write_embeddings(key: str | None, count: int, dim: int,
                 written += len(chunk)
         if written != count:
             raise ValueError(f"expected {count} embeddings, got {written}")
-        if key is None:
+        if path is None:
             return Embeddings(Path(temporary), unlink=True)
-        os.replace(temporary, _cache_path(key))
-        return Embeddings(_cache_path(key))
+        os.replace(temporary, path)
+        return Embeddings(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def shard_path(key: str, index: int, count: int) -> Path:
+    """Where worker `index` of `count` writes its part of a cache entry."""
+    return config.cache_dir() / "embeddings" / f"{key}.part-{index}-of-{count}.npy"
+
+
+def write_shard(key: str, index: int, count: int, rows: int, dim: int,
+                chunks: Iterable[np.ndarray]) -> Embeddings:
+    """Write one worker's part of a cache entry: its chunks (`index`, `index + count`,
+    ...), in order, atomically."""
+    return _write(shard_path(key, index, count), rows, dim, chunks)
+
+
+def merge_shards(key: str, count: int, total: int, dim: int, chunk_rows: int) -> Embeddings:
+    """Join the `count` parts into the cache entry for `key` and remove them.
+
+    Chunk c (rows `c * chunk_rows` onward) is chunk `c // count` of part `c % count`.
+
+    Raises:
+        OSError, ValueError: a part is missing or incomplete.
+    """
+    parts = [Embeddings(shard_path(key, index, count)) for index in range(count)]
+
+    def chunks() -> Iterator[np.ndarray]:
+        for chunk, start in enumerate(range(0, total, chunk_rows)):
+            rows = min(chunk_rows, total - start)
+            first = (chunk // count) * chunk_rows
+            yield parts[chunk % count].rows(np.arange(first, first + rows))
+
+    merged = write_embeddings(key, total, dim, chunks())
+    for index in range(count):
+        shard_path(key, index, count).unlink(missing_ok=True)
+    return merged
 
 
 def activation_model(model: keras.Model, layer_names: list[str]) -> keras.Model:

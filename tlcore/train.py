@@ -17,13 +17,13 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import (backbones, checkpoints, config, data, evaluate, features,
+from tlcore import (backbones, checkpoints, config, data, distribute, evaluate, features,
                     head_training, models, runs)
 from tlcore.config import StepCallback
 
@@ -144,7 +144,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
                      on_step: StepCallback | None = None,
                      should_stop: Callable[[], bool] | None = None,
                      resume: checkpoints.Checkpoint | None = None,
-                     run_id: str | None = None) -> runs.Run:
+                     run_id: str | None = None,
+                     strategy: tf.distribute.Strategy | None = None) -> runs.Run:
     """Train a classifier on a data set and save it as a run.
 
     Args:
@@ -157,6 +158,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
         resume: continue this interrupted training from its last checkpointed epoch (see
             `resume_training`).
         run_id: the id for the run (and its checkpoint); None makes one.
+        strategy: a `tf.distribute` strategy (`distribute.mirrored()`): the model is built
+            in its scope, so Keras spreads each batch over its replicas.
 
     Returns:
         The saved run; `run.info["metrics"]` holds val/test accuracy and timing.
@@ -169,9 +172,14 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
             waiting for its turn).
         backbones.WeightsUnavailableError: pretrained weights are missing.
     """
-    with TURNS.turn(on_step, should_stop):
-        return _train_classifier(train_config, dataset, runs_dir, on_step, should_stop,
-                                 resume, run_id)
+    with TURNS.turn(on_step, should_stop), (strategy.scope() if strategy is not None
+                                            else contextlib.nullcontext()):
+        run = _train_classifier(train_config, dataset, runs_dir, on_step, should_stop,
+                                resume, run_id)
+    if strategy is not None:
+        run = runs.Run(run.run_dir, {**run.info, "distribute": distribute.describe(strategy)})
+        runs.write_info(run.run_dir, run.info)
+    return run
 
 
 class Turns:
@@ -376,18 +384,78 @@ def _in_memory_if_small(rows: features.RowsView) -> np.ndarray | features.RowsVi
 
 
 def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCallback | None,
-                   should_stop: Callable[[], bool] | None) -> Iterator[np.ndarray]:
-    """Yield every file's embedding, a chunk of images at a time (memory: one chunk)."""
+                   should_stop: Callable[[], bool] | None,
+                   starts: Sequence[int] | None = None) -> Iterator[np.ndarray]:
+    """Yield the embeddings of the chunks of EMBED_CHUNK files beginning at `starts` (all
+    of them by default), one chunk at a time (memory: one chunk)."""
     size = models.input_size(embedder)
-    count = len(dataset.paths)
-    for start in range(0, count, EMBED_CHUNK):
+    starts = range(0, len(dataset.paths), EMBED_CHUNK) if starts is None else starts
+    total = sum(len(dataset.paths[start:start + EMBED_CHUNK]) for start in starts)
+    done = 0
+    for start in starts:
         chunk = data.load_images(list(dataset.paths[start:start + EMBED_CHUNK]), size)
         try:
             yield features.embed(embedder, chunk, should_stop=should_stop)
         except InterruptedError as error:
             raise TrainingCancelled("cancelled while embedding images; nothing saved") from error
+        done += len(chunk)
         if on_step is not None:
-            on_step(start + len(chunk), count, {"phase": "embedding"})
+            on_step(done, total, {"phase": "embedding"})
+
+
+def embed_on_workers(train_config: config.TrainConfig, dataset: data.Dataset, index: int,
+                     count: int, *, on_step: StepCallback | None = None,
+                     should_stop: Callable[[], bool] | None = None,
+                     timeout: float = 24 * 3600.0) -> features.Embeddings:
+    """Fast mode across workers: embed this worker's share of the files and return the whole
+    cache entry once every worker has written its part.
+
+    Worker `index` of `count` embeds chunks `index`, `index + count`, ... and writes them as
+    its part of the cache (`features.write_shard`); worker 0 joins the parts. The cache
+    folder must be shared by the workers (the same `TLCORE_HOME` on a shared file system).
+    A later `train_classifier` with the same settings then finds the embeddings cached.
+
+    Raises:
+        ValueError: random weights (never cached, so nothing to share), or a worker
+            outside the cluster.
+        TrainingCancelled: `should_stop()` turned True, or the other parts did not come
+            within `timeout` seconds.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"worker {index} is not one of {count}")
+    body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
+                                    input_size=resolve_image_size(train_config, dataset))
+    embedder = models.embedding_model(models.build_classifier(
+        train_config.backbone, body, dataset.num_classes))
+    key = features.cache_key(train_config.backbone, train_config.weights,
+                             models.input_size(embedder), dataset.fingerprint())
+    if key is None:
+        raise ValueError("sharing embeddings across workers needs pretrained or file weights: "
+                         "random weights differ on every worker and are never cached")
+    total, dim = len(dataset.paths), embedder.output_shape[-1]
+    cached = features.open_cached(key)
+    if cached is not None and len(cached) == total:
+        return cached
+    mine = list(range(0, total, EMBED_CHUNK))[index::count]
+    rows = sum(len(dataset.paths[start:start + EMBED_CHUNK]) for start in mine)
+    features.write_shard(key, index, count, rows, dim,
+                         _embed_dataset(embedder, dataset, on_step, should_stop, mine))
+    parts = [features.shard_path(key, other, count) for other in range(count)]
+    waiting_for = parts if index == 0 else [features.cache_path(key)]
+    deadline = time.monotonic() + timeout
+    while not all(path.is_file() for path in waiting_for):
+        if (should_stop is not None and should_stop()) or time.monotonic() > deadline:
+            raise TrainingCancelled("stopped while waiting for the other workers' embeddings")
+        if on_step is not None:
+            on_step(sum(path.is_file() for path in waiting_for), len(waiting_for),
+                    {"phase": "waiting for the other workers"})
+        time.sleep(0.2)
+    if index == 0:
+        return features.merge_shards(key, count, total, dim, EMBED_CHUNK)
+    cached = features.open_cached(key)
+    if cached is None:
+        raise TrainingCancelled("the joined embeddings could not be read")
+    return cached
 
 
 def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
