@@ -61,6 +61,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
                "Open **Evaluate** to see where it is right and wrong.", icon=":material/check:")
 
 
+widgets.keep_train_form()
 job = jobs.get_job(state.job_id())
 if job is not None and job.is_running():
     widgets.job_progress(job)
