@@ -71,6 +71,27 @@ def test_two_workers_share_the_embedding_work_and_train_what_one_worker_trains(
     assert leftovers == []
 
 
+def test_two_workers_on_loopback_train_one_body_in_step(tiny_folder, tmp_path):
+    # MultiWorkerMirroredStrategy: gradients are summed over gRPC on 127.0.0.1 every step,
+    # so both workers end with the same weights: the same validation accuracy.
+    common = ["--data", str(tiny_folder), "--backbone", "scratch_cnn", "--weights", "none",
+              "--mode", "end-to-end", "--epochs", "12", "--image-size", "32",
+              "--batch-size", "8", "--learning-rate", "0.005", "--patience", "0"]
+    ports = [free_port(), free_port()]
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                                "task": {"type": "worker", "index": index}})
+        workers.append(cli([*common, "--distribute", "multi-worker",
+                            "--runs-dir", str(tmp_path / "runs")], tmp_path / "shared",
+                           TF_CONFIG=tf_config))
+    chief, other = (result_of(process) for process in workers)
+    assert chief["distribute"] == "MultiWorkerMirroredStrategy, 2 replicas"
+    assert other["worker"] == 1 and other["val_accuracy"] == chief["val_accuracy"]
+    assert chief["val_accuracy"] > 0.6  # chance: 1/3
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # the chief's run only
+
+
 def test_parts_join_into_the_rows_one_writer_would_write(tmp_path):
     table = np.random.default_rng(0).normal(size=(23, 5)).astype(np.float32)
     chunk = 4

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -206,6 +208,8 @@ def _weights(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(arguments: argparse.Namespace) -> dict[str, Any]:
+    import tensorflow as tf
+
     from tlcore import checkpoints, config, data, distribute, train
 
     if arguments.cpu_replicas:
@@ -222,21 +226,33 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
         trainable_blocks=arguments.trainable_blocks, head_epochs=arguments.head_epochs,
         augment=not arguments.no_augment, patience=arguments.patience,
         class_weights=not arguments.no_class_weights, seed=arguments.seed)
-    dataset = data.load_dataset(arguments.data, seed=arguments.seed)
     strategy = distribute.mirrored() if arguments.distribute == "mirrored" else None
+    runs_dir = arguments.runs_dir
     if arguments.distribute == "multi-worker":
-        if train_config.mode != "fast":
-            raise ValueError("--distribute multi-worker trains fast mode only: Keras 3's fit "
-                             "fails under MultiWorkerMirroredStrategy (keras-team/keras"
-                             "#20585); use --distribute mirrored for a body on one machine")
+        if train_config.mode == "fine-tune":
+            raise ValueError("--distribute multi-worker trains fast mode (the embedding work is "
+                             "shared) and end-to-end; fine-tuning runs on Keras fit, which fails "
+                             "under MultiWorkerMirroredStrategy (keras-team/keras#20585): use "
+                             "--distribute mirrored on one machine's GPUs")
         index, count = distribute.worker()
+        if train_config.mode == "end-to-end":
+            # Created first: the strategy must exist before TensorFlow runs anything.
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            if index != 0:  # every worker trains the same weights; the chief saves them
+                runs_dir = Path(tempfile.mkdtemp(prefix="tlcore-worker-"))
+    dataset = data.load_dataset(arguments.data, seed=arguments.seed)
+    if arguments.distribute == "multi-worker" and train_config.mode == "fast":
         started = time.perf_counter()
         train.embed_on_workers(train_config, dataset, index, count, on_step=_ProgressPrinter())
         if index != 0:  # the chief trains the head on the joined embeddings
             return {"worker": index, "workers": count,
                     "seconds": round(time.perf_counter() - started, 2)}
-    run = train.train_classifier(train_config, dataset, runs_dir=arguments.runs_dir,
+    run = train.train_classifier(train_config, dataset, runs_dir=runs_dir,
                                  on_step=_ProgressPrinter(), strategy=strategy)
+    if runs_dir is not arguments.runs_dir:  # a worker's copy of the chief's run
+        shutil.rmtree(runs_dir, ignore_errors=True)
+        return {"worker": index, "workers": count, "seconds": run.info["metrics"]["seconds"],
+                "val_accuracy": run.info["metrics"].get("val_accuracy")}
     return _train_result(run, skipped=len(dataset.skipped))
 
 

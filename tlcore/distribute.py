@@ -7,9 +7,10 @@
   `{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}`).
   Each worker embeds its share of the images and writes its part of the embedding cache
   (`features.sharded_embeddings`); the parts, on a shared file system, become one cache
-  entry, and the chief (worker 0) trains the head and saves the run. Training a body
-  across workers is refused: Keras 3's `fit` fails under `MultiWorkerMirroredStrategy`
-  (keras-team/keras#20585; reproduced here with Keras 3.15 and TensorFlow 2.21).
+  entry, and the chief (worker 0) trains the head and saves the run. End to end, the body
+  trains under `MultiWorkerMirroredStrategy` with tlcore's own loop (`multiworker.fit`):
+  Keras 3's `fit` fails under that strategy (keras-team/keras#20585; reproduced here with
+  Keras 3.15 and TensorFlow 2.21). Fine-tuning, which needs `fit`, is refused.
 """
 from __future__ import annotations
 
@@ -64,4 +65,8 @@ def describe(strategy: tf.distribute.Strategy | None) -> str | None:
     """A short description for run.json, e.g. "MirroredStrategy, 2 replicas"."""
     if strategy is None:
         return None
-    return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replicas"
+    # TensorFlow's class for MultiWorkerMirroredStrategy is CollectiveAllReduceStrategy.
+    name = ("MultiWorkerMirroredStrategy"
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            else type(strategy).__name__)
+    return f"{name}, {strategy.num_replicas_in_sync} replicas"

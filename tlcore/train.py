@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import (backbones, checkpoints, config, data, distribute, evaluate, features,
-                    head_training, models, runs)
+                    head_training, models, multiworker, runs)
 from tlcore.config import StepCallback
 
 EMBED_CHUNK = 256  # images decoded at once while embedding
@@ -473,11 +473,21 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
     if session.resume is not None:
         session.resume.load_weights(classifier)
     images = _load_images(dataset, models.input_size(classifier), on_step)
-    outcome = _fit(
-        classifier, train_config, (images["train"], _labels(dataset, "train")),
-        (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
-        patience=train_config.patience, class_weights=train_config.class_weights,
-        session=session, extra=extra)
+    train_split = (images["train"], _labels(dataset, "train"))
+    validation = (images["validation"], _labels(dataset, "validation"))
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras fit fails
+        try:
+            outcome = multiworker.fit(
+                classifier, strategy, train_config, train_split, validation, on_step,
+                should_stop, balanced_class_weights(train_split[1])
+                if train_config.class_weights else None)
+        except head_training.HeadTrainingCancelled as error:
+            raise TrainingCancelled(str(error)) from error
+    else:
+        outcome = _fit(classifier, train_config, train_split, validation, on_step,
+                       should_stop, patience=train_config.patience,
+                       class_weights=train_config.class_weights, session=session, extra=extra)
     extra.update(_ending(outcome))
     return classifier, outcome.history, extra, (classifier, images)
 

@@ -1,0 +1,124 @@
+"""Train a whole classifier across the workers of a `MultiWorkerMirroredStrategy`.
+
+Keras 3's `fit` fails under this strategy (keras-team/keras#20585; reproduced with Keras
+3.15 and TensorFlow 2.21), but the strategy itself works: this loop splits every global
+batch over the workers with `strategy.run`, and the optimiser sums their gradients over
+the network (gRPC), so every worker holds the same weights after every step (and the same
+BatchNorm statistics after every epoch, averaged over the workers). It keeps
+what `train._fit` promises for the settings it supports: Adam at the configured rate,
+class weights, per-epoch validation, the best epoch's weights, progress, cancel and a
+stop on a non-finite loss. Checkpoints and resuming are not supported here.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tlcore import config, evaluate, head_training
+from tlcore.config import StepCallback
+
+
+def fit(model: keras.Model, strategy: tf.distribute.Strategy, train_config: config.TrainConfig,
+        train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
+        on_step: StepCallback | None = None, should_stop: Callable[[], bool] | None = None,
+        class_weights: dict[int, float] | None = None) -> head_training.FitOutcome:
+    """Train `model` (built in `strategy`'s scope) on uint8 images; every worker calls this
+    with the same data and gets the same weights.
+
+    Each epoch runs N // batch_size global batches of a new permutation (the remainder is
+    left out that epoch: every worker must take the same number of steps).
+
+    Raises:
+        ValueError: fewer training images than one global batch.
+        head_training.TrainingDiverged: the loss stopped being finite in the first epoch.
+    """
+    images, labels = train
+    batch_size = train_config.batch_size
+    steps = len(labels) // batch_size
+    if steps == 0:
+        raise ValueError(f"{len(labels)} training images are fewer than one batch of "
+                         f"{batch_size}")
+    weights = np.array([(class_weights or {}).get(int(label), 1.0) for label in labels],
+                       dtype=np.float32)
+    with strategy.scope():
+        optimizer = keras.optimizers.Adam(train_config.effective_learning_rate)
+        optimizer.build(model.trainable_variables)
+    dataset = (tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32), weights))
+               .shuffle(len(labels), seed=train_config.seed, reshuffle_each_iteration=True)
+               .batch(batch_size, drop_remainder=True).repeat())
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    batches = iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
+
+    @tf.function
+    def step(batch: tuple) -> tuple[tf.Tensor, tf.Tensor]:
+        def replica(pixels: tf.Tensor, targets: tf.Tensor, sample_weights: tf.Tensor
+                    ) -> tuple[tf.Tensor, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                logits = model(tf.cast(pixels, tf.float32), training=True)
+                losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+                loss = tf.reduce_sum(losses * sample_weights) / batch_size
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            correct = tf.reduce_sum(tf.cast(
+                tf.argmax(logits, -1, output_type=tf.int32) == targets, tf.float32))
+            return loss, correct
+        loss, correct = strategy.run(replica, args=batch)
+        return (strategy.reduce("SUM", loss, axis=None),
+                strategy.reduce("SUM", correct, axis=None))
+
+    @tf.function
+    def share_statistics() -> None:
+        # BatchNorm's moving statistics are not gradients: each worker updates its own from
+        # its share of the batches, and the workers drift apart (measured: one body, two
+        # validation accuracies). Averaging them each epoch makes the workers one model.
+        def replica() -> None:
+            context = tf.distribute.get_replica_context()
+            for variable in model.non_trainable_variables:
+                if "float" in str(variable.dtype):
+                    variable.assign(context.all_reduce("MEAN", tf.identity(variable.value)))
+        strategy.run(replica)
+
+    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+    best_epoch, best_accuracy, best_weights = 0, -1.0, None
+    cancelled, diverged = False, None
+    for epoch in range(train_config.epochs):
+        loss_sum = correct = 0.0
+        for batch_index in range(steps):
+            loss, batch_correct = step(next(batches))
+            loss_sum, correct = loss_sum + float(loss), correct + float(batch_correct)
+            if not math.isfinite(float(loss)):
+                diverged = head_training.divergence_message(
+                    epoch + 1, batch_index + 1, train_config.effective_learning_rate)
+                break
+            if should_stop is not None and should_stop():
+                cancelled = True
+                break
+        if cancelled or diverged:
+            break
+        share_statistics()
+        logs = {"loss": loss_sum / steps, "accuracy": correct / (steps * batch_size)}
+        if len(validation[1]):
+            scores = evaluate.classification_report(
+                validation[1], evaluate.predict_logits(model, validation[0]),
+                [str(index) for index in range(model.output_shape[-1])])
+            logs["val_accuracy"] = scores["accuracy"]
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        accuracy = logs.get("val_accuracy", 0.0)
+        if "val_accuracy" not in logs or accuracy > best_accuracy:
+            best_epoch, best_accuracy, best_weights = epoch + 1, accuracy, model.get_weights()
+        if on_step is not None:
+            on_step((epoch + 1) * steps, train_config.epochs * steps,
+                    {"phase": "training", "epoch": epoch + 1, "epochs": train_config.epochs,
+                     "epoch_end": True, **logs})
+    if best_weights is None:
+        if diverged:
+            raise head_training.TrainingDiverged(diverged)
+        raise head_training.HeadTrainingCancelled("cancelled before the first epoch finished")
+    model.set_weights(best_weights)
+    return head_training.FitOutcome(history, cancelled, best_epoch, diverged)
