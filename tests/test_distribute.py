@@ -35,6 +35,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def two_workers(arguments: list[str], tmp_path: Path) -> tuple[dict, dict]:
+    """Run `train` as workers 0 and 1 of a cluster on 127.0.0.1 sharing one TLCORE_HOME;
+    return their results."""
+    ports = [free_port(), free_port()]
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                                "task": {"type": "worker", "index": index}})
+        workers.append(cli([*arguments, "--distribute", "multi-worker",
+                            "--runs-dir", str(tmp_path / "runs")], tmp_path / "shared",
+                           TF_CONFIG=tf_config))
+    chief, other = (result_of(process) for process in workers)
+    return chief, other
+
+
 def test_mirrored_training_over_two_logical_cpus_learns_like_one_device(tiny_folder, tmp_path):
     common = ["--data", str(tiny_folder), "--backbone", "scratch_cnn", "--weights", "none",
               "--mode", "end-to-end", "--epochs", "12", "--image-size", "32",
@@ -54,15 +69,7 @@ def test_two_workers_share_the_embedding_work_and_train_what_one_worker_trains(
     body.save_weights(str(weights))
     common = ["--data", str(tiny_folder), "--backbone", "scratch_cnn", "--weights",
               str(weights), "--mode", "fast", "--epochs", "10", "--image-size", "32"]
-    ports = [free_port(), free_port()]
-    workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                                "task": {"type": "worker", "index": index}})
-        workers.append(cli([*common, "--distribute", "multi-worker",
-                            "--runs-dir", str(tmp_path / "runs")], tmp_path / "shared",
-                           TF_CONFIG=tf_config))
-    chief, other = (result_of(process) for process in workers)
+    chief, other = two_workers(common, tmp_path)
     alone = result_of(cli([*common, "--runs-dir", str(tmp_path / "alone")], tmp_path / "own"))
     assert other == {"worker": 1, "workers": 2, "seconds": other["seconds"]}
     assert chief["embedding_cache"] == "hit"  # the joined parts
@@ -77,15 +84,7 @@ def test_two_workers_on_loopback_train_one_body_in_step(tiny_folder, tmp_path):
     common = ["--data", str(tiny_folder), "--backbone", "scratch_cnn", "--weights", "none",
               "--mode", "end-to-end", "--epochs", "12", "--image-size", "32",
               "--batch-size", "8", "--learning-rate", "0.005", "--patience", "0"]
-    ports = [free_port(), free_port()]
-    workers = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                                "task": {"type": "worker", "index": index}})
-        workers.append(cli([*common, "--distribute", "multi-worker",
-                            "--runs-dir", str(tmp_path / "runs")], tmp_path / "shared",
-                           TF_CONFIG=tf_config))
-    chief, other = (result_of(process) for process in workers)
+    chief, other = two_workers(common, tmp_path)
     assert chief["distribute"] == "MultiWorkerMirroredStrategy, 2 replicas"
     assert other["worker"] == 1 and other["val_accuracy"] == chief["val_accuracy"]
     assert chief["val_accuracy"] > 0.6  # chance: 1/3
