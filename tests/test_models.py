@@ -71,6 +71,12 @@ def test_loading_refuses_garbage_and_lambda_layers(tmp_path):
             models.load_model(tmp_path / name)
 
 
+def _two_input_model() -> keras.Model:
+    first, second = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    scores = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Add()([first, second])))
+    return keras.Model([first, second], scores)
+
+
 @pytest.mark.parametrize("build, reason", [
     (lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), "input shape"),
     (lambda: keras.Sequential([keras.Input((8, 6, 3)), keras.layers.Flatten(),
@@ -80,6 +86,7 @@ def test_loading_refuses_garbage_and_lambda_layers(tmp_path):
     (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Dense(3)]), "output shape"),
     (lambda: keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
                                keras.layers.Dense(1)]), "at least two classes"),
+    (lambda: _two_input_model(), "2 inputs and 1 outputs"),
 ])
 def test_uploaded_models_that_are_not_image_classifiers_are_refused(tmp_path, build, reason):
     build().save(tmp_path / "odd.keras")
