@@ -3,7 +3,7 @@
 Run by the suite as `python -m bench.head_scaling N [--in-memory]` (one process per case,
 so each peak is its own); prints one JSON line. The embeddings are written to a file
 chunk by chunk, as the embedding pass does, then `train.train_head` trains on them:
-streamed from the memory-mapped file, or with `--in-memory` read into memory first (the
+streamed from their file (read with pread), or with `--in-memory` read into memory first (the
 baseline: what fitting on one big array costs).
 """
 from __future__ import annotations

@@ -91,3 +91,19 @@ def test_trainings_take_turns_in_order_and_a_waiting_one_can_be_cancelled():
         thread.join(10)
     assert order == ["first", "second"] and turns.ahead() == 0
     assert phases[0] == "waiting: 1 training(s) ahead"
+
+
+def test_a_failing_progress_callback_gives_its_place_in_the_queue_up():
+    import pytest
+
+    turns = train.Turns()
+
+    def broken(step, total, metrics):
+        raise RuntimeError("the page went away")
+    with turns.turn():
+        with pytest.raises(RuntimeError, match="went away"):
+            with turns.turn(broken):
+                pass
+        assert turns.ahead() == 1  # only the holder: the failed waiter left the queue
+    with turns.turn():  # and the next one gets its turn at once
+        assert turns.ahead() == 1

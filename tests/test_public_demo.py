@@ -49,11 +49,15 @@ def test_the_sweep_removes_old_temporaries_only(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir() if "staging" in path.name or path.name == ".checkpoints" else path.touch()
     (leftovers[1] / "half.png").touch()
-    for path in [*leftovers, *keep[:3]]:
+    live = tmp_path / "cache" / ".tmp-staging-live-2"  # old folder, a file just added
+    (live / "deep").mkdir(parents=True)
+    (live / "deep" / "new.png").touch()
+    for path in [*leftovers, leftovers[1] / "half.png", *keep[:3], live, live / "deep"]:
         os.utime(path, (old, old))
     os.utime(keep[3], (fresh, fresh))
     assert sorted(atomic.sweep(tmp_path)) == sorted(leftovers)
-    assert all(path.exists() for path in keep) and not any(p.exists() for p in leftovers)
+    assert all(path.exists() for path in [*keep, live])
+    assert not any(p.exists() for p in leftovers)
 
 
 def test_visitor_runs_expire_and_curated_runs_stay(tiny_run, tmp_path):

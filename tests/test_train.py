@@ -175,6 +175,10 @@ def test_embedding_files_read_any_rows_and_reject_incomplete_ones():
     vectors = features.write_embeddings("rows", 1000, 24, np.array_split(table, 7))
     picked = np.array([999, 3, 3, 500, 0])
     np.testing.assert_array_equal(vectors.rows(picked), table[picked])
+    assert vectors.rows(np.array([], dtype=int)).shape == (0, 24)  # an empty split
+    assert vectors.view(np.array([], dtype=int))[:].shape == (0, 24)
+    with pytest.raises(IndexError, match="outside"):
+        vectors.rows(np.array([-1]))
     np.testing.assert_array_equal(vectors.view(np.arange(10, 20))[2:5], table[12:15])
     mean, variance = vectors.moments(np.arange(1000), block_rows=128)
     np.testing.assert_allclose(mean, table.mean(0), atol=1e-5)

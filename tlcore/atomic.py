@@ -57,7 +57,11 @@ def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[P
             try:
                 os.replace(staging, target)
             except BaseException:
-                os.replace(retired / target.name, target)  # put the old one back
+                try:
+                    os.replace(retired / target.name, target)  # put the old one back
+                    shutil.rmtree(retired, ignore_errors=True)
+                except OSError:
+                    pass  # another writer's folder is there now: keep the old one aside
                 raise
             shutil.rmtree(retired, ignore_errors=True)
             return
@@ -81,7 +85,8 @@ def sweep(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
     """Remove temporaries under `root` that a killed process left behind; return them.
 
     Only names starting with TEMPORARY_PREFIX that have not changed for
-    `older_than_seconds` go (a live writer touches its file far more often).
+    `older_than_seconds` go: for a folder, nothing anywhere inside it changed (a live
+    writer, such as an extraction, adds files to it far more often).
     """
     removed: list[Path] = []
     now = time.time()
@@ -90,7 +95,7 @@ def sweep(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
             path = Path(folder) / name
             try:
                 if (not name.startswith(TEMPORARY_PREFIX)
-                        or now - path.lstat().st_mtime < older_than_seconds):
+                        or now - _last_change(path) < older_than_seconds):
                     continue
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path)
@@ -101,3 +106,16 @@ def sweep(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
             removed.append(path)
         subfolders[:] = [name for name in subfolders if not name.startswith(TEMPORARY_PREFIX)]
     return removed
+
+
+def _last_change(path: Path) -> float:
+    """The newest modification time of a file, or of a folder and everything in it."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for folder, _, files in os.walk(path):
+            for name in [".", *files]:
+                try:
+                    newest = max(newest, (Path(folder) / name).lstat().st_mtime)
+                except OSError:
+                    continue
+    return newest

@@ -247,10 +247,13 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
         if index != 0:  # the chief trains the head on the joined embeddings
             return {"worker": index, "workers": count,
                     "seconds": round(time.perf_counter() - started, 2)}
-    run = train.train_classifier(train_config, dataset, runs_dir=runs_dir,
-                                 on_step=_ProgressPrinter(), strategy=strategy)
-    if runs_dir is not arguments.runs_dir:  # a worker's copy of the chief's run
-        shutil.rmtree(runs_dir, ignore_errors=True)
+    try:
+        run = train.train_classifier(train_config, dataset, runs_dir=runs_dir,
+                                     on_step=_ProgressPrinter(), strategy=strategy)
+    finally:
+        if runs_dir is not arguments.runs_dir:  # a worker's copy of the chief's run
+            shutil.rmtree(runs_dir, ignore_errors=True)
+    if runs_dir is not arguments.runs_dir:
         return {"worker": index, "workers": count, "seconds": run.info["metrics"]["seconds"],
                 "val_accuracy": run.info["metrics"].get("val_accuracy")}
     return _train_result(run, skipped=len(dataset.skipped))

@@ -299,8 +299,9 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
         archives.ArchiveError: unsafe or oversized archive (`config.limits()`).
         ValueError: fewer than two classes, or a zip over the upload limit.
     """
+    if isinstance(archive, bytes):  # an upload (a zip on disk is the server's own)
+        config.check_upload(len(archive), "the zip")
     data = archive if isinstance(archive, bytes) else Path(archive).read_bytes()
-    config.check_upload(len(data), "the zip")
     digest = hashlib.sha256(data).hexdigest()[:16]
     target = config.cache_dir() / "uploads" / digest
     if not target.is_dir():

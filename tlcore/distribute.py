@@ -6,7 +6,7 @@
 - *multi-worker*: the workers named in `TF_CONFIG` (the standard cluster description:
   `{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}`).
   Each worker embeds its share of the images and writes its part of the embedding cache
-  (`features.sharded_embeddings`); the parts, on a shared file system, become one cache
+  (`features.write_shard`, joined by `features.merge_shards`); the parts, on a shared file system, become one cache
   entry, and the chief (worker 0) trains the head and saves the run. End to end, the body
   trains under `MultiWorkerMirroredStrategy` with tlcore's own loop (`multiworker.fit`):
   Keras 3's `fit` fails under that strategy (keras-team/keras#20585; reproduced here with
@@ -18,9 +18,6 @@ import json
 import os
 
 import tensorflow as tf
-
-STRATEGIES = ("none", "mirrored", "multi-worker")
-
 
 def split_cpu(replicas: int) -> None:
     """Make the CPU appear as `replicas` logical devices (before TensorFlow starts using it).

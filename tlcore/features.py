@@ -19,7 +19,7 @@ import numpy as np
 from tlcore import atomic, backbones, config, models
 from tlcore.config import StepCallback
 
-CACHE_VERSION = 2  # 2: one .npy file, memory-mapped (1: .npz)
+CACHE_VERSION = 2  # 2: one .npy file, read by blocks (1: .npz)
 EMBED_BATCH_SIZE = 32
 
 
@@ -114,6 +114,10 @@ class Embeddings:
     def rows(self, indices: np.ndarray) -> np.ndarray:
         """Return the vectors at `indices` (any order, repeats allowed) as a new array."""
         indices = np.asarray(indices, dtype=np.int64)
+        if not len(indices):
+            return np.empty((0, self.dim), dtype=np.float32)
+        if indices.min() < 0 or indices.max() >= len(self):
+            raise IndexError(f"rows {indices.min()}..{indices.max()} are outside 0..{len(self) - 1}")
         order = np.argsort(indices, kind="stable")  # read in file order
         in_file_order = np.empty((len(indices), self.dim), dtype=np.float32)
         wanted = indices[order]

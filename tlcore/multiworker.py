@@ -30,7 +30,9 @@ def fit(model: keras.Model, strategy: tf.distribute.Strategy, train_config: conf
     with the same data and gets the same weights.
 
     Each epoch runs N // batch_size global batches of a new permutation (the remainder is
-    left out that epoch: every worker must take the same number of steps).
+    left out that epoch: every worker must take the same number of steps). For the same
+    reason `should_stop` must answer alike on every worker: one worker stopping alone
+    leaves the others waiting for its gradients.
 
     Raises:
         ValueError: fewer training images than one global batch.

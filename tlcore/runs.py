@@ -203,8 +203,16 @@ def sweep_visitor_runs(max_age_hours: float, runs_dir: Path | None = None) -> li
     cutoff = datetime.datetime.now() - datetime.timedelta(hours=max_age_hours)
     removed = []
     for run in list_runs(runs_dir):
-        created = datetime.datetime.fromisoformat(str(run.info.get("created")))
-        if run.info.get("public_demo") and created < cutoff:
-            delete_run(run)
+        if not run.info.get("public_demo"):
+            continue
+        try:
+            created = datetime.datetime.fromisoformat(str(run.info.get("created")))
+        except ValueError:
+            continue  # no readable date: leave it
+        if created < cutoff:
+            try:
+                delete_run(run)
+            except FileNotFoundError:  # another session's sweep took it first
+                continue
             removed.append(run.run_id)
     return removed

@@ -211,17 +211,27 @@ class Turns:
         ticket = object()
         with self._condition:
             self._waiting.append(ticket)
-            while self._busy or self._waiting[0] is not ticket:
-                if should_stop is not None and should_stop():
-                    self._waiting.remove(ticket)
-                    self._condition.notify_all()
-                    raise TrainingCancelled("cancelled while waiting for its turn; nothing saved")
-                if on_step is not None:
+        try:
+            while True:
+                with self._condition:
+                    if not self._busy and self._waiting[0] is ticket:
+                        self._waiting.popleft()
+                        self._busy = True
+                        break
                     ahead = self._waiting.index(ticket) + int(self._busy)
+                if should_stop is not None and should_stop():
+                    raise TrainingCancelled("cancelled while waiting for its turn; nothing saved")
+                if on_step is not None:  # outside the lock: a callback may take its time
                     on_step(0, 0, {"phase": f"waiting: {ahead} training(s) ahead"})
-                self._condition.wait(timeout=0.5)
-            self._waiting.popleft()
-            self._busy = True
+                with self._condition:
+                    if self._busy or self._waiting[0] is not ticket:
+                        self._condition.wait(timeout=0.5)
+        except BaseException:  # cancelled, or a failing callback: give the place up
+            with self._condition:
+                if ticket in self._waiting:
+                    self._waiting.remove(ticket)
+                self._condition.notify_all()
+            raise
         try:
             yield
         finally:
