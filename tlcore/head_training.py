@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tlcore import features
-from tlcore.config import StepCallback
+from tlcore.config import StepCallback, TrainingCancelled
 
 BLOCK_BYTES = 32 * 2**20  # vectors read and standardised at once
 Rows = np.ndarray | features.RowsView
 _BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-7  # Keras Adam's defaults
-
-
-class HeadTrainingCancelled(RuntimeError):
-    """Stopped before the first epoch finished: there is nothing to keep."""
 
 
 @dataclasses.dataclass
@@ -60,6 +56,44 @@ def divergence_message(epoch: int, batch: int | None, learning_rate: float) -> s
     where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
     return (f"the loss became NaN or infinite in {where}: training diverged. Lower the "
             f"learning rate (it was {learning_rate:g}) or check the data")
+
+
+class EpochRecord:
+    """What Keras `fit`'s History, `train.BestEpoch` and `train.ProgressCallback` do, for a
+    hand-written loop (the head's here, `multiworker.fit`): per-epoch history, the best
+    epoch by validation accuracy (the last one without validation), progress reports."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, on_step: StepCallback | None,
+                 phase: str = "training") -> None:
+        self.epochs, self.steps_per_epoch, self.on_step, self.phase = (
+            epochs, steps_per_epoch, on_step, phase)
+        self.history: dict[str, list[float]] = {}
+        self.best_epoch, self.best_accuracy, self.best_weights = 0, -1.0, None
+
+    def add(self, epoch: int, logs: dict[str, float], weights: Callable[[], Any]) -> None:
+        """Record finished epoch `epoch` (from 0); `weights()` is called only to keep them."""
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        accuracy = logs.get("val_accuracy")
+        if accuracy is None or accuracy > self.best_accuracy:
+            self.best_epoch, self.best_weights = epoch + 1, weights()
+            self.best_accuracy = -1.0 if accuracy is None else accuracy
+        if self.on_step is not None:
+            self.on_step((epoch + 1) * self.steps_per_epoch, self.epochs * self.steps_per_epoch,
+                         {"phase": self.phase, "epoch": epoch + 1, "epochs": self.epochs,
+                          "epoch_end": True, **logs})
+
+    def outcome(self, cancelled: bool, diverged: str | None) -> FitOutcome:
+        """How the loop ended.
+
+        Raises:
+            TrainingDiverged, TrainingCancelled: no epoch finished: there is nothing to keep.
+        """
+        if not self.history:
+            if diverged:
+                raise TrainingDiverged(diverged)
+            raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
+        return FitOutcome(self.history, cancelled, self.best_epoch, diverged)
 
 
 def _adam(value: tf.Tensor, first: tf.Tensor, second: tf.Tensor, gradient: tf.Tensor,
@@ -129,7 +163,7 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
     finite (training stops there: `FitOutcome.diverged` says so).
 
     Raises:
-        HeadTrainingCancelled: stopped before the first epoch finished.
+        TrainingCancelled: stopped before the first epoch finished.
         TrainingDiverged: the loss diverged in the first epoch: there is nothing to keep.
     """
     dense = head.get_layer("logits")
@@ -144,12 +178,7 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
     sample_weights = (np.ones(len(labels), np.float32) if not class_weights else
                       np.array([class_weights[int(label)] for label in labels], np.float32))
     block_rows = max(batch_size, BLOCK_BYTES // (4 * rows.shape[1]) // batch_size * batch_size)
-    steps_per_epoch = max(1, -(-len(labels) // batch_size))
-    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    has_validation = len(validation[1]) > 0
-    if has_validation:
-        history.update(val_loss=[], val_accuracy=[])
-    best_epoch, best_accuracy, best_weights = 0, -1.0, weights
+    record = EpochRecord(epochs, max(1, -(-len(labels) // batch_size)), on_step, phase)
 
     def prepare(block: np.ndarray) -> tf.Tensor:
         block = np.asarray(block, dtype=np.float32)
@@ -176,23 +205,12 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
         if cancelled or diverged:
             break
         logs = {"loss": loss_sum / len(labels), "accuracy": correct / len(labels)}
-        if has_validation:
+        if len(validation[1]):
             logs.update(_score(weights, validation, prepare, block_rows))
-        for key, value in logs.items():
-            history[key].append(value)
-        accuracy = logs.get("val_accuracy", 0.0)
-        if not has_validation or accuracy > best_accuracy:
-            best_epoch, best_accuracy, best_weights = epoch + 1, accuracy, weights
-        if on_step is not None:
-            on_step((epoch + 1) * steps_per_epoch, epochs * steps_per_epoch,
-                    {"phase": phase, "epoch": epoch + 1, "epochs": epochs, "epoch_end": True,
-                     **logs})
-    if not history["loss"]:
-        if diverged:
-            raise TrainingDiverged(diverged)
-        raise HeadTrainingCancelled("cancelled before the first epoch finished; nothing saved")
-    dense.set_weights([best_weights[0].numpy(), best_weights[1].numpy()])
-    return FitOutcome(history, cancelled, best_epoch, diverged)
+        record.add(epoch, logs, lambda: weights)
+    outcome = record.outcome(cancelled, diverged)
+    dense.set_weights([value.numpy() for value in record.best_weights])
+    return outcome
 
 
 def _score(weights: tuple, validation: tuple[Rows, np.ndarray],

@@ -36,7 +36,7 @@ def fit(model: keras.Model, strategy: tf.distribute.Strategy, train_config: conf
 
     Raises:
         ValueError: fewer training images than one global batch.
-        head_training.TrainingDiverged: the loss stopped being finite in the first epoch.
+        TrainingDiverged, TrainingCancelled: nothing finished (see `EpochRecord.outcome`).
     """
     images, labels = train
     batch_size = train_config.batch_size
@@ -85,8 +85,7 @@ def fit(model: keras.Model, strategy: tf.distribute.Strategy, train_config: conf
                     variable.assign(context.all_reduce("MEAN", tf.identity(variable.value)))
         strategy.run(replica)
 
-    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    best_epoch, best_accuracy, best_weights = 0, -1.0, None
+    record = head_training.EpochRecord(train_config.epochs, steps, on_step)
     cancelled, diverged = False, None
     for epoch in range(train_config.epochs):
         loss_sum = correct = 0.0
@@ -105,22 +104,9 @@ def fit(model: keras.Model, strategy: tf.distribute.Strategy, train_config: conf
         share_statistics()
         logs = {"loss": loss_sum / steps, "accuracy": correct / (steps * batch_size)}
         if len(validation[1]):
-            scores = evaluate.classification_report(
-                validation[1], evaluate.predict_logits(model, validation[0]),
-                [str(index) for index in range(model.output_shape[-1])])
-            logs["val_accuracy"] = scores["accuracy"]
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-        accuracy = logs.get("val_accuracy", 0.0)
-        if "val_accuracy" not in logs or accuracy > best_accuracy:
-            best_epoch, best_accuracy, best_weights = epoch + 1, accuracy, model.get_weights()
-        if on_step is not None:
-            on_step((epoch + 1) * steps, train_config.epochs * steps,
-                    {"phase": "training", "epoch": epoch + 1, "epochs": train_config.epochs,
-                     "epoch_end": True, **logs})
-    if best_weights is None:
-        if diverged:
-            raise head_training.TrainingDiverged(diverged)
-        raise head_training.HeadTrainingCancelled("cancelled before the first epoch finished")
-    model.set_weights(best_weights)
-    return head_training.FitOutcome(history, cancelled, best_epoch, diverged)
+            predictions = evaluate.predict_logits(model, validation[0]).argmax(axis=-1)
+            logs["val_accuracy"] = float(np.mean(predictions == validation[1]))
+        record.add(epoch, logs, model.get_weights)
+    outcome = record.outcome(cancelled, diverged)
+    model.set_weights(record.best_weights)
+    return outcome

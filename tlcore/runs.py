@@ -195,11 +195,17 @@ def delete_run(run: Run) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
 
 
-def sweep_visitor_runs(max_age_hours: float, runs_dir: Path | None = None) -> list[str]:
+def sweep_visitor_runs(max_age_hours: float | None = None,
+                       runs_dir: Path | None = None) -> list[str]:
     """Delete runs trained in a public demo more than `max_age_hours` ago; return their ids.
 
-    Runs made outside a demo (curated ones) are never touched.
+    The age defaults to `config.limits().visitor_run_hours`, which is None (keep them all)
+    outside a public demo. Runs made outside a demo (curated ones) are never touched.
     """
+    if max_age_hours is None:
+        max_age_hours = config.limits().visitor_run_hours
+        if max_age_hours is None:
+            return []
     cutoff = datetime.datetime.now() - datetime.timedelta(hours=max_age_hours)
     removed = []
     for run in list_runs(runs_dir):

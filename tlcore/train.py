@@ -25,17 +25,13 @@ import tensorflow as tf
 
 from tlcore import (backbones, checkpoints, config, data, distribute, evaluate, features,
                     head_training, models, multiworker, runs)
-from tlcore.config import StepCallback
+from tlcore.config import StepCallback, TrainingCancelled
 
 EMBED_CHUNK = 256  # images decoded at once while embedding
 IN_MEMORY_BYTES = 128 * 2**20  # a split's embeddings up to this size train from memory
 # (classifier, history, facts for run.json, (model, inputs per split) to score val/test with)
 TrainerResult = tuple[keras.Model, dict[str, list[float]], dict[str, Any],
                       tuple[keras.Model, dict[str, "np.ndarray | features.RowsView"]]]
-
-
-class TrainingCancelled(RuntimeError):
-    """Training was stopped before anything worth saving existed."""
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -318,12 +314,7 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
                 on_step: StepCallback | None, should_stop: Callable[[], bool] | None,
                 session: _Session | None = None) -> TrainerResult:
     body.trainable = False  # a feature extractor: only the head learns
-    embedder = models.embedding_model(models.build_classifier(
-        train_config.backbone, body, dataset.num_classes))
-    # The cache holds one vector per file of the data set, in order, whatever the split:
-    # runs with other seeds (other splits) of the same data reuse it correctly.
-    key = features.cache_key(train_config.backbone, train_config.weights,
-                             models.input_size(embedder), dataset.fingerprint())
+    embedder, key = _embedder_and_key(train_config, body, dataset)
     vectors = features.open_cached(key)
     cache_state = "hit" if vectors is not None else ("miss" if key else "off")
     if vectors is None or len(vectors) != len(dataset.paths):
@@ -337,6 +328,19 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
     extra = {"embedding_cache": cache_state, **_ending(trained.outcome),
              "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
     return classifier, trained.outcome.history, extra, (trained.head, trained.inputs)
+
+
+def _embedder_and_key(train_config: config.TrainConfig, body: keras.Model,
+                      dataset: data.Dataset) -> tuple[keras.Model, str | None]:
+    """The pixels-to-vector model of a body, and the embedding-cache key of its vectors.
+
+    The cache holds one vector per file of the data set, in order, whatever the split:
+    runs with other seeds (other splits) of the same data reuse it correctly.
+    """
+    embedder = models.embedding_model(models.build_classifier(
+        train_config.backbone, body, dataset.num_classes))
+    return embedder, features.cache_key(train_config.backbone, train_config.weights,
+                                        models.input_size(embedder), dataset.fingerprint())
 
 
 def _ending(outcome: head_training.FitOutcome) -> dict[str, Any]:
@@ -375,17 +379,14 @@ def train_head(train_config: config.TrainConfig, vectors: features.Embeddings,
     keras.utils.set_random_seed(train_config.seed)
     head = models.build_head(vectors.dim, num_classes, train_config.dropout_rate, mean, variance)
     split_labels = {split: labels[indices].astype(np.int32) for split, indices in splits.items()}
-    try:
-        outcome = head_training.fit_head(
-            head, (inputs["train"], split_labels["train"]),
-            (inputs["validation"], split_labels["validation"]), epochs=train_config.epochs,
-            batch_size=train_config.batch_size,
-            learning_rate=train_config.effective_learning_rate, seed=train_config.seed,
-            class_weights=(balanced_class_weights(split_labels["train"])
-                           if train_config.class_weights else None),
-            on_step=on_step, should_stop=should_stop)
-    except head_training.HeadTrainingCancelled as error:
-        raise TrainingCancelled(str(error)) from error
+    outcome = head_training.fit_head(
+        head, (inputs["train"], split_labels["train"]),
+        (inputs["validation"], split_labels["validation"]), epochs=train_config.epochs,
+        batch_size=train_config.batch_size,
+        learning_rate=train_config.effective_learning_rate, seed=train_config.seed,
+        class_weights=(balanced_class_weights(split_labels["train"])
+                       if train_config.class_weights else None),
+        on_step=on_step, should_stop=should_stop)
     return HeadTraining(head, outcome, inputs)
 
 
@@ -400,7 +401,7 @@ def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCa
     of them by default), one chunk at a time (memory: one chunk)."""
     size = models.input_size(embedder)
     starts = range(0, len(dataset.paths), EMBED_CHUNK) if starts is None else starts
-    total = sum(len(dataset.paths[start:start + EMBED_CHUNK]) for start in starts)
+    total = _rows_in(starts, len(dataset.paths))
     done = 0
     for start in starts:
         chunk = data.load_images(list(dataset.paths[start:start + EMBED_CHUNK]), size)
@@ -411,6 +412,11 @@ def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCa
         done += len(chunk)
         if on_step is not None:
             on_step(done, total, {"phase": "embedding"})
+
+
+def _rows_in(starts: Sequence[int], total: int) -> int:
+    """How many of `total` files the chunks of EMBED_CHUNK beginning at `starts` hold."""
+    return sum(min(EMBED_CHUNK, total - start) for start in starts)
 
 
 def embed_on_workers(train_config: config.TrainConfig, dataset: data.Dataset, index: int,
@@ -433,12 +439,9 @@ def embed_on_workers(train_config: config.TrainConfig, dataset: data.Dataset, in
     """
     if not 0 <= index < count:
         raise ValueError(f"worker {index} is not one of {count}")
-    body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
-                                    input_size=resolve_image_size(train_config, dataset))
-    embedder = models.embedding_model(models.build_classifier(
-        train_config.backbone, body, dataset.num_classes))
-    key = features.cache_key(train_config.backbone, train_config.weights,
-                             models.input_size(embedder), dataset.fingerprint())
+    embedder, key = _embedder_and_key(train_config, backbones.build_backbone(
+        train_config.backbone, weights=train_config.weights,
+        input_size=resolve_image_size(train_config, dataset)), dataset)
     if key is None:
         raise ValueError("sharing embeddings across workers needs pretrained or file weights: "
                          "random weights differ on every worker and are never cached")
@@ -447,8 +450,7 @@ def embed_on_workers(train_config: config.TrainConfig, dataset: data.Dataset, in
     if cached is not None and len(cached) == total:
         return cached
     mine = list(range(0, total, EMBED_CHUNK))[index::count]
-    rows = sum(len(dataset.paths[start:start + EMBED_CHUNK]) for start in mine)
-    features.write_shard(key, index, count, rows, dim,
+    features.write_shard(key, index, count, _rows_in(mine, total), dim,
                          _embed_dataset(embedder, dataset, on_step, should_stop, mine))
     parts = [features.shard_path(key, other, count) for other in range(count)]
     waiting_for = parts if index == 0 else [features.cache_path(key)]
@@ -487,13 +489,10 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
     validation = (images["validation"], _labels(dataset, "validation"))
     strategy = tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras fit fails
-        try:
-            outcome = multiworker.fit(
-                classifier, strategy, train_config, train_split, validation, on_step,
-                should_stop, balanced_class_weights(train_split[1])
-                if train_config.class_weights else None)
-        except head_training.HeadTrainingCancelled as error:
-            raise TrainingCancelled(str(error)) from error
+        outcome = multiworker.fit(
+            classifier, strategy, train_config, train_split, validation, on_step,
+            should_stop, balanced_class_weights(train_split[1])
+            if train_config.class_weights else None)
     else:
         outcome = _fit(classifier, train_config, train_split, validation, on_step,
                        should_stop, patience=train_config.patience,

@@ -39,9 +39,7 @@ def device() -> str:
 def housekeeping() -> int:
     """Once per server start: remove what killed processes left half-written (temporaries
     untouched for an hour) and expired visitor runs; return how many went."""
-    removed = len(atomic.sweep(config.tlcore_home()))
-    hours = config.limits().visitor_run_hours
-    return removed + (len(runs.sweep_visitor_runs(hours)) if hours is not None else 0)
+    return len(atomic.sweep(config.tlcore_home())) + len(runs.sweep_visitor_runs())
 
 
 @st.cache_resource(show_spinner="Reading the data set...", max_entries=8)

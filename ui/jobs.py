@@ -199,9 +199,7 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
     Raises:
         JobLimitError: the visitor already has a running job, or the server is full.
     """
-    hours = config.limits().visitor_run_hours
-    if hours is not None:  # a public demo: expired visitor runs go as new ones come
-        runs.sweep_visitor_runs(hours)
+    runs.sweep_visitor_runs()  # in a public demo, expired visitor runs go as new ones come
     registry = _registry()
     with registry.lock:
         _forget_old(registry)
