@@ -1,13 +1,24 @@
 """tlcore dashboard: `streamlit run app.py`. Routes pages and draws the shared sidebar."""
 from __future__ import annotations
 
+import logging
+import secrets
+
 import streamlit as st
+from streamlit import config as streamlit_config
 
 from tlcore import config
 from ui import cache, jobs, state
 
 st.set_page_config(page_title="tlcore: transfer learning on images", page_icon=":material/school:",
                    layout="wide")
+if config.public_demo():
+    # Strangers see no tracebacks (they name server paths), and Streamlit's own upload
+    # limit (read at each request) is the demo's, so a bigger file is refused while it
+    # streams in, before it is held in memory.
+    st.set_option("client.showErrorDetails", "none")
+    streamlit_config.set_option("server.maxUploadSize", config.limits().upload_mb,
+                                "tlcore public demo")
 state.init()
 
 PAGES = [
@@ -20,7 +31,6 @@ PAGES = [
     st.Page("app_pages/attack.py", title="Attack", icon=":material/bug_report:"),
 ]
 page = st.navigation(PAGES)
-
 
 
 @st.fragment(run_every=2.0)
@@ -41,8 +51,18 @@ with st.sidebar:
         training_status(job)
     if config.public_demo():
         limits = config.limits()
-        st.caption(f"Public demo: uploads only (up to {limits.upload_mb} MB), one training "
-                   f"per visitor, trainings take turns; runs are deleted after "
-                   f"{limits.visitor_run_hours:g} hours.")
+        st.caption(f"Public demo: what you upload and train is yours alone (kept with the "
+                   f"link in your address bar) and deleted after "
+                   f"{limits.visitor_run_hours:g} hours. Uploads up to {limits.upload_mb} MB; "
+                   f"one training per visitor; renders and attacks take turns, up to "
+                   f"{limits.job_seconds:.0f} s each.")
 
-page.run()
+try:
+    page.run()
+except Exception:  # a bug: a public demo shows an incident number, never a traceback
+    if not config.public_demo():
+        raise
+    incident = secrets.token_hex(4)
+    logging.getLogger("tlcore").exception("page failed (incident %s)", incident)
+    st.error(f"Something went wrong on this page (incident {incident}). Your work is safe: "
+             "try again, or reload the page.", icon=":material/error:")

@@ -1,9 +1,9 @@
 """Attack: the smallest change that makes the classifier wrong."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
-from tlcore import attack
 from ui import attacking, model_choice, state
 
 st.title("Attack")
@@ -24,11 +24,10 @@ with one_tab:
     attack_config = attacking.settings_form(picked) if chosen is not None else None
     if attack_config is not None:
         image, label = chosen
-        with st.spinner("Attacking..."), picked.lock:
-            result = attack.make_attack(attack_config)(
-                picked.model, image[None], None if label is None else [label],
-                target=attack_config.target)
-        state.set_attack_result(picked.key, attack_config, result)
+        result = attacking.run_attack(picked, attack_config, image[None],
+                                      None if label is None else np.array([label]))
+        if result is not None:
+            state.set_attack_result(picked.key, attack_config, result)
     stored = state.attack_result(picked.key)
     if stored is not None:
         attacking.show_result(picked, *stored)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import archives, config, data, images, petimages, pets
+from tlcore import archives, config, data, images, petimages, pets, visitors
 from ui import cache, charts, jobs, state, widgets
 
 SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
@@ -30,7 +30,7 @@ def prepare(source: str) -> None:
         return
     if job is not None:
         snapshot = job.snapshot()
-        st.error(snapshot.error or f"Download {snapshot.state}.", icon=":material/cloud_off:")
+        widgets.error(snapshot.error or f"Download {snapshot.state}.", icon=":material/cloud_off:")
     if st.button(f"Download ({DOWNLOAD_BYTES[source] / 1e6:,.0f} MB, once)",
                  icon=":material/download:", type="primary"):
         jobs.prepare_data(state.visitor_id(), source)
@@ -38,7 +38,9 @@ def prepare(source: str) -> None:
     st.stop()
 
 
-choices = [key for key in SOURCES if key != "folder" or not config.public_demo()]
+# A public demo offers no server folders, and only the downloaded sets its host prepared.
+choices = [key for key in SOURCES if not config.public_demo()
+           or (key != "folder" and not data.needs_download(key))]
 current = state.data_source()
 default = current if current in SOURCES else ("folder" if "folder" in choices else "zip")
 kind = st.radio("Source", choices, index=choices.index(default), format_func=SOURCES.get,
@@ -57,10 +59,16 @@ try:
         if kind in data.DOWNLOADED_SOURCES:
             prepare(kind)
     elif kind == "zip":
-        upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"])
+        upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"],
+                                  max_upload_size=config.limits().upload_mb)
         if upload is not None:
+            owner = state.owner()
+            if owner is not None:  # a demo: into the visitor's own folder, within the quota
+                visitors.check_disk(owner, upload.size)
             with st.spinner("Extracting safely..."):
-                state.set_data_source(data.from_zip(upload.getvalue(), name=upload.name).source)
+                state.set_data_source(data.from_zip(
+                    upload.getvalue(), name=upload.name,
+                    into=None if owner is None else visitors.uploads_folder(owner)).source)
     else:
         folder = st.text_input("Folder of class folders",
                                value="" if current in SOURCES else current)
@@ -68,10 +76,10 @@ try:
             state.set_data_source(cache.dataset(folder).source)
     dataset = cache.dataset(state.data_source())
 except (ValueError, archives.ArchiveError) as error:
-    st.error(str(error), icon=":material/error:")
+    widgets.error(error)
     st.stop()
 
-st.subheader(dataset.name)
+st.subheader(widgets.plain(dataset.name))
 if dataset.synthetic:
     st.info("Synthetic shapes and textures drawn by code: good for learning the tool "
             "offline, not a measure of accuracy on photographs.", icon=":material/science:")
@@ -84,12 +92,12 @@ st.plotly_chart(charts.class_counts(dataset.class_counts()), width="stretch")
 
 st.subheader("Samples")
 for class_name, paths in dataset.sample_paths(per_class=8).items():
-    st.caption(class_name)
+    st.caption(widgets.plain(class_name))
     st.image(images.image_grid(data.load_images(paths, 64), columns=8))
 
 st.subheader(f"Skipped files ({len(dataset.skipped)})")
 if dataset.skipped:
-    st.dataframe([{"file": item.path, "reason": item.reason} for item in dataset.skipped],
-                 width="stretch")
+    st.dataframe([{"file": data.relative_name(item.path, dataset), "reason": item.reason}
+                  for item in dataset.skipped], width="stretch")
 else:
     st.caption("Every file was a readable image.")

@@ -31,7 +31,7 @@ def scored(chosen) -> dict:
     try:
         return cache.run_report(str(chosen.run_dir), str(chosen.info.get("created")), split)
     except ValueError as error:
-        st.error(f"Cannot evaluate {chosen.run_id}: {error}", icon=":material/error:")
+        widgets.error(f"Cannot evaluate {chosen.run_id}: {error}")
         st.stop()
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import config, export, runs
-from ui import cache, charts, state, widgets
+from tlcore import export, runs
+from ui import cache, charts, state, widgets, work
 
 st.title("Runs")
 st.markdown("Every finished training is a run: the model and what made it. Compare them to "
@@ -23,31 +23,32 @@ st.plotly_chart(charts.run_comparison(rows), width="stretch")
 
 st.subheader("One run")
 run = widgets.run_picker(all_runs, key="runs_run")
-with open(run.model_path, "rb") as model_file:
-    st.download_button("Download the model (.keras)", model_file, file_name=f"{run.run_id}.keras",
-                       icon=":material/download:",
-                       help="Load with keras.saving.load_model after `import tlcore.layers`; "
-                            "it takes raw [0, 255] RGB pixels and returns logits.")
+# Read when clicked, not at every rerun (a model is tens to hundreds of MB).
+st.download_button("Download the model (.keras)", run.model_path.read_bytes,
+                   file_name=f"{run.run_id}.keras", icon=":material/download:",
+                   on_click="ignore",
+                   help="Load with keras.saving.load_model after `import tlcore.layers`; "
+                        "it takes raw [0, 255] RGB pixels and returns logits.")
 tflite = run.run_dir / export.TFLITE_FILE
 if tflite.is_file():
-    with open(tflite, "rb") as tflite_file:
-        st.download_button("Download TensorFlow Lite (.tflite)", tflite_file,
-                           file_name=f"{run.run_id}.tflite", icon=":material/smartphone:")
+    st.download_button("Download TensorFlow Lite (.tflite)", tflite.read_bytes,
+                       file_name=f"{run.run_id}.tflite", icon=":material/smartphone:",
+                       on_click="ignore")
 elif st.button("Export for phones (TensorFlow Lite)", icon=":material/smartphone:"):
-    with st.spinner("Converting..."):
+    with work.heavy("Converting to TensorFlow Lite"):
         export.export_tflite(run)
     st.rerun()
-if config.public_demo():
-    st.caption("Renaming and deleting are off in the public demo.")
+if not run.deletable_by(state.owner()):
+    st.caption("This run was made by the demo's host: you can use it, not rename or delete it.")
     st.stop()
 with st.form("rename"):
-    name = st.text_input("Name", value=run.name)
+    name = st.text_input("Name", value=run.name, max_chars=80)
     if st.form_submit_button("Rename", icon=":material/edit:"):
         try:
             runs.rename_run(run, name)
             st.rerun()
         except ValueError as error:
-            st.error(str(error))
+            widgets.error(error)
 confirm = st.checkbox(f"Yes, delete {run.run_id} and its model")
 if st.button("Delete", icon=":material/delete:", disabled=not confirm):
     runs.delete_run(run)

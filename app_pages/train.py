@@ -19,16 +19,16 @@ st.markdown(
 try:
     dataset = cache.dataset(state.data_source())
 except ValueError as error:
-    st.error(f"{error}. Choose another data set on the Data page.", icon=":material/error:")
+    widgets.error(f"{error}. Choose another data set on the Data page.")
     st.stop()
-st.caption(f"Data: **{dataset.name}**, {dataset.num_classes} classes, "
+st.caption(f"Data: **{widgets.plain(dataset.name)}**, {dataset.num_classes} classes, "
            f"{dataset.split_sizes()['train']} training images (change it on the Data page).")
 
 
 def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     """Show a finished job: its run's numbers, or why it failed."""
     if snapshot.state == "failed":
-        st.error(f"Training failed: {snapshot.error}", icon=":material/error:")
+        widgets.error(f"Training failed: {snapshot.error}")
         return
     if snapshot.run_dir is None:
         st.warning(snapshot.error or "Training was cancelled.", icon=":material/cancel:")
@@ -36,7 +36,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     try:
         run = runs.load_run(snapshot.run_dir)
     except ValueError as error:
-        st.error(f"The run is gone: {error}", icon=":material/error:")
+        widgets.error(f"The run is gone: {error}")
         return
     state.set_selected_run_id(run.run_id)
     metrics = run.info["metrics"]
@@ -62,7 +62,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
 
 
 widgets.keep_train_form()
-job = jobs.get_job(state.job_id())
+job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())
 if job is not None and job.is_running():
     widgets.job_progress(job)
     st.stop()
@@ -84,7 +84,7 @@ if interrupted and not config.public_demo():
                     state.set_job_id(job.job_id)
                     st.rerun()
                 except jobs.JobLimitError as error:
-                    st.error(str(error))
+                    widgets.error(error)
             if right.button("Discard", key=f"discard-{checkpoint.run_id}"):
                 checkpoints.remove(checkpoint.folder)
                 st.rerun()
@@ -103,7 +103,7 @@ if train_config is not None:
                  "nothing is transferred), or the VGG16 edge-detection body.",
                  icon=":material/cloud_off:")
     except (ValueError, jobs.JobLimitError) as error:
-        st.error(str(error), icon=":material/error:")
+        widgets.error(error)
 
 if job is not None:
     show_outcome(job.snapshot())

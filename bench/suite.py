@@ -295,7 +295,16 @@ def _head_probe(count: int, flags: list[str]) -> dict:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
-BENCHMARKS = [embedding, training, ideal_steps, attack_latency, app_start, scaling]
+def load(quick: bool, repeats: int) -> list[Row]:
+    """8. N visitors (8; quick 3) at once on a real public-demo server through headless
+    Chromium: light page times, train/render/attack click to result, errors, peak memory
+    (bench/load.py)."""
+    from bench import load as load_benchmark
+
+    return load_benchmark.run(quick)
+
+
+BENCHMARKS = [embedding, training, ideal_steps, attack_latency, app_start, scaling, load]
 
 
 def device() -> str:

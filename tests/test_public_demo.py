@@ -77,10 +77,262 @@ def test_visitor_runs_expire_and_curated_runs_stay(tiny_run, tmp_path):
 
 def test_the_demo_offers_no_server_folder_and_says_its_rules(demo, tiny_run):
     app = AppTest.from_file(APP, default_timeout=180).run()
-    assert any("Public demo: uploads only (up to 50 MB)" in caption.value
-               for caption in app.caption)
+    assert any("Public demo: what you upload and train is yours alone" in caption.value
+               and "Uploads up to 50 MB" in caption.value for caption in app.caption)
     app.switch_page("app_pages/data.py").run()
     assert not app.exception
     source = next(radio for radio in app.radio if radio.label == "Source")
     assert "A folder on this server" not in source.options
     assert "Upload a zip of class folders" in source.options
+
+
+# --- Hostile visitors: each case builds its hostile file itself -------------------------
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _png(size: int = 16, value: int = 90) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _files_under(folder) -> list:
+    return [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_a_webp_bomb_zip_is_refused_from_headers_and_leaves_nothing(demo, tmp_path):
+    from PIL import Image
+
+    buffer = io.BytesIO()  # lossless WebP of one flat colour: 2 kB declaring 49 megapixels
+    Image.new("RGB", (7000, 7000), (120, 130, 140)).save(buffer, "WEBP", lossless=True)
+    bomb = buffer.getvalue()
+    eight = _zip({f"{kind}/{index}.webp": bomb for kind in ("cats", "dogs")
+                  for index in range(4)})
+    assert len(eight) < 20_000
+    before = _peak_mb()
+    # Each image is over the per-image limit: refused from its header, none decoded.
+    with pytest.raises(ValueError, match="0 class folder"):
+        data.from_zip(eight, name="bomb.zip", into=tmp_path / "uploads")
+    # Many smaller ones together are over the archive's budget.
+    forty = _zip({f"{kind}/{index}.webp": bomb for kind in ("cats", "dogs")
+                  for index in range(20)})
+    with pytest.raises(config.LimitError, match="megapixels in all"):
+        data.from_zip(forty, name="bomb.zip", into=tmp_path / "uploads")
+    assert _peak_mb() - before < 500  # a full decode of one image alone is 196 MB
+    assert _files_under(tmp_path / "uploads") == []
+
+
+def test_one_image_over_the_pixel_limit_is_skipped_with_the_reason(demo, tmp_path):
+    from PIL import Image
+
+    folder = make_image_folder(tmp_path / "set", per_class=3)
+    Image.new("RGB", (6000, 5000)).save(folder / "red" / "huge.png")  # 30 MP > 24 MP
+    dataset = data.from_folder(folder)
+    [huge] = [item for item in dataset.skipped if item.path.endswith("huge.png")]
+    assert "6000x5000 pixels is more than the 24,000,000 allowed" in huge.reason
+    assert data.relative_name(huge.path, dataset) == "red/huge.png"
+
+
+def test_a_refused_upload_leaves_no_files(demo, tmp_path):
+    one_class = _zip({f"only/{index}.png": _png() for index in range(5)})
+    with pytest.raises(ValueError, match="1 class folder"):
+        data.from_zip(one_class, into=tmp_path / "uploads")
+    assert _files_under(tmp_path / "uploads") == []
+    assert _files_under(config.cache_dir() / "scans") == [] or not any(
+        "only" in path.read_text() for path in _files_under(config.cache_dir() / "scans"))
+    many = _zip({f"class{index}/a.png": _png() for index in range(101)})  # limit: 100
+    with pytest.raises(config.LimitError, match="class folders: 101 is over"):
+        data.from_zip(many, into=tmp_path / "uploads")
+    assert _files_under(tmp_path / "uploads") == []
+
+
+def _bomb_model(path, units: int = 100_000):
+    """A 0.5 MB .keras file whose config declares Dense(units) on 12,288 inputs."""
+    import json
+
+    import keras
+
+    small = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(10)])
+    small.save(path.with_name("small.keras"))
+    with zipfile.ZipFile(path.with_name("small.keras")) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    saved = json.loads(files["config.json"])
+    saved["config"]["layers"][-1]["config"]["units"] = units
+    files["config.json"] = json.dumps(saved).encode()
+    path.write_bytes(_zip(files))
+    return path
+
+
+def test_a_model_bomb_is_refused_from_its_config_before_any_weight_is_allocated(demo, tmp_path):
+    from tlcore import models
+
+    bomb = _bomb_model(tmp_path / "bomb.keras")  # 1.2 billion weights: 4.9 GB if built
+    assert models.declared_parameters(tmp_path / "small.keras") == 122_890
+    before = _peak_mb()
+    with pytest.raises(config.LimitError, match="1,228,900,000 is over this public demo's "
+                                                 "limit of 30,000,000 parameters"):
+        models.load_model(bomb)
+    assert _peak_mb() - before < 500
+    assert models.load_model(tmp_path / "small.keras").count_params() == 122_890
+
+
+def test_an_unbuilt_model_is_refused_with_the_reason(tmp_path):
+    import keras
+
+    from tlcore import models
+
+    unbuilt = keras.Sequential([keras.layers.Dense(3)])
+    unbuilt.save(tmp_path / "unbuilt.keras")
+    with pytest.raises(ValueError, match="without an input shape"):
+        models.wrap_external_model(models.load_model(tmp_path / "unbuilt.keras"), "none")
+
+
+def test_renders_attacks_and_trainings_over_the_demo_budget_are_refused(demo, tiny_run,
+                                                                       tiny_folder):
+    import numpy as np
+
+    from tlcore import attack, train, visualize
+
+    model = tiny_run.load_model()
+    with pytest.raises(config.LimitError, match="render steps: 2,000 is over"):
+        visualize.render(model, 0, config.RenderConfig(steps=2000))
+    with pytest.raises(config.LimitError, match="images per sweep: 8 is over"):
+        visualize.render_sweep(model, 0, config.RenderConfig(steps=5), [0.1] * 8)
+    pixels = np.full((65, 32, 32, 3), 128, dtype=np.float32)
+    with pytest.raises(config.LimitError, match="images per attack: 65 is over"):
+        attack.make_attack(config.AttackConfig(method="fgsm"))(model, pixels)
+    with pytest.raises(config.LimitError, match="attack steps: 500 is over"):
+        attack.make_attack(config.AttackConfig(steps=500))(model, pixels[:1])
+    with pytest.raises(config.LimitError, match="images per attack"):
+        attack.robustness_curve(model, pixels, np.zeros(65), [4])
+    with pytest.raises(config.LimitError, match="epochs: 50 is over"):
+        train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                  mode="end-to-end", epochs=50),
+                               data.from_folder(tiny_folder))
+
+
+def test_a_big_attack_runs_in_chunks_like_small_ones(tiny_run):
+    import numpy as np
+
+    from tlcore import attack
+
+    model = tiny_run.load_model()
+    pixels = np.random.default_rng(0).uniform(0, 255, (attack.CHUNK_IMAGES + 5, 32, 32, 3))
+    chunks, fgsm = [], attack.make_attack(config.AttackConfig(method="fgsm", epsilon=8))
+    whole = fgsm(model, pixels, on_step=lambda done, total, _: chunks.append((done, total)))
+    assert chunks == [(attack.CHUNK_IMAGES, len(pixels)), (len(pixels), len(pixels))]
+    alone = fgsm(model, pixels[-5:])
+    assert np.array_equal(whole.adversarial[-5:], alone.adversarial)
+    with pytest.raises(attack.AttackStopped):
+        attack.make_attack(config.AttackConfig(steps=5))(model, pixels,
+                                                         should_stop=lambda: True)
+
+
+def test_run_ids_cannot_be_guessed_and_a_save_never_replaces_a_run(tiny_run, tmp_path):
+    run_id = runs.new_run_id("vgg16", "fast")
+    assert len(run_id.rsplit("-", 1)[1]) == 16  # 64 random bits
+    model = tiny_run.load_model()
+    runs.save_run(model, dict(tiny_run.info), tmp_path, run_id="taken")
+    with pytest.raises(FileExistsError, match="nothing was replaced"):
+        runs.save_run(model, {**tiny_run.info, "classes": ["x", "y", "z"]}, tmp_path,
+                      run_id="taken")
+    assert runs.load_run(tmp_path / "taken").classes == tiny_run.classes
+
+
+def _visitor_run(tiny_run, runs_dir, name: str, owner: str | None):
+    import shutil
+
+    folder = shutil.copytree(tiny_run.run_dir, runs_dir / name)
+    info = {**tiny_run.info, "id": name}
+    info.pop("public_demo", None)
+    info.pop("owner", None)
+    if owner is not None:
+        info.update(public_demo=True, owner=owner)
+    runs.write_info(folder, info)
+
+
+def test_each_visitor_sees_only_their_runs_and_the_hosts(demo, tiny_run):
+    from tlcore import visitors
+
+    alice, bob = visitors.new_token(), visitors.new_token()
+    assert alice != bob and visitors.is_token(alice) and not visitors.is_token("../x")
+    for name, owner in (("alice_passport_scans", visitors.owner_id(alice)),
+                        ("bobs", visitors.owner_id(bob)), ("curated", None)):
+        _visitor_run(tiny_run, config.runs_dir(), name, owner)
+
+    def runs_page(token: str) -> AppTest:
+        app = AppTest.from_file(APP, default_timeout=180)
+        app.query_params["visitor"] = token
+        app.run()
+        app.switch_page("app_pages/runs.py").run()
+        assert not app.exception
+        return app
+
+    page = runs_page(bob)
+    [picker] = [box for box in page.selectbox if box.label == "Run"]
+    shown = {option.split(":")[0] for option in picker.options}
+    assert "bobs" in shown and "curated" in shown and "alice_passport_scans" not in shown
+    assert not any("alice" in str(frame.value) for frame in page.dataframe)
+    # Bob may delete his own run, not the host's.
+    by_id = {run.run_id: run for run in runs.list_runs()}
+    picker.set_value(by_id["bobs"]).run()
+    assert any(button.label == "Delete" for button in page.button)
+    [picker] = [box for box in page.selectbox if box.label == "Run"]
+    picker.set_value(by_id["curated"]).run()
+    assert not any(button.label == "Delete" for button in page.button)
+    # A forged or malformed token is a new visitor, never someone else.
+    stranger = runs_page("../" + alice)
+    [picker] = [box for box in stranger.selectbox if box.label == "Run"]
+    assert not any("alice" in option or "bobs" in option for option in picker.options)
+    assert stranger.query_params["visitor"] != alice
+
+
+def test_a_page_failure_in_the_demo_shows_an_incident_not_a_traceback(demo, monkeypatch):
+    from ui import cache
+
+    secret = str(config.tlcore_home() / "runs" / "secret")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"cannot read {secret}")
+
+    monkeypatch.setattr(cache, "all_runs", broken)
+    app = AppTest.from_file(APP, default_timeout=180).run()
+    app.switch_page("app_pages/runs.py").run()
+    assert not app.exception
+    assert any("incident" in error.value for error in app.error)
+    text = " ".join(str(element.value) for kind in (app.error, app.markdown, app.caption)
+                    for element in kind)
+    assert secret not in text and "Traceback" not in text
+
+
+def test_markdown_in_a_visitors_class_name_is_shown_literally(tmp_path):
+    from ui import widgets
+
+    hostile = "[win](http://evil.example) ![x](http://evil.example/x.png) **b**"
+    folder = make_image_folder(tmp_path / "set", per_class=3,
+                               colours={hostile.replace("/", "|"): (200, 0, 0),
+                                        "plain": (0, 0, 200)})
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.session_state["data_source"] = str(folder)
+    app.run()
+    app.switch_page("app_pages/data.py").run()
+    assert not app.exception
+    [caption] = [c for c in app.caption if "win" in c.value]
+    assert caption.value == widgets.plain(hostile.replace("/", "|"))
+    assert "\\[win\\]\\(http\\:" in caption.value  # escaped: no link, no image, no bold

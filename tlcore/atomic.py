@@ -32,7 +32,8 @@ def write_file(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[Path]:
+def staged_folder(target: Path, *, replace_existing: bool = False,
+                  exist_ok: bool = True) -> Iterator[Path]:
     """Yield an empty staging folder beside `target`; when the block ends well, it becomes
     `target` in one rename, and when it fails it is removed.
 
@@ -41,6 +42,11 @@ def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[P
         replace_existing: what to do if `target` appeared meanwhile (another visitor or
             process made it): True replaces it, False keeps it and discards this copy
             (right when both are the same thing, such as one upload or the demo set).
+        exist_ok: with replace_existing False, whether an existing `target` is fine
+            (False: FileExistsError, for things that must never be confused, like runs).
+
+    Raises:
+        FileExistsError: `target` exists and neither replace_existing nor exist_ok.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -65,11 +71,15 @@ def staged_folder(target: Path, *, replace_existing: bool = False) -> Iterator[P
                 raise
             shutil.rmtree(retired, ignore_errors=True)
             return
+        if target.exists() and not exist_ok:
+            raise FileExistsError(f"{target.name} exists already; nothing was replaced")
         try:
             os.replace(staging, target)
         except OSError:
             if not target.is_dir():
                 raise
+            if not exist_ok:
+                raise FileExistsError(f"{target.name} exists already; nothing was replaced")
             shutil.rmtree(staging, ignore_errors=True)  # another writer finished first
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -95,7 +105,7 @@ def sweep(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
             path = Path(folder) / name
             try:
                 if (not name.startswith(TEMPORARY_PREFIX)
-                        or now - _last_change(path) < older_than_seconds):
+                        or now - last_change(path) < older_than_seconds):
                     continue
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path)
@@ -108,7 +118,7 @@ def sweep(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
     return removed
 
 
-def _last_change(path: Path) -> float:
+def last_change(path: Path) -> float:
     """The newest modification time of a file, or of a folder and everything in it."""
     newest = path.lstat().st_mtime
     if path.is_dir() and not path.is_symlink():

@@ -388,8 +388,9 @@ def _robustness(arguments: argparse.Namespace) -> dict[str, Any]:
 
     run = runs.load_run(arguments.run_dir)
     split = "validation" if arguments.split == "val" else arguments.split
-    images, labels = evaluate.dataset_of(run).split_arrays(split, run.image_size)
-    images, labels = images[:arguments.limit].astype("float32"), labels[:arguments.limit]
+    images, labels = evaluate.dataset_of(run).split_arrays(split, run.image_size,
+                                                           limit=arguments.limit)
+    images = images.astype("float32")
     if not len(labels):
         raise ValueError(f"the {split} split of {run.run_id} has no images")
     curve = attack.robustness_curve(run.load_model(), images, labels, arguments.epsilons,

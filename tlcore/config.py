@@ -49,29 +49,85 @@ def public_demo() -> bool:
     return os.environ.get("TLCORE_PUBLIC_DEMO", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class LimitError(ValueError):
+    """A request over one of the server's limits (`Limits`); the message names the limit."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """What one visitor may hand the server.
+    """What one visitor may ask of the server: the one table the pages, the CLI and the
+    library all read. None means no limit.
 
     Attributes:
         upload_mb: the largest uploaded file (an image, a model or a zip).
         extracted_mb: the most an uploaded zip may expand to.
         archive_files: the most entries an uploaded zip may hold.
-        visitor_run_hours: runs trained in a public demo are deleted after this many
-            hours (None: kept).
+        visitor_run_hours: runs and uploads made in a public demo are deleted after this
+            many hours (None: kept).
+        image_megapixels: the most pixels one image may declare (checked from its header,
+            before decoding).
+        archive_megapixels: the most pixels all images of one uploaded zip may declare
+            together (what the folder scan has to decode).
+        classes: the most classes of a data set.
+        epochs: the most epochs of a training (each stage of fine-tuning).
+        image_size: the largest input side of a training.
+        render_steps: the most steps of an ideal-image render or sweep.
+        sweep_images: the most images rendered together in a sweep.
+        attack_steps: the most steps of an attack.
+        attack_images: the most images attacked at once (many images, robustness curves).
+        model_parameters: the most weights of an uploaded model (counted from its config
+            before any weight is allocated).
+        job_seconds: the time budget of one render, sweep or attack.
+        heavy_slots: renders, sweeps and attacks running at once (the rest queue).
+        visitor_disk_mb: the most disk one visitor's uploads and runs may use.
+        total_disk_mb: the most disk all visitors' uploads and runs may use together.
+        cache_mb: derived caches (embeddings, folder scans, exports) are swept, oldest
+            first, beyond this size.
     """
 
     upload_mb: int
     extracted_mb: int
     archive_files: int
     visitor_run_hours: float | None
+    image_megapixels: float = 50.0
+    archive_megapixels: float | None = None
+    classes: int | None = None
+    epochs: int | None = None
+    image_size: int | None = None
+    render_steps: int | None = None
+    sweep_images: int | None = None
+    attack_steps: int | None = None
+    attack_images: int | None = None
+    model_parameters: int | None = None
+    job_seconds: float | None = None
+    heavy_slots: int = 2
+    visitor_disk_mb: int | None = None
+    total_disk_mb: int | None = None
+    cache_mb: int | None = None
 
 
 OWN_LIMITS = Limits(upload_mb=500, extracted_mb=4096, archive_files=100_000,
                     visitor_run_hours=None)
-# Small enough for the smallest free hosts (1 CPU, 2-3 GB of memory, a few GB of disk).
+# Small enough for the smallest free hosts (1-2 CPUs, 2-3 GB of memory, a few GB of disk),
+# large enough for the lesson: Oxford-IIIT Pets has 37 classes, a phone photo 12-24 MP,
+# the lesson's render takes 200-300 steps at the preview's pace and PGD 10-50 steps.
 DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
-                     visitor_run_hours=float(os.environ.get("TLCORE_DEMO_RUN_HOURS", 24)))
+                     visitor_run_hours=float(os.environ.get("TLCORE_DEMO_RUN_HOURS", 24)),
+                     image_megapixels=24.0, archive_megapixels=1_500.0, classes=100,
+                     epochs=20, image_size=224, render_steps=300, sweep_images=7,
+                     attack_steps=100, attack_images=64, model_parameters=30_000_000,
+                     job_seconds=180.0, heavy_slots=1, visitor_disk_mb=500,
+                     total_disk_mb=10_000, cache_mb=2_000)
+# How each limit is named in a refusal.
+LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size (MB)",
+               "archive_files": "files per zip", "image_megapixels": "megapixels per image",
+               "archive_megapixels": "megapixels per zip", "classes": "classes",
+               "epochs": "epochs", "image_size": "image side (px)",
+               "render_steps": "render steps", "sweep_images": "images per sweep",
+               "attack_steps": "attack steps", "attack_images": "images per attack",
+               "model_parameters": "parameters of an uploaded model",
+               "visitor_disk_mb": "disk per visitor (MB)",
+               "total_disk_mb": "disk for all visitors (MB)"}
 
 
 def limits() -> Limits:
@@ -79,15 +135,37 @@ def limits() -> Limits:
     return DEMO_LIMITS if public_demo() else OWN_LIMITS
 
 
+def check_limit(name: str, value: float, what: str | None = None) -> None:
+    """Refuse `value` when it is over the limit `name` of `limits()`.
+
+    Args:
+        name: a `Limits` field, such as "render_steps".
+        value: what was asked for.
+        what: how to name it in the message; None uses the limit's own name.
+
+    Raises:
+        LimitError: one line naming the value, the limit and where it comes from.
+    """
+    limit = getattr(limits(), name)
+    if limit is not None and value > limit:
+        where = "this public demo's" if public_demo() else "this server's"
+        raise LimitError(f"{what or LIMIT_NAMES[name]}: {_number(value)} is over {where} "
+                         f"limit of {_number(limit)} {LIMIT_NAMES[name]}")
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.3g}"
+
+
 def check_upload(size_bytes: int, what: str) -> None:
     """Refuse an upload over `limits().upload_mb`.
 
     Raises:
-        ValueError: the message names the size and the limit.
+        LimitError: the message names the size and the limit.
     """
     limit = limits().upload_mb
     if size_bytes > limit * 2**20:
-        raise ValueError(f"{what} is {size_bytes / 2**20:,.1f} MB; at most {limit} MB is "
+        raise LimitError(f"{what} is {size_bytes / 2**20:,.1f} MB; at most {limit} MB is "
                          "allowed here")
 
 

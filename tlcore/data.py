@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -98,17 +99,36 @@ class Dataset:
                 bucket.append(path)
         return samples
 
-    def split_arrays(self, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def split_arrays(self, split: str, size: int, limit: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """Load one split's images, resized to a square side, with their labels.
+
+        Args:
+            split: "train", "validation" or "test".
+            size: the square side.
+            limit: load only the split's first `limit` images.
 
         Returns:
             (images uint8 (N, size, size, 3), labels int32 (N,)).
         """
         if split not in self.splits:
             raise ValueError(f"split={split!r} is not one of {SPLIT_NAMES}")
-        indices = self.splits[split]
+        indices = self.splits[split][:limit]
         return (load_images([self.paths[i] for i in indices], size),
                 self.labels[indices].astype(np.int32))
+
+
+def relative_name(path: str, dataset: Dataset) -> str:
+    """A file's name inside its data set (e.g. `cats/1.png`), for showing to people who
+    need not know where the server keeps it; the name itself when it lies elsewhere."""
+    roots = [Path(dataset.source)] if dataset.source not in ("", "demo") else []
+    roots += [Path(item).parent.parent for item in dataset.paths[:1]]
+    for root in roots:
+        try:
+            return str(Path(path).relative_to(root))
+        except ValueError:
+            continue
+    return Path(path).name
 
 
 def stratified_splits(labels: np.ndarray, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
@@ -150,6 +170,7 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     if not root.is_dir():
         raise ValueError(f"data folder {str(root)!r} does not exist or is not a folder")
     class_folders = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    config.check_limit("classes", len(class_folders), "class folders")
     verdicts = _load_verdicts(root)
     tick = _progress(class_folders, on_step)
     paths: list[str] = []
@@ -268,7 +289,7 @@ def _unreadable_reason(path: Path) -> str | None:
     """Decode the whole file the way training will (a truncated JPEG passes a header
     check; an EXIF or colour-mode error shows only in the conversion); return why it fails."""
     try:
-        images.load_image(path)
+        images.load_image(path, reduce_to=images.CHECK_SIDE)
     except images.ImageError as error:
         return str(error).removeprefix(f"{path}: ")
     return None
@@ -290,32 +311,79 @@ def source_stamp(source: str) -> str:
 
 
 def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
-             seed: int = 0) -> Dataset:
-    """Extract a zip of class folders safely (into the cache) and read it like a folder.
+             seed: int = 0, into: Path | None = None) -> Dataset:
+    """Extract a zip of class folders safely and read it like a folder.
 
-    The archive may hold the class folders at its top or inside one top-level folder.
+    The archive may hold the class folders at its top or inside one top-level folder. It
+    is extracted into a staging folder and checked there (limits of `config.limits()`:
+    files, bytes, declared pixels, classes, at least two readable classes); only a zip
+    that passes becomes `<into>/<hash of the zip>`, so a refused one leaves nothing.
+
+    Args:
+        archive: the zip's bytes (an upload) or its path (a zip on this server).
+        name: the data set's name; None takes the file's name (an upload: a hash).
+        seed: seed of the split.
+        into: the folder that keeps extracted zips; None: `<cache>/uploads`.
 
     Raises:
-        archives.ArchiveError: unsafe or oversized archive (`config.limits()`).
-        ValueError: fewer than two classes, or a zip over the upload limit.
+        archives.ArchiveError: unsafe or oversized archive.
+        config.LimitError: over a limit (upload size, pixels, classes).
+        ValueError: fewer than two classes with a readable image.
     """
     if isinstance(archive, bytes):  # an upload (a zip on disk is the server's own)
         config.check_upload(len(archive), "the zip")
-    data = archive if isinstance(archive, bytes) else Path(archive).read_bytes()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    target = config.cache_dir() / "uploads" / digest
-    if not target.is_dir():
-        limits = config.limits()
-        with atomic.staged_folder(target) as staging:  # the same zip twice: one copy stays
-            archives.extract_zip(data, staging, max_files=limits.archive_files,
-                                 max_total_bytes=limits.extracted_mb * 2**20)
-    root = target
-    entries = [p for p in target.iterdir() if not _hidden(p.name)]
+    content = archive if isinstance(archive, bytes) else Path(archive).read_bytes()
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    target = Path(into or config.cache_dir() / "uploads") / digest
+    default_name = Path(archive).stem if not isinstance(archive, bytes) else f"upload-{digest[:8]}"
+    if target.is_dir():
+        return from_folder(_class_root(target), name=name or default_name, seed=seed)
+    limits = config.limits()
+    with atomic.staged_folder(target) as staging:  # the same zip twice: one copy stays
+        archives.extract_zip(content, staging, max_files=limits.archive_files,
+                             max_total_bytes=limits.extracted_mb * 2**20)
+        _check_declared_pixels(staging)
+    root = _class_root(target)
+    try:
+        return from_folder(root, name=name or default_name, seed=seed)
+    except ValueError:  # one class, no readable image, too many classes: keep nothing
+        forget_folder(root)
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def forget_folder(root: Path) -> None:
+    """Remove what the cache remembers of a folder (its scan), e.g. once it is deleted."""
+    _verdicts_path(root).unlink(missing_ok=True)
+
+
+def _class_root(folder: Path) -> Path:
+    """The folder holding the class folders: `folder`, or its only sub-folder."""
+    entries = [p for p in folder.iterdir() if not _hidden(p.name)]
     if len(entries) == 1 and entries[0].is_dir() and any(
             p.is_dir() and not _hidden(p.name) for p in entries[0].iterdir()):
-        root = entries[0]
-    default_name = Path(archive).stem if not isinstance(archive, bytes) else f"upload-{digest[:8]}"
-    return from_folder(root, name=name or default_name, seed=seed)
+        return entries[0]
+    return folder
+
+
+def _check_declared_pixels(folder: Path) -> None:
+    """Refuse a folder whose images declare more pixels in all than the limit
+    `archive_megapixels` (read from their headers: a few bytes each, nothing decoded)."""
+    limit = config.limits().archive_megapixels
+    if limit is None:
+        return
+    total = 0
+    for path in folder.rglob("*"):
+        if path.suffix.lower() in images.IMAGE_EXTENSIONS and path.is_file():
+            try:
+                width, height = images.declared_size(path)
+            except images.ImageError:
+                continue  # the scan reports it
+            total += width * height
+            if total > limit * 1e6:
+                break
+    config.check_limit("archive_megapixels", round(total / 1e6, 1),
+                       "the images of the zip (megapixels in all)")
 
 
 def demo_dataset(seed: int = 0) -> Dataset:
@@ -363,6 +431,9 @@ def load_dataset(source: str, *, seed: int = 0, on_step: StepCallback | None = N
     """
     if source == "demo":
         return demo_dataset(seed=seed)
+    if config.public_demo() and needs_download(source):
+        raise ValueError("this data set is not available in this demo (downloads are up to "
+                         "its host); choose the demo set or upload a zip")
     if source in ("pets", "pets-species"):
         from tlcore import pets
 

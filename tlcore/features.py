@@ -179,7 +179,9 @@ def open_cached(key: str | None) -> Embeddings | None:
     if key is None or not cache_path(key).is_file():
         return None
     try:
-        return Embeddings(cache_path(key))
+        embeddings = Embeddings(cache_path(key))
+        os.utime(cache_path(key))  # recently used: the size sweep removes the oldest first
+        return embeddings
     except (OSError, ValueError):
         return None
 

@@ -14,12 +14,12 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from tlcore import atomic
+from tlcore import atomic, config
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-# Decompression-bomb guard: a small file may declare enormous dimensions. 50 megapixels
-# covers any camera photo and stops a 1 GB allocation from a 100 kB file.
-MAX_PIXELS = 50_000_000
+# A scan decodes every byte of a file (to find truncated ones) but needs no full-size
+# pixels: JPEGs are decoded at a reduced scale down to about this side.
+CHECK_SIDE = 256
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO]
 
@@ -28,30 +28,55 @@ class ImageError(ValueError):
     """An image that cannot be used: unreadable, truncated, not an image, or too large."""
 
 
-def load_image(source: ImageSource, size: int | None = None) -> np.ndarray:
+def max_pixels() -> int:
+    """The most pixels an image may declare (`config.limits().image_megapixels`)."""
+    return int(config.limits().image_megapixels * 1e6)
+
+
+def declared_size(source: ImageSource) -> tuple[int, int]:
+    """Return an image's (width, height) from its header, without decoding pixels.
+
+    Raises:
+        ImageError: not an image Pillow recognises.
+    """
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            return image.size
+    except Exception as error:  # Pillow raises many types for broken files
+        raise ImageError(f"not a readable image ({type(error).__name__})") from error
+
+
+def load_image(source: ImageSource, size: int | None = None, *,
+               reduce_to: int | None = None) -> np.ndarray:
     """Decode an image file into an RGB uint8 array, optionally resized to a square.
 
     Args:
         source: a path, the file's bytes, or a binary file object.
         size: side of the square output in pixels; None keeps the original size.
+        reduce_to: when no `size` is given, a side the caller needs no more than: a JPEG
+            is then decoded at a reduced scale (every byte is still read and checked).
 
     Returns:
         uint8 array of shape (H, W, 3).
 
     Raises:
-        ImageError: the file is not a decodable image or declares more than MAX_PIXELS.
+        ImageError: the file is not a decodable image or declares more than
+            `max_pixels()`.
     """
     name = str(source) if isinstance(source, (str, os.PathLike)) else "uploaded image"
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     try:
-        # MAX_PIXELS is below Pillow's own bomb threshold, so the size check below refuses
-        # a bomb before any pixel is decoded.
+        # The limit is below Pillow's own bomb threshold, so the size check below refuses
+        # a bomb from its header, before any pixel is decoded.
         with Image.open(source) as image:
             width, height = image.size
-            if width * height > MAX_PIXELS:
+            if width * height > max_pixels():
                 raise ImageError(f"{name}: {width}x{height} pixels is more than the "
-                                 f"{MAX_PIXELS:,} allowed")
+                                 f"{max_pixels():,} allowed here")
+            side = size or reduce_to
+            if side is not None:
+                image.draft("RGB", (side, side))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
             image.seek(0)  # first frame of an animation
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)
@@ -61,7 +86,7 @@ def load_image(source: ImageSource, size: int | None = None) -> np.ndarray:
     except ImageError:
         raise
     except Image.DecompressionBombError as error:  # Pillow's own, far bigger, limit
-        raise ImageError(f"{name}: declares more pixels than the {MAX_PIXELS:,} allowed "
+        raise ImageError(f"{name}: declares more pixels than the {max_pixels():,} allowed "
                          f"(a decompression bomb?): {error}") from error
     except Exception as error:  # Pillow and its plug-ins raise many types for broken files
         raise ImageError(f"{name}: not a readable image ({type(error).__name__}: "

@@ -6,18 +6,27 @@ mode can train the head on its own and the feature-map and Grad-CAM code can fin
 """
 from __future__ import annotations
 
+import json
+import math
 import threading
 import weakref
+import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.common import global_state
+from keras.src.backend.common.stateless_scope import StatelessScope
+from keras.src.legacy.saving import saving_utils as legacy_saving
 
-from tlcore import backbones
+from tlcore import backbones, config
 from tlcore.layers import PixelPreprocessing, PREPROCESSING_MODES
 
+# A model's config is a few hundred kB even for ResNet50; more is not a model to trust.
+MAX_CONFIG_BYTES = 4 * 2**20
 BODY_NAME = "backbone"
 HEAD_NAME = "head"
 POOL_NAME = "pool"
@@ -140,11 +149,60 @@ def load_model(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
+    if config.limits().model_parameters is not None:
+        config.check_limit("model_parameters", declared_parameters(path),
+                           f"{path.name}'s parameters")
     try:
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files.
         raise ValueError(f"cannot load {path.name} as a Keras model in safe mode: "
                          f"{type(error).__name__}: {str(error)[:200]}") from error
+
+
+def declared_parameters(path: str | Path) -> int:
+    """Count the weights a saved model's config declares, without allocating any.
+
+    The model is built from its config inside a Keras stateless scope, where variables
+    record their shapes but get no memory, so a small file declaring a huge layer is
+    measured in milliseconds instead of allocating gigabytes.
+
+    Raises:
+        ValueError: the file holds no readable model config, or one Keras refuses in safe
+            mode.
+    """
+    saved, legacy = _saved_config(Path(path))
+    with StatelessScope(initialize_variables=False):
+        try:
+            model = (legacy_saving.model_from_config(saved) if legacy
+                     else keras.saving.deserialize_keras_object(saved, safe_mode=True))
+            return sum(math.prod(variable.shape) for variable in model.weights)
+        except Exception as error:  # Keras raises many types for bad configs
+            raise ValueError(f"{Path(path).name} holds no model tlcore can read: "
+                             f"{type(error).__name__}: {str(error)[:200]}") from error
+        finally:  # drop the shapes it recorded, instead of allocating them on exit
+            global_state.set_global_attribute("uninitialized_variables", [])
+
+
+def _saved_config(path: Path) -> tuple[dict[str, Any], bool]:
+    """A saved model's config, and whether it is the legacy (.h5) kind."""
+    try:
+        if zipfile.is_zipfile(path):  # .keras: config.json inside a zip
+            with zipfile.ZipFile(path) as archive:
+                entry = archive.getinfo("config.json")
+                if entry.file_size > MAX_CONFIG_BYTES:
+                    raise ValueError(f"a config of {entry.file_size:,} bytes")
+                saved = json.loads(archive.read(entry))
+                saved.pop("compile_config", None)  # an optimiser is no weight of the model
+                return saved, False
+        with h5py.File(path, "r") as saved:  # legacy .h5: the config is an attribute
+            text = saved.attrs["model_config"]
+            text = text.decode() if isinstance(text, bytes) else str(text)
+            if len(text) > MAX_CONFIG_BYTES:
+                raise ValueError(f"a config of {len(text):,} bytes")
+            return json.loads(text), True
+    except Exception as error:  # zip, HDF5 and JSON readers raise many types
+        raise ValueError(f"{path.name} is not a Keras model file (.keras or .h5 with its "
+                         f"config): {type(error).__name__}: {str(error)[:120]}") from error
 
 
 def wrap_external_model(model: keras.Model, preprocess: str) -> keras.Model:
@@ -173,6 +231,9 @@ def _check_image_classifier(model: keras.Model) -> None:
     """Refuse, with the reason, a model that does not map one RGB image to class scores."""
     if not isinstance(model, keras.Model):
         raise ValueError(f"the file holds a {type(model).__name__}, not a Keras model")
+    if not model.built or not getattr(model, "inputs", None):
+        raise ValueError("the model was saved without an input shape (an unbuilt "
+                         "Sequential?); save it after keras.Input((S, S, 3)) or a first call")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(f"the model has {len(model.inputs)} inputs and {len(model.outputs)} "
                          "outputs; tlcore needs one image in and one score vector out")

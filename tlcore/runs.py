@@ -60,6 +60,21 @@ class Run:
         return models.load_model(self.model_path)
 
     @property
+    def owner(self) -> str | None:
+        """The owner id of the public-demo visitor who trained it (None: the host's)."""
+        return self.info.get("owner")
+
+    def visible_to(self, owner: str | None) -> bool:
+        """Whether a visitor may see the run: their own, or one the host made outside the
+        public demo (curated); None (not a public demo) sees every run."""
+        return owner is None or not self.info.get("public_demo") or self.owner == owner
+
+    def deletable_by(self, owner: str | None) -> bool:
+        """Whether a visitor may rename or delete the run: only their own in a public
+        demo; anyone on one's own server (owner None)."""
+        return owner is None or (bool(self.info.get("public_demo")) and self.owner == owner)
+
+    @property
     def name(self) -> str:
         """The name a user gave the run, else its id."""
         return self.info.get("name") or self.run_id
@@ -91,9 +106,10 @@ class Run:
 
 
 def new_run_id(backbone: str, mode: str) -> str:
-    """Return a sortable unique id such as `20261124-213005-vgg16-fast-3fa2`."""
+    """Return a sortable id that cannot be guessed, such as
+    `20261124-213005-vgg16-fast-3fa29c0b5d1e7a46` (64 random bits)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{backbone}-{mode}-{secrets.token_hex(2)}"
+    return f"{stamp}-{backbone}-{mode}-{secrets.token_hex(8)}"
 
 
 def save_run(model: keras.Model, info: dict[str, Any], runs_dir: Path | None = None,
@@ -108,6 +124,9 @@ def save_run(model: keras.Model, info: dict[str, Any], runs_dir: Path | None = N
 
     Returns:
         The saved run.
+
+    Raises:
+        FileExistsError: a run with that id exists (a save never replaces a run).
     """
     for key in REQUIRED_KEYS:
         if key not in info:
@@ -119,7 +138,9 @@ def save_run(model: keras.Model, info: dict[str, Any], runs_dir: Path | None = N
     info = {"id": run_id, "created": datetime.datetime.now().isoformat(timespec="seconds"),
             **info}
     target = runs_dir / run_id
-    with atomic.staged_folder(target, replace_existing=True) as staging:
+    if target.exists():
+        raise FileExistsError(f"a run {run_id} exists already; nothing was replaced")
+    with atomic.staged_folder(target, exist_ok=False) as staging:
         models.save_model(model, staging / MODEL_FILE)
         (staging / INFO_FILE).write_text(json.dumps(info, indent=2, default=_json_default))
     return Run(target, info)
@@ -152,8 +173,14 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(run_dir, info)
 
 
-def list_runs(runs_dir: Path | None = None) -> list[Run]:
-    """Return complete runs, newest first (staging folders and broken runs are left out)."""
+def list_runs(runs_dir: Path | None = None, *, owner: str | None = None) -> list[Run]:
+    """Return complete runs, newest first (staging folders and broken runs are left out).
+
+    Args:
+        runs_dir: the folder of runs; None uses `config.runs_dir()`.
+        owner: a public-demo visitor's owner id: only the runs they may see (their own and
+            the curated ones, `Run.visible_to`); None lists every run.
+    """
     runs_dir = Path(runs_dir or config.runs_dir())
     if not runs_dir.is_dir():
         return []
@@ -162,9 +189,11 @@ def list_runs(runs_dir: Path | None = None) -> list[Run]:
         if folder.name.startswith(".") or not folder.is_dir():
             continue
         try:
-            found.append(load_run(folder))
+            run = load_run(folder)
         except ValueError:
             continue
+        if run.visible_to(owner):
+            found.append(run)
     return sorted(found, key=lambda run: run.run_id, reverse=True)
 
 

@@ -10,11 +10,9 @@ batch, and a cancelled training still saves what it has (marked cancelled).
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import math
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -24,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import (backbones, checkpoints, config, data, distribute, evaluate, features,
-                    head_training, models, multiworker, runs)
+                    head_training, models, multiworker, runs, turns)
 from tlcore.config import StepCallback, TrainingCancelled
 
 EMBED_CHUNK = 256  # images decoded at once while embedding
@@ -141,7 +139,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
                      should_stop: Callable[[], bool] | None = None,
                      resume: checkpoints.Checkpoint | None = None,
                      run_id: str | None = None,
-                     strategy: tf.distribute.Strategy | None = None) -> runs.Run:
+                     strategy: tf.distribute.Strategy | None = None,
+                     owner: str | None = None) -> runs.Run:
     """Train a classifier on a data set and save it as a run.
 
     Args:
@@ -156,6 +155,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
         run_id: the id for the run (and its checkpoint); None makes one.
         strategy: a `tf.distribute` strategy (`distribute.mirrored()`): the model is built
             in its scope, so Keras spreads each batch over its replicas.
+        owner: in a public demo, the owner id of the visitor training it (only they see
+            the run; `runs.Run.visible_to`).
 
     Returns:
         The saved run; `run.info["metrics"]` holds val/test accuracy and timing.
@@ -167,82 +168,41 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
         TrainingCancelled: stopped before the first training epoch finished (or while
             waiting for its turn).
         backbones.WeightsUnavailableError: pretrained weights are missing.
+        config.LimitError: over a limit of `config.limits()` (epochs, image side, classes).
     """
+    check_limits(train_config, dataset)
     with TURNS.turn(on_step, should_stop), (strategy.scope() if strategy is not None
                                             else contextlib.nullcontext()):
         run = _train_classifier(train_config, dataset, runs_dir, on_step, should_stop,
-                                resume, run_id)
+                                resume, run_id, owner)
     if strategy is not None:
         run = runs.Run(run.run_dir, {**run.info, "distribute": distribute.describe(strategy)})
         runs.write_info(run.run_dir, run.info)
     return run
 
 
-class Turns:
-    """A first-come, first-served queue: one holder at a time.
+def check_limits(train_config: config.TrainConfig, dataset: data.Dataset) -> None:
+    """Refuse a training over the limits in force (a public demo's are small).
 
-    Trainings take turns because Keras draws weights, dropout masks and shuffles from
-    process-wide random state: two trainings at once get different results from the same
-    seed (measured: the histories differ), and on a CPU they would only split the cores.
+    Raises:
+        config.LimitError: too many epochs, too large an image side or too many classes.
     """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._waiting: collections.deque[object] = collections.deque()
-        self._busy = False
-
-    def ahead(self) -> int:
-        """How many trainings a new one would wait for (the running one included)."""
-        with self._condition:
-            return len(self._waiting) + int(self._busy)
-
-    @contextlib.contextmanager
-    def turn(self, on_step: StepCallback | None = None,
-             should_stop: Callable[[], bool] | None = None) -> Iterator[None]:
-        """Wait for this caller's turn, then hold it for the block.
-
-        Raises:
-            TrainingCancelled: `should_stop()` turned True while waiting.
-        """
-        ticket = object()
-        with self._condition:
-            self._waiting.append(ticket)
-        try:
-            while True:
-                with self._condition:
-                    if not self._busy and self._waiting[0] is ticket:
-                        self._waiting.popleft()
-                        self._busy = True
-                        break
-                    ahead = self._waiting.index(ticket) + int(self._busy)
-                if should_stop is not None and should_stop():
-                    raise TrainingCancelled("cancelled while waiting for its turn; nothing saved")
-                if on_step is not None:  # outside the lock: a callback may take its time
-                    on_step(0, 0, {"phase": f"waiting: {ahead} training(s) ahead"})
-                with self._condition:
-                    if self._busy or self._waiting[0] is not ticket:
-                        self._condition.wait(timeout=0.5)
-        except BaseException:  # cancelled, or a failing callback: give the place up
-            with self._condition:
-                if ticket in self._waiting:
-                    self._waiting.remove(ticket)
-                self._condition.notify_all()
-            raise
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._busy = False
-                self._condition.notify_all()
+    config.check_limit("epochs", train_config.epochs)
+    if train_config.mode == "fine-tune":
+        config.check_limit("epochs", train_config.head_epochs, "head epochs")
+    config.check_limit("image_size", resolve_image_size(train_config, dataset))
+    config.check_limit("classes", dataset.num_classes)
 
 
-TURNS = Turns()
+# One training at a time: see `tlcore.turns`.
+TURNS = turns.Turns(slots=1, noun="training", cancelled=TrainingCancelled)
 
 
 def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
                       runs_dir: Path | None, on_step: StepCallback | None,
                       should_stop: Callable[[], bool] | None,
-                      resume: checkpoints.Checkpoint | None, run_id: str | None) -> runs.Run:
+                      resume: checkpoints.Checkpoint | None, run_id: str | None,
+                      owner: str | None) -> runs.Run:
     started = time.perf_counter()
     keras.utils.set_random_seed(train_config.seed)
     image_size = resolve_image_size(train_config, dataset)
@@ -276,7 +236,7 @@ def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
                      "split_sizes": dataset.split_sizes()},
             "classes": list(dataset.class_names), "image_size": image_size,
             "history": history, "metrics": metrics, **extra,
-            **({"public_demo": True} if config.public_demo() else {})}
+            **({"public_demo": True, "owner": owner} if config.public_demo() else {})}
     if resume is not None:
         info["resumed_from_epoch"] = resume.epochs_done
     run = runs.save_run(classifier, info, runs_dir, run_id=run_id)

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from tlcore import attack, config, data, evaluate, images
-from ui import cache, charts, widgets
+from ui import cache, charts, state, widgets, work
 from ui.model_choice import PickedModel
 
 METHODS = {"fgsm": "FGSM (one step)", "pgd": "PGD (iterated, projected)",
@@ -33,7 +33,7 @@ def pick_image(picked: PickedModel) -> tuple[np.ndarray, int | None] | None:
         return images.load_image(dataset.paths[index], picked.size).astype(np.float32), None
     chosen = widgets.run_test_image(picked.run, picked.size, "attack-test-image")
     if chosen is not None:
-        st.caption(f"True class: {picked.classes[chosen[1]]}")
+        st.caption(f"True class: {widgets.plain(picked.classes[chosen[1]])}")
     return chosen
 
 
@@ -46,8 +46,10 @@ def settings_form(picked: PickedModel) -> config.AttackConfig | None:
         epsilon = columns[0].slider("Epsilon (k/255)", 1, 32, 4, disabled=method not in
             config.BOUNDED_ATTACKS, help="The largest change of any pixel, in levels of 0..255 "
                                         "(FGSM and PGD; the others have no budget).")
-        steps = columns[1].number_input("Steps", 1, 500, {"lesson": 100, "deepfool": 50}.get(
-            method, 10), disabled=method == "fgsm", key=f"attack-steps-{method}")
+        most = config.limits().attack_steps or 500
+        steps = columns[1].number_input("Steps", 1, most, min(most, {"lesson": 100,
+                                        "deepfool": 50}.get(method, 10)),
+                                        disabled=method == "fgsm", key=f"attack-steps-{method}")
         step_size = columns[2].number_input(
             "Step size (0: automatic)", 0.0, 1e6, 1.0 if method == "lesson" else 0.0,
             disabled=method in ("fgsm", "deepfool"), key=f"attack-step-{method}",
@@ -63,6 +65,22 @@ def settings_form(picked: PickedModel) -> config.AttackConfig | None:
             return None
     return config.AttackConfig(method=method, epsilon=float(epsilon), steps=int(steps),
                                step_size=float(step_size) or None, target=target)
+
+
+def run_attack(picked: PickedModel, attack_config: config.AttackConfig, pixels: np.ndarray,
+               labels: np.ndarray | None) -> attack.AttackResult | None:
+    """Attack a batch in its turn, with progress and Cancel; None (and the reason shown)
+    when it was stopped or refused."""
+    try:
+        with work.heavy(f"Attacking {len(pixels)} image(s)") as job, picked.lock:
+            return attack.make_attack(attack_config)(
+                picked.model, pixels.astype(np.float32), labels, target=attack_config.target,
+                should_stop=job.should_stop, on_step=job.on_step)
+    except attack.AttackStopped:
+        st.warning(f"The attack stopped: {job.stopped_because}.", icon=":material/timer_off:")
+    except config.LimitError as error:
+        widgets.error(error, icon=":material/block:")
+    return None
 
 
 def show_result(picked: PickedModel, attack_config: config.AttackConfig,
@@ -119,8 +137,9 @@ def second_opinion(picked: PickedModel, result: attack.AttackResult) -> None:
     before = evaluate.softmax(scored["clean_logits"])[0]
     after = evaluate.softmax(scored["adversarial_logits"])[0]
     verdict = "fooled too" if scored["fooled"][0] else "not fooled"
-    st.info(f"**{other.run_id}**: {shared.classes[before.argmax()]} {before.max():.2f} on the "
-            f"original, {shared.classes[after.argmax()]} {after.max():.2f} on the adversarial "
+    st.info(f"**{other.run_id}**: {widgets.plain(shared.classes[before.argmax()])} "
+            f"{before.max():.2f} on the original, {widgets.plain(shared.classes[after.argmax()])} "
+            f"{after.max():.2f} on the adversarial "
             f"image: {verdict}. A perturbation follows one model's gradients, so it transfers "
             "poorly to a model with other features (the lesson's dog fooled VGG16, while "
             "ResNet50 saw a 'nematode' at 0.13).", icon=":material/compare:")
@@ -139,18 +158,19 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
     try:
         dataset = evaluate.dataset_of(picked.run)
     except ValueError as error:
-        st.error(str(error), icon=":material/error:")
+        widgets.error(error)
         return
     test = dataset.splits["test"]
-    count = st.slider("Test images", 1, max(1, min(256, len(test))), min(32, len(test)))
+    most = min(config.limits().attack_images or 256, 256, len(test))
+    count = st.slider("Test images", 1, max(1, most), min(32, max(1, most)))
     if not st.button(f"Attack {count} images with {METHODS[attack_config.method]}",
                      icon=":material/bolt:"):
         return
     pixels = data.load_images([dataset.paths[i] for i in test[:count]], picked.size)
     labels = dataset.labels[test[:count]]
-    with st.spinner(f"Attacking {count} images..."), picked.lock:
-        result = attack.make_attack(attack_config)(picked.model, pixels.astype(np.float32),
-                                                   labels, target=attack_config.target)
+    result = run_attack(picked, attack_config, pixels, labels)
+    if result is None:
+        return
     right = result.clean_logits.argmax(-1) == labels
     columns = st.columns(4)
     columns[0].metric("Clean accuracy", f"{right.mean():.3f}")
@@ -161,9 +181,9 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
     shown = np.flatnonzero(result.success)[:8]
     if len(shown):
         st.image(images.image_grid(result.adversarial[shown], columns=8), width="stretch",
-                 caption="Adversarial examples: " + ", ".join(
+                 caption=widgets.plain("Adversarial examples: " + ", ".join(
                      f"{picked.classes[labels[i]]}->"
-                     f"{picked.classes[result.adversarial_logits[i].argmax()]}" for i in shown))
+                     f"{picked.classes[result.adversarial_logits[i].argmax()]}" for i in shown)))
 
 
 def robustness_view(picked: PickedModel) -> None:
@@ -172,15 +192,29 @@ def robustness_view(picked: PickedModel) -> None:
         st.info("Robustness curves are computed on a run's validation images: pick a trained "
                 "run.", icon=":material/info:")
         return
-    count = st.slider("Validation images", 8, 256, 32, step=8, key="curve-count")
-    steps = st.number_input("PGD steps", 1, 50, 10, key="curve-steps")
-    if not st.button("Compute the curves", icon=":material/show_chart:"):
-        return
-    try:
-        curves = cache.robustness(str(picked.run.run_dir), str(picked.run.info.get("created")),
-                                  int(count), int(steps), CURVE_EPSILONS)
-    except ValueError as error:
-        st.error(str(error), icon=":material/error:")
+    most_images = min(config.limits().attack_images or 256, 256)
+    count = st.slider("Validation images", 8, most_images, min(32, most_images), step=8,
+                      key="curve-count")
+    steps = st.number_input("PGD steps", 1, min(50, config.limits().attack_steps or 50), 10,
+                            key="curve-steps")
+    if st.button("Compute the curves", icon=":material/show_chart:"):
+        try:
+            pixels, labels = evaluate.dataset_of(picked.run).split_arrays(
+                "validation", picked.size, limit=int(count))
+            if not len(labels):
+                raise ValueError(f"{picked.run.run_id} has no validation images")
+            with work.heavy("Robustness curves") as job, picked.lock:
+                curves = {method: attack.robustness_curve(
+                    picked.model, pixels.astype(np.float32), labels, CURVE_EPSILONS,
+                    method=method, steps=int(steps), on_step=job.on_step,
+                    should_stop=job.should_stop) for method in ("fgsm", "pgd")}
+            state.set_robustness(picked.key, curves)
+        except attack.AttackStopped:
+            st.warning(f"Stopped: {job.stopped_because}.", icon=":material/timer_off:")
+        except ValueError as error:
+            widgets.error(error)
+    curves = state.robustness(picked.key)
+    if curves is None:
         return
     st.plotly_chart(charts.robustness(curves), width="stretch")
     st.caption("Accuracy on the same validation images as the budget grows (k/255 of the "

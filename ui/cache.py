@@ -14,8 +14,14 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import (atomic, attack, config, data, devices, evaluate, explain, imagenet,
-                    models, runs)
+from tlcore import (config, data, devices, evaluate, explain, imagenet, models,
+                    runs)
+from tlcore import housekeeping as housekeeping_module
+from tlcore import turns
+from ui import state
+
+
+TIDY_EVERY_SECONDS = 600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,11 +41,12 @@ def device() -> str:
     return devices.describe_device()
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, ttl=TIDY_EVERY_SECONDS)
 def housekeeping() -> int:
-    """Once per server start: remove what killed processes left half-written (temporaries
-    untouched for an hour) and expired visitor runs; return how many went."""
-    return len(atomic.sweep(config.tlcore_home())) + len(runs.sweep_visitor_runs())
+    """At start and then every few minutes (the first page run after the cached value
+    expires): remove half-written temporaries, expired visitor runs and uploads, and the
+    oldest cache entries beyond the cache's size limit; return how many went."""
+    return housekeeping_module.tidy().total
 
 
 @st.cache_resource(show_spinner="Reading the data set...", max_entries=8)
@@ -83,7 +90,7 @@ def run_report(run_dir: str, created: str, split: str) -> dict:
     shared = shared_model(run)
     dataset = evaluate.dataset_of(run)
     images, labels = dataset.split_arrays(split, run.image_size)
-    with shared.lock:
+    with turns.WORK.turn(), shared.lock:
         logits = evaluate.predict_logits(shared.model, images)
     return {"split": split, **evaluate.report_with_groups(run, labels, logits),
             "paths": [dataset.paths[index] for index in dataset.splits[split]],
@@ -110,7 +117,7 @@ def explanation(run_dir: str, created: str, image: np.ndarray, class_index: int 
     run = runs.load_run(run_dir)
     shared = shared_model(run)
     classes = None if class_index is None else [class_index]
-    with shared.lock:
+    with turns.WORK.turn(), shared.lock:
         split_model = _gradcam_model(run_dir, created)
         cam, logits = explain.grad_cam(split_model, image[None], classes)
         explained = int(logits[0].argmax()) if class_index is None else class_index
@@ -130,39 +137,43 @@ def imagenet_model(backbone: str) -> tuple[keras.Model, threading.Lock]:
 
 
 def all_runs(runs_dir: Path | None = None) -> list[runs.Run]:
-    """List finished runs (not cached: a new run must show up at once)."""
-    return runs.list_runs(runs_dir)
+    """List the finished runs this visitor may see: all of them on one's own server, their
+    own and the host's in a public demo (not cached: a new run must show up at once)."""
+    return runs.list_runs(runs_dir, owner=state.owner())
 
 
-@st.cache_resource(show_spinner="Loading the uploaded model...", max_entries=2)
-def uploaded_model(content: bytes, suffix: str, preprocess: str
-                   ) -> tuple[keras.Model, threading.Lock]:
-    """An uploaded Keras model (loaded in safe mode), wrapped to take pixels and give logits.
+@dataclasses.dataclass(frozen=True)
+class UploadedModel:
+    """An uploaded model, wrapped to take pixels and give logits, with its lock; or why it
+    was refused (`error`), kept so a refused file is not loaded again at every rerun."""
 
-    Raises:
-        ValueError: not a loadable Keras model, or an unknown input convention.
+    model: keras.Model | None
+    lock: threading.Lock
+    error: str | None = None
+
+
+@st.cache_resource(show_spinner="Checking the uploaded model...", max_entries=4)
+def uploaded_model(digest: str, _content: bytes, suffix: str, preprocess: str
+                   ) -> UploadedModel:
+    """Load an uploaded Keras model once per server (safe mode; parameters counted from its
+    config before any weight is allocated); a refusal is cached like a success.
+
+    Args:
+        digest: the file's SHA-256, the cache key (Streamlit skips hashing `_content`).
+        _content: the file.
+        suffix: ".keras" or ".h5".
+        preprocess: its input convention.
     """
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"uploaded{suffix}"
-        path.write_bytes(content)
-        return models.wrap_external_model(models.load_model(path), preprocess), threading.Lock()
+        path.write_bytes(_content)
+        try:
+            model = models.wrap_external_model(models.load_model(path), preprocess)
+        except ValueError as error:
+            return UploadedModel(None, threading.Lock(), str(error).replace(str(path), path.name))
+        except Exception as error:  # a file Keras chokes on in an unexpected way
+            return UploadedModel(None, threading.Lock(), f"cannot use this model file "
+                                                         f"({type(error).__name__})")
+    return UploadedModel(model, threading.Lock())
 
 
-@st.cache_data(show_spinner="Attacking at every epsilon...", max_entries=16)
-def robustness(run_dir: str, created: str, count: int, steps: int,
-               epsilons: tuple[float, ...]) -> dict[str, list[dict]]:
-    """FGSM and PGD robustness curves of a run over its first `count` validation images.
-
-    Raises:
-        ValueError: the run's data cannot be reopened, or it has no validation images.
-    """
-    run = runs.load_run(run_dir)
-    shared = shared_model(run)
-    pixels, labels = evaluate.dataset_of(run).split_arrays("validation", run.image_size)
-    if not len(labels):
-        raise ValueError(f"{run.run_id} has no validation images")
-    pixels, labels = pixels[:count].astype(np.float32), labels[:count]
-    with shared.lock:
-        return {method: attack.robustness_curve(shared.model, pixels, labels, epsilons,
-                                                method=method, steps=steps)
-                for method in ("fgsm", "pgd")}

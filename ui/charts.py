@@ -1,12 +1,19 @@
 """Plotly figures as pure functions of plain data (no Streamlit, no models)."""
 from __future__ import annotations
 
+import html
 from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 HEIGHT = 360
+
+
+def escaped(name: object) -> str:
+    """A visitor's name (class, run) for a chart: plotly reads a few HTML tags in labels
+    (links among them), so `<`, `>` and `&` are escaped and shown as themselves."""
+    return html.escape(str(name), quote=False)
 
 
 def _layout(figure: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
@@ -17,7 +24,8 @@ def _layout(figure: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
 
 def class_counts(counts: dict[str, int]) -> go.Figure:
     """Bar chart of images per class."""
-    figure = go.Figure(go.Bar(x=list(counts), y=list(counts.values()), marker_color="#4c78a8"))
+    figure = go.Figure(go.Bar(x=[escaped(name) for name in counts], y=list(counts.values()),
+                              marker_color="#4c78a8"))
     figure.update_yaxes(title="images")
     return _layout(figure, "Images per class")
 
@@ -55,7 +63,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
     values = counts
     if normalize:
         values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    names = list(class_names)
+    names = [escaped(name) for name in class_names]
     text = [[f"{v:.2f}" if normalize else f"{int(v)}" for v in row] for row in values]
     figure = go.Figure(go.Heatmap(z=values, x=names, y=names, colorscale="Blues", text=text,
                                   texttemplate="%{text}" if len(names) <= 15 else None,
@@ -89,14 +97,14 @@ def per_class_metrics(per_class: Sequence[dict], other: Sequence[dict] | None = 
     run's per-class rows for the same classes), the two runs' F1 side by side."""
     rows = sorted((row for row in per_class if row["f1"] is not None),
                   key=lambda row: row["f1"])
-    classes = [row["class"] for row in rows]
+    classes = [escaped(row["class"]) for row in rows]
     figure = go.Figure()
     if other is None:
         for key, colour in (("f1", "#54a24b"), ("precision", "#4c78a8"), ("recall", "#f58518")):
             figure.add_trace(go.Bar(y=classes, x=[row[key] for row in rows], name=key,
                                     orientation="h", marker_color=colour))
     else:
-        by_class = {row["class"]: row for row in other}
+        by_class = {escaped(row["class"]): row for row in other}
         for label, values, colour in (
                 (names[0], [row["f1"] for row in rows], "#54a24b"),
                 (names[1], [by_class.get(c, {}).get("f1") for c in classes], "#b279a2")):
@@ -136,7 +144,7 @@ def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], titl
     order = np.argsort(probabilities)[::-1][:top_k]
     colours = ["#f58518" if index in highlight else "#4c78a8" for index in order]
     figure = go.Figure(go.Bar(x=[float(probabilities[i]) for i in order],
-                              y=[class_names[i] for i in order], orientation="h",
+                              y=[escaped(class_names[i]) for i in order], orientation="h",
                               marker_color=colours,
                               text=[f"{probabilities[i]:.3f}" for i in order]))
     figure.update_xaxes(range=[0, 1.05], title="probability")
@@ -164,7 +172,7 @@ def run_comparison(rows: Sequence[dict]) -> go.Figure:
         figure.add_trace(go.Scatter(
             x=[row["seconds"] for row in members], y=[row["val_accuracy"] for row in members],
             mode="markers", name=group, marker=dict(size=11),
-            text=[row["name"] or row["run"] for row in members],
+            text=[escaped(row["name"] or row["run"]) for row in members],
             hovertemplate="%{text}<br>%{x:.1f} s<br>val acc %{y:.3f}<extra></extra>"))
     figure.update_xaxes(title="training time (s)", type="log")
     figure.update_yaxes(title="validation accuracy", range=[0, 1.05])

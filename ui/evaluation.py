@@ -51,8 +51,9 @@ def confusion_view(report: dict, run: runs.Run) -> None:
                             width="stretch", on_select="rerun", selection_mode="points",
                             key=f"confusion-{run.run_id}-{report['split']}-{cell}")
     points = (event.selection.get("points") or []) if event else []
-    if points and points[0].get("x") in run.classes and points[0].get("y") in run.classes:
-        clicked = (run.classes.index(points[0]["y"]), run.classes.index(points[0]["x"]))
+    shown = [charts.escaped(name) for name in run.classes]  # the chart's (escaped) names
+    if points and points[0].get("x") in shown and points[0].get("y") in shown:
+        clicked = (shown.index(points[0]["y"]), shown.index(points[0]["x"]))
         if clicked != cell:
             state.set_confusion_cell(run.run_id, report["split"], clicked)
             st.rerun()
@@ -66,8 +67,9 @@ def confusion_view(report: dict, run: runs.Run) -> None:
         st.rerun()
     members = evaluate.cell_members(report["labels"], report["probabilities"], true_class,
                                     predicted)
-    st.caption(f"**{len(members)}** {run.classes[true_class]} image(s) predicted as "
-               f"{run.classes[predicted]}" + (", most confident first" if len(members) else ""))
+    st.caption(f"**{len(members)}** {widgets.plain(run.classes[true_class])} image(s) "
+               f"predicted as {widgets.plain(run.classes[predicted])}"
+               + (", most confident first" if len(members) else ""))
     gallery(report, run, members, key="cell")
 
 
@@ -82,7 +84,7 @@ def gallery(report: dict, run: runs.Run, indices: np.ndarray, key: str) -> None:
                                         pixels[start:start + 6]):
             probabilities = report["probabilities"][index]
             predicted = int(probabilities.argmax())
-            column.image(image, width="stretch", caption=(
+            column.image(image, width="stretch", caption=widgets.plain(
                 f"#{index}: {run.classes[predicted]} {probabilities[predicted]:.2f} "
                 f"(true: {run.classes[report['labels'][index]]})"))
     chosen = st.selectbox("Explain one of these", indices, key=f"explain-{key}",
@@ -105,7 +107,7 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
         if class_index != predicted:
             result = cache.explanation(*run_key, image, class_index)
     except ValueError as error:
-        st.error(f"Cannot explain this model: {error}", icon=":material/error:")
+        widgets.error(f"Cannot explain this model: {error}")
         return
     columns = st.columns(4)
     truth = f", true {run.classes[true_label]}" if true_label is not None else ""
@@ -119,9 +121,11 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
     with columns[3]:
         widgets.show_image(images.colorize(result["saliency"]), "saliency (SmoothGrad)", 200)
     if not result["grad_cam"].any():
-        st.info(f"Nothing in this image speaks for {run.classes[class_index]}: every region "
+        st.info(f"Nothing in this image speaks for {widgets.plain(run.classes[class_index])}: "
+                "every region "
                 "lowers its score, so the Grad-CAM map is empty.", icon=":material/info:")
-    st.caption(f"Evidence for **{run.classes[class_index]}** (p = {probability:.3f}). "
+    st.caption(f"Evidence for **{widgets.plain(run.classes[class_index])}** "
+               f"(p = {probability:.3f}). "
                "Grad-CAM: where the last convolutional layer's features speak for that class "
                "(coarse: one cell per feature-map position). Saliency: the pixels whose change "
                "moves its score most.")

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from tlcore import config, features, images, visualize
-from ui import charts, state, widgets
+from ui import charts, state, widgets, work
 from ui.model_choice import PickedModel
 
 PRESET_LABELS = {"custom": "Custom (pixels, Adam, your TV weight)", **visualize.PRESETS}
@@ -33,9 +33,11 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
                 key=f"{key}-tv-{name}", format_func=lambda v: f"{v:g}" + (
                     " (the recipe's)" if v == round(base.tv_weight, 2) else ""))
         columns = st.columns(4)
+        most = config.limits().render_steps or 2000
         steps = columns[0].number_input(
-            "Steps", 5, 2000, min(base.steps, 150), step=5, key=f"{key}-steps-{name}",
-            help=f"The recipe uses {base.steps}; 150 is a quicker first look.")
+            "Steps", 5, most, min(base.steps, 150, most), step=5, key=f"{key}-steps-{name}",
+            help=f"The recipe uses {base.steps}; 150 is a quicker first look."
+                 + (f" This server allows up to {most}." if most < base.steps else ""))
         rate = columns[1].number_input(
             "Step size", 0.001, 20.0, base.learning_rate, format="%.3f",
             key=f"{key}-rate-{name}", help="Pixels per step for a pixel image; a Fourier "
@@ -62,22 +64,28 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
 
 def render_live(picked: PickedModel, target: int, render_config: config.RenderConfig,
                 start_image: np.ndarray | None) -> visualize.RenderResult:
-    """Render with a preview of the image and its class probability every few steps."""
-    progress = st.progress(0.0, text="Climbing the class score...")
+    """Render in its turn, with a preview of the image and its class probability every
+    few steps; a render stopped early (time budget, visitor gone) keeps what it has."""
     preview = st.empty()
+    with work.heavy("Rendering") as job, picked.lock:
+        def on_step(step: int, total: int, metrics: dict) -> None:
+            job.on_step(step, total, {"phase": "climbing the class score",
+                                      "detail": f"p = {metrics['probability']:.3f}"})
+            with preview.container():
+                widgets.show_image(metrics["image"], f"step {step}", width=192)
 
-    def on_step(step: int, total: int, metrics: dict) -> None:
-        progress.progress(step / total, text=f"step {step}/{total}: p = "
-                                             f"{metrics['probability']:.3f}")
-        with preview.container():
-            widgets.show_image(metrics["image"], f"step {step}", width=192)
-
-    with picked.lock:
         result = visualize.render(picked.model, target, render_config, start_image=start_image,
-                                  on_step=on_step, report_every=PREVIEW_EVERY)
-    progress.empty()
+                                  on_step=on_step, should_stop=job.should_stop,
+                                  report_every=PREVIEW_EVERY)
     preview.empty()
+    _say_if_stopped(job, len(result.objective_trace), render_config.steps)
     return result
+
+
+def _say_if_stopped(job: work.Progress, done: int, steps: int) -> None:
+    if job.stopped_because:
+        st.warning(f"Stopped after {done} of {steps} steps: {job.stopped_because}. The "
+                   "image so far is shown.", icon=":material/timer_off:")
 
 
 def show_result(picked: PickedModel, result: visualize.RenderResult) -> None:
@@ -109,9 +117,13 @@ def sweep_view(picked: PickedModel) -> None:
     if submitted is not None:
         target, render_config, start_image = submitted
         weights = _sweep_weights(render_config.tv_weight)
-        with st.spinner(f"Rendering {len(weights)} images together..."), picked.lock:
-            results = visualize.render_sweep(picked.model, target, render_config, weights,
-                                             start_image=start_image)
+        with work.heavy(f"Rendering {len(weights)} images together") as job, picked.lock:
+            results = visualize.render_sweep(
+                picked.model, target, render_config, weights, start_image=start_image,
+                on_step=lambda step, total, metrics: job.on_step(
+                    step, total, {"phase": "climbing the class score"}),
+                should_stop=job.should_stop)
+        _say_if_stopped(job, len(results[0].objective_trace), render_config.steps)
         state.set_sweep_results(picked.key, results)
     results = state.sweep_results(picked.key)
     if not results:

@@ -22,7 +22,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import backbones, checkpoints, config, data, runs, train
+from tlcore import backbones, checkpoints, config, data, runs, train, visitors
 
 MAX_TRAINING_JOBS = 6  # running and waiting, over all visitors
 FORGET_AFTER_SECONDS = 6 * 3600  # finished jobs are dropped from memory (their runs stay)
@@ -162,7 +162,8 @@ class TrainingJob(BackgroundJob):
         else:
             dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
             run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
-                                         should_stop=self._cancel.is_set, run_id=self.run_id)
+                                         should_stop=self._cancel.is_set, run_id=self.run_id,
+                                         owner=self.owner)
         return ("cancelled" if run.info.get("cancelled") else "done"), str(run.run_dir)
 
 
@@ -198,8 +199,13 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
 
     Raises:
         JobLimitError: the visitor already has a running job, or the server is full.
+        config.LimitError: in a public demo, over the visitor's or the server's disk quota.
+        ValueError: in a public demo, a data source that is not the visitor's.
     """
-    runs.sweep_visitor_runs()  # in a public demo, expired visitor runs go as new ones come
+    if config.public_demo():
+        if not visitors.owns_source(owner, data_source):
+            raise ValueError("that data set is not yours: choose one on the Data page")
+        visitors.check_disk(owner)
     registry = _registry()
     with registry.lock:
         _forget_old(registry)
@@ -253,6 +259,13 @@ def running_run_ids() -> set[str]:
     """Run ids of this server's running trainings (their checkpoints are not interrupted)."""
     return {job.run_id for job in _registry().jobs.values()
             if isinstance(job, TrainingJob) and job.is_running()}
+
+
+def latest_training(owner: str) -> TrainingJob | None:
+    """A visitor's running training, else their latest one (a reload finds it again)."""
+    mine = [job for job in _registry().jobs.values()
+            if isinstance(job, TrainingJob) and job.owner == owner]
+    return max(mine, key=lambda job: (job.is_running(), job.snapshot().started), default=None)
 
 
 def get_job(job_id: str | None) -> BackgroundJob | None:

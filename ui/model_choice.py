@@ -47,9 +47,11 @@ def pick_model(key: str) -> PickedModel | None:
         present = [name for name in backbones.names()
                    if (path := backbones.imagenet_top_weights_path(name)) and path.is_file()]
         if not present:
-            st.info("No backbone's whole ImageNet classifier is on this server yet. Fetch one "
-                    "once with `python -m tlcore weights mobilenet_v2 --with-head` (or vgg16, "
-                    "resnet50, ...), then reload.", icon=":material/cloud_off:")
+            st.info("No backbone's whole ImageNet classifier is on this server yet"
+                    + (": this demo's host has not installed one." if config.public_demo() else
+                       ". Fetch one once with `python -m tlcore weights mobilenet_v2 "
+                       "--with-head` (or vgg16, resnet50, ...), then reload."),
+                    icon=":material/cloud_off:")
             return None
         name = st.selectbox("Backbone", present, key=f"{key}-backbone",
                             format_func=lambda n: backbones.get_spec(n).display_name)
@@ -57,7 +59,8 @@ def pick_model(key: str) -> PickedModel | None:
         return PickedModel(model, list(imagenet.class_names()), lock, f"imagenet:{name}",
                            f"{backbones.get_spec(name).display_name} (ImageNet)")
     upload = st.file_uploader("A Keras model (.keras or .h5; loaded in safe mode)",
-                              type=["keras", "h5"], key=f"{key}-upload")
+                              type=["keras", "h5"], key=f"{key}-upload",
+                              max_upload_size=config.limits().upload_mb)
     labels = st.text_area("Its class names, one a line, in output order", key=f"{key}-labels")
     preprocess = st.selectbox("Its input convention", sorted(layers.PREPROCESSING_MODES),
                               key=f"{key}-preprocess",
@@ -66,17 +69,21 @@ def pick_model(key: str) -> PickedModel | None:
     if upload is None or not labels.strip():
         return None
     classes = [line.strip() for line in labels.splitlines() if line.strip()]
-    content = upload.getvalue()
     try:
-        config.check_upload(len(content), "the model file")
-        model, lock = cache.uploaded_model(content, "." + upload.name.rsplit(".", 1)[-1],
-                                           preprocess)
+        config.check_upload(upload.size, "the model file")
     except ValueError as error:
-        st.error(str(error), icon=":material/error:")
+        widgets.error(error)
         return None
-    if model.output_shape[-1] != len(classes):
-        st.error(f"The model has {model.output_shape[-1]} outputs; {len(classes)} class names "
-                 "were given.", icon=":material/error:")
+    content = upload.getvalue()
+    digest = hashlib.sha256(content).hexdigest()
+    loaded = cache.uploaded_model(digest, content, "." + upload.name.rsplit(".", 1)[-1],
+                                  preprocess)
+    if loaded.model is None:
+        widgets.error(loaded.error)
         return None
-    digest = hashlib.sha256(content).hexdigest()[:12]
-    return PickedModel(model, classes, lock, f"upload:{digest}:{preprocess}", upload.name)
+    if loaded.model.output_shape[-1] != len(classes):
+        st.error(f"The model has {loaded.model.output_shape[-1]} outputs; {len(classes)} "
+                 "class names were given.", icon=":material/error:")
+        return None
+    return PickedModel(loaded.model, classes, loaded.lock,
+                       f"upload:{digest[:12]}:{preprocess}", upload.name)

@@ -1,31 +1,43 @@
 """Every st.session_state key the app uses, behind typed getters and setters."""
 from __future__ import annotations
 
-import secrets
-
 import streamlit as st
 
-from tlcore import attack, config, visualize
+from tlcore import attack, config, visitors, visualize
 
 _DATA_SOURCE = "data_source"
 _RUN_ID = "selected_run_id"
 _JOB_ID = "training_job_id"
-_VISITOR_ID = "visitor_id"
+_TOKEN = "visitor_token"
+# The address keeps a public-demo visitor's token, so a reload is the same visitor.
+TOKEN_PARAMETER = "visitor"
 _RENDER = "ideal_image_result"
 _ATTACK = "attack_result"
 _SWEEP = "ideal_sweep"
+_CURVES = "robustness_curves"
 _CELL = "confusion_cell"
 
 
 def init() -> None:
-    """Give a new session its defaults (called once per script run by app.py)."""
+    """Give a new session its defaults and its visitor (called on every script run by
+    app.py). A public demo's visitor comes back with the token in the address; a missing
+    or malformed token gets a new one, never a guessable one."""
     st.session_state.setdefault(_DATA_SOURCE, "demo")
-    st.session_state.setdefault(_VISITOR_ID, secrets.token_hex(8))
+    if _TOKEN not in st.session_state:
+        given = st.query_params.get(TOKEN_PARAMETER)
+        st.session_state[_TOKEN] = given if visitors.is_token(given) else visitors.new_token()
+    if config.public_demo() and st.query_params.get(TOKEN_PARAMETER) != st.session_state[_TOKEN]:
+        st.query_params[TOKEN_PARAMETER] = st.session_state[_TOKEN]
 
 
 def visitor_id() -> str:
-    """A random id for this browser session (names its jobs)."""
-    return st.session_state[_VISITOR_ID]
+    """This visitor's owner id (a hash of their token): names their jobs, runs and files."""
+    return visitors.owner_id(st.session_state[_TOKEN])
+
+
+def owner() -> str | None:
+    """The visitor whose work alone a public demo shows (None: not a demo, show all)."""
+    return visitor_id() if config.public_demo() else None
 
 
 def data_source() -> str:
@@ -101,3 +113,14 @@ def confusion_cell(run_id: str, split: str) -> tuple[int, int] | None:
 def set_confusion_cell(run_id: str, split: str, cell: tuple[int, int]) -> None:
     """Remember a clicked or chosen confusion-matrix cell."""
     st.session_state[_CELL] = (run_id, split, cell)
+
+
+def robustness(model_key: str) -> dict[str, list[dict]] | None:
+    """The last robustness curves computed for this model in this session, or None."""
+    stored = st.session_state.get(_CURVES)
+    return stored[1] if stored and stored[0] == model_key else None
+
+
+def set_robustness(model_key: str, curves: dict[str, list[dict]]) -> None:
+    """Keep robustness curves so reruns still show them."""
+    st.session_state[_CURVES] = (model_key, curves)

@@ -1,6 +1,10 @@
 """Widgets and forms that return plain values or tlcore config dataclasses."""
 from __future__ import annotations
 
+import re
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -8,6 +12,12 @@ import streamlit as st
 
 from tlcore import backbones, config, evaluate, images, runs
 from ui import charts, jobs, state
+
+# Every ASCII punctuation mark: escaped, markdown shows it as itself (no links, images,
+# emphasis, colours, icons or autolinked addresses).
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# An extracted upload's folder, up to the visitor's own class folders.
+_UPLOAD_ROOT = re.compile(r"\S*visitors/[0-9a-f]{24}/uploads/[0-9a-f]{16}/")
 
 MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
                "fine-tune": "Fine-tune (that head first, then the body's top blocks; slower, "
@@ -61,13 +71,15 @@ def train_form(default_image_size: int | None) -> config.TrainConfig | None:
                     key=f"{FORM_KEY}mode-{'-'.join(modes)}")
     with st.form("train"):
         columns = st.columns(3)
+        limits = config.limits()
         epochs = columns[0].number_input("Epochs" if mode != "fine-tune" else
-                                         "Fine-tuning epochs", 1, 100,
+                                         "Fine-tuning epochs", 1, limits.epochs or 100,
                                          {"fast": 10, "fine-tune": 3}.get(mode, 5),
                                          key=f"{FORM_KEY}epochs-{mode}")
-        size_default = default_image_size or spec.default_input_size
-        image_size = columns[1].number_input("Image size (px)", 32, 512, size_default, step=16,
-                                             key=f"{FORM_KEY}size-{size_default}")
+        largest = min(512, limits.image_size or 512)
+        size_default = min(default_image_size or spec.default_input_size, largest)
+        image_size = columns[1].number_input("Image size (px)", 32, largest, size_default,
+                                             step=16, key=f"{FORM_KEY}size-{size_default}")
         batch_size = columns[2].number_input("Batch size", 1, 256, 16,
                                              key=f"{FORM_KEY}batch")
         rate_default = config.default_learning_rate(mode, None if weights == "none" else weights)
@@ -93,8 +105,8 @@ def fine_tune_options(backbone: str) -> dict:
     """Fine-tuning settings: head epochs, blocks to unfreeze, augmentation, early stopping."""
     blocks = backbones.get_spec(backbone).blocks
     columns = st.columns(3)
-    head_epochs = columns[0].number_input("Head epochs first", 1, 50, 5,
-                                          key=f"{FORM_KEY}head-epochs")
+    head_epochs = columns[0].number_input("Head epochs first", 1, config.limits().epochs or 50,
+                                          5, key=f"{FORM_KEY}head-epochs")
     trainable = columns[1].number_input(f"Top blocks to train (of {len(blocks)})", 1,
                                         len(blocks), min(config.FINE_TUNE_BLOCKS, len(blocks)),
                                         key=f"{FORM_KEY}blocks-{backbone}")
@@ -105,6 +117,31 @@ def fine_tune_options(backbone: str) -> dict:
                           key=f"{FORM_KEY}augment")
     return {"head_epochs": int(head_epochs), "trainable_blocks": int(trainable),
             "patience": int(patience), "augment": augment}
+
+
+def plain(text: object) -> str:
+    """Text that came from a visitor (a class, file or data-set name) made safe for
+    markdown: shown literally, on one line."""
+    return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def redact(text: str) -> str:
+    """Remove server paths from a message: an upload's folder goes entirely (names are
+    shown relative to the visitor's zip), other server locations become "…"."""
+    text = _UPLOAD_ROOT.sub("", text)
+    roots = {str(config.tlcore_home()), str(Path(__file__).resolve().parents[1]), sys.prefix,
+             sys.base_prefix, str(Path.home()), tempfile.gettempdir()}
+    for root in sorted(roots, key=len, reverse=True):
+        if len(root) > 1:
+            text = text.replace(root, "…")
+    return text
+
+
+def error(problem: object, icon: str = ":material/error:") -> None:
+    """Show an error message: in a public demo with server paths removed, and always as
+    plain text (it may quote a visitor's file or class name)."""
+    message = str(problem)
+    st.error(plain(redact(message) if config.public_demo() else message), icon=icon)
 
 
 def run_picker(all_runs: list[runs.Run], key: str) -> runs.Run | None:
@@ -130,14 +167,15 @@ def show_image(image: np.ndarray, caption: str, width: int = 224) -> None:
     """Show a [0, 255] image, enlarged without smoothing so pixels stay visible."""
     pixels = images.to_uint8(image)
     repeat = max(1, width // pixels.shape[0])
-    st.image(np.repeat(np.repeat(pixels, repeat, axis=0), repeat, axis=1), caption=caption,
-             width=pixels.shape[1] * repeat)
+    st.image(np.repeat(np.repeat(pixels, repeat, axis=0), repeat, axis=1),
+             caption=plain(caption), width=pixels.shape[1] * repeat)
 
 
 def uploaded_image(size: int, key: str | None = None) -> np.ndarray | None:
     """An uploaded image as float pixels at `size`; None until one is uploaded, or with the
     reason shown when it cannot be read."""
-    upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "bmp", "webp"], key=key)
+    upload = st.file_uploader("An image", type=["png", "jpg", "jpeg", "bmp", "webp"], key=key,
+                              max_upload_size=config.limits().upload_mb)
     return None if upload is None else decode_upload(upload, size)
 
 
@@ -147,8 +185,8 @@ def decode_upload(upload: Any, size: int) -> np.ndarray | None:
     try:
         config.check_upload(upload.size, "the image")
         return images.load_image(upload.getvalue(), size).astype(np.float32)
-    except ValueError as error:  # ImageError is one
-        st.error(str(error), icon=":material/broken_image:")
+    except ValueError as problem:  # ImageError is one
+        error(problem, icon=":material/broken_image:")
         return None
 
 
@@ -157,8 +195,8 @@ def run_test_image(run: runs.Run, size: int, key: str) -> tuple[np.ndarray, int]
     with the reason shown when the run's data cannot be reopened or has no test images."""
     try:
         dataset = evaluate.dataset_of(run)
-    except ValueError as error:
-        st.error(f"{error} Upload an image instead.", icon=":material/error:")
+    except ValueError as problem:
+        error(f"{problem} Upload an image instead.")
         return None
     test = dataset.splits["test"]
     if len(test) == 0:

@@ -3,7 +3,7 @@ bounds, the epsilon ball, 8-bit rounding and success; each attack writes only it
 from __future__ import annotations
 
 from tlcore import config
-from tlcore.attack.base import Attack, AttackResult
+from tlcore.attack.base import CHUNK_IMAGES, Attack, AttackResult, AttackStopped
 from tlcore.attack.gradient import FGSM, PGD, LessonDescent
 from tlcore.attack.minimum_norm import DeepFool
 from tlcore.attack.robustness import robustness_curve, transfer
@@ -24,5 +24,5 @@ def make_attack(attack_config: config.AttackConfig) -> Attack:
                step_size=attack_config.step_size, seed=attack_config.seed)
 
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "DeepFool", "FGSM", "LessonDescent", "PGD",
+__all__ = ["ATTACKS", "CHUNK_IMAGES", "Attack", "AttackResult", "AttackStopped", "DeepFool", "FGSM", "LessonDescent", "PGD",
            "make_attack", "robustness_curve", "transfer"]

@@ -51,7 +51,7 @@ class PGD(Attack):
         """Iterate signed gradient steps, projecting back into the ball after each."""
         adversarial = images.copy()
         if self.random_start:
-            noise = np.random.default_rng(self.seed).uniform(-self.epsilon, self.epsilon,
+            noise = np.random.default_rng([self.seed, self._offset]).uniform(-self.epsilon, self.epsilon,
                                                              images.shape)
             adversarial = self.project(images, images + noise.astype(np.float32))
         for _ in range(self.steps):

@@ -53,6 +53,7 @@ class DeepFool(Attack):
         total = np.zeros_like(images)
         active = np.ones(len(images), dtype=bool)
         for _ in range(self.steps):
+            self.check_stop()
             candidate = np.clip(images + (1 + self.overshoot) * total, 0, 255)
             logits, gradients = _candidate_gradients(model, candidate, ranked)
             active &= logits.argmax(-1) == labels

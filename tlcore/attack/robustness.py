@@ -1,7 +1,7 @@
 """How fragile is a model: accuracy against epsilon, and whether an attack transfers."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -14,8 +14,8 @@ from tlcore.config import StepCallback
 
 def robustness_curve(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                      epsilons: Sequence[float], *, method: str = "pgd", steps: int = 10,
-                     seed: int = 0, batch_size: int = 32,
-                     on_step: StepCallback | None = None) -> list[dict]:
+                     seed: int = 0, on_step: StepCallback | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> list[dict]:
     """Accuracy under a bounded attack at each epsilon (0: the clean accuracy).
 
     Args:
@@ -25,12 +25,16 @@ def robustness_curve(model: keras.Model, images: np.ndarray, labels: np.ndarray,
         method: "fgsm" or "pgd".
         steps: PGD iterations.
         seed: PGD's random start.
-        batch_size: images attacked at once.
-        on_step: progress as on_step(done, total, {"phase": "attacking", "epsilon": ...}).
+        on_step: progress as on_step(done, total, {"phase": ..., "epsilon": ...}).
+        should_stop: polled at every gradient step; True raises `AttackStopped`.
 
     Returns:
         [{"epsilon", "accuracy", "success_rate" (share of the clean-correct images that
         the attack flipped), "mean_linf", "mean_l2"}] in the order of `epsilons`.
+
+    Raises:
+        config.LimitError: more images or steps than `config.limits()` allows.
+        AttackStopped: `should_stop()` turned True.
     """
     from tlcore import attack  # the package builds attacks; imported here to avoid a cycle
 
@@ -39,25 +43,26 @@ def robustness_curve(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                          f"({config.BOUNDED_ATTACKS})")
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
+    config.check_limit("attack_images", len(images))
+    config.check_limit("attack_steps", steps)
     clean_right = evaluate.predict_logits(model, images).argmax(-1) == labels
-    rows, total, done = [], len(epsilons) * len(images), 0
+    rows, attacked = [], [epsilon for epsilon in epsilons if epsilon != 0]
     for epsilon in epsilons:
         if epsilon == 0:
             right, linf, l2 = clean_right, np.zeros(len(images)), np.zeros(len(images))
         else:
             chosen = attack.make_attack(config.AttackConfig(method=method, epsilon=epsilon,
                                                             steps=steps, seed=seed))
-            right, linf, l2 = [], [], []
-            for start in range(0, len(images), batch_size):
-                result = chosen(model, images[start:start + batch_size],
-                                labels[start:start + batch_size])
-                right.append(result.adversarial_logits.argmax(-1) == result.labels)
-                linf.append(result.linf)
-                l2.append(result.l2)
-                done += len(result.labels)
+            before = attacked.index(epsilon) * len(images)
+
+            def progress(done: int, count: int, metrics: dict) -> None:
                 if on_step is not None:
-                    on_step(done, total, {"phase": "attacking", "epsilon": epsilon})
-            right, linf, l2 = np.concatenate(right), np.concatenate(linf), np.concatenate(l2)
+                    on_step(before + done, len(attacked) * count,
+                            {"phase": f"{method} at {epsilon:g}/255", "epsilon": epsilon})
+
+            result = chosen(model, images, labels, should_stop=should_stop, on_step=progress)
+            right = result.adversarial_logits.argmax(-1) == result.labels
+            linf, l2 = result.linf, result.l2
         flipped = clean_right & ~right
         rows.append({"epsilon": float(epsilon), "accuracy": float(right.mean()),
                      "success_rate": float(flipped.sum() / max(clean_right.sum(), 1)),

@@ -90,6 +90,7 @@ def render(model: keras.Model, objective: objectives.Objective | int,
     Raises:
         ValueError: a class index outside the model's classes, a layer the model lacks, or
             a start image of the wrong shape.
+        config.LimitError: more steps than `config.limits()` allows.
     """
     return _render_batch(model, objective, render_config, [render_config.tv_weight],
                          start_image, on_step, should_stop, report_every, compiled)[0]
@@ -104,6 +105,9 @@ def render_sweep(model: keras.Model, objective: objectives.Objective | int,
 
     Returns:
         One RenderResult per weight, in the order given.
+
+    Raises:
+        config.LimitError: more steps or weights than `config.limits()` allows.
     """
     if not tv_weights or min(tv_weights) < 0:
         raise ValueError(f"tv_weights={list(tv_weights)} must be one or more weights >= 0")
@@ -129,6 +133,8 @@ def _render_batch(model: keras.Model, objective: objectives.Objective | int,
                   start_image: np.ndarray | None, on_step: StepCallback | None,
                   should_stop: Callable[[], bool] | None, report_every: int,
                   compiled: bool) -> list[RenderResult]:
+    config.check_limit("render_steps", render_config.steps)
+    config.check_limit("sweep_images", len(tv_weights))
     started = time.perf_counter()
     size = models.input_size(model)
     objective = _as_objective(objective, render_config, model.output_shape[-1])

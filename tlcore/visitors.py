@@ -1,0 +1,146 @@
+"""Who made what in a public demo: visitors' tokens, their folders, disk quotas and expiry.
+
+A visitor is an unguessable token (128 random bits) that the app keeps in the browser's
+address (`?visitor=...`), so a reload of the same page is the same visitor. The server
+never stores the token itself: runs and folders carry the visitor's *owner id*, a hash of
+the token, so reading the disk does not let anyone act as a visitor, and no id can be
+guessed from another.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+from tlcore import atomic, config
+
+TOKEN_BYTES = 16  # 128 bits
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+_OWNER = re.compile(r"[0-9a-f]{24}")
+
+
+def new_token() -> str:
+    """Return a new visitor token: 32 hex digits from the system's secure generator."""
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def is_token(value: object) -> bool:
+    """True when `value` has the form of a token (anything else is never trusted)."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+
+
+def owner_id(token: str) -> str:
+    """Return the id stored with a visitor's work: a hash of the token (24 hex digits).
+
+    Raises:
+        ValueError: `token` is not a token.
+    """
+    if not is_token(token):
+        raise ValueError("a visitor token is 32 hexadecimal digits")
+    return hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+def folder(owner: str) -> Path:
+    """The folder of one visitor's uploads and extracted data sets.
+
+    Raises:
+        ValueError: `owner` is not an owner id (so it can never name another folder).
+    """
+    if _OWNER.fullmatch(owner or "") is None:
+        raise ValueError("an owner id is 24 hexadecimal digits")
+    return config.tlcore_home() / "visitors" / owner
+
+
+def uploads_folder(owner: str) -> Path:
+    """Where a visitor's uploaded zips are extracted."""
+    return folder(owner) / "uploads"
+
+
+def owns_source(owner: str, source: str) -> bool:
+    """True when a visitor may train on or open `source`: a built-in set, or a folder
+    inside the visitor's own folder (never another visitor's, never a server path)."""
+    from tlcore import data  # data reads files; imported late, it imports archives etc.
+
+    if source == "demo" or source in data.DOWNLOADED_SOURCES:
+        return True
+    try:
+        Path(source).resolve().relative_to(folder(owner).resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the files under `path` (0 when it does not exist); links are not followed."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += (Path(root) / name).lstat().st_size
+            except OSError:
+                continue
+    return total
+
+
+def usage_bytes(owner: str | None = None) -> int:
+    """Disk used by one visitor (uploads and runs), or by all visitors when owner is None."""
+    from tlcore import runs  # runs loads models; imported late to keep this module light
+
+    if owner is None:
+        uploads = folder_bytes(config.tlcore_home() / "visitors")
+        made = [run for run in runs.list_runs() if run.info.get("public_demo")]
+    else:
+        uploads = folder_bytes(folder(owner))
+        made = [run for run in runs.list_runs() if run.info.get("owner") == owner]
+    return uploads + sum(folder_bytes(run.run_dir) for run in made)
+
+
+def check_disk(owner: str, incoming_bytes: int = 0) -> None:
+    """Refuse new work when it would take a visitor, or all visitors, over their quota.
+
+    Args:
+        owner: the visitor.
+        incoming_bytes: what the new work will write (e.g. an archive's extracted size).
+
+    Raises:
+        config.LimitError: over `visitor_disk_mb` or `total_disk_mb`.
+    """
+    limits = config.limits()
+    if limits.visitor_disk_mb is None and limits.total_disk_mb is None:
+        return
+    if limits.visitor_disk_mb is not None:
+        config.check_limit("visitor_disk_mb", _mb(usage_bytes(owner) + incoming_bytes),
+                           "your uploads and runs (MB); delete a run on the Runs page")
+    if limits.total_disk_mb is not None:
+        config.check_limit("total_disk_mb", _mb(usage_bytes() + incoming_bytes),
+                           "all visitors' uploads and runs (MB); try again later")
+
+
+def _mb(size: int) -> float:
+    return round(size / 2**20, 1)
+
+
+def sweep(max_age_hours: float | None = None) -> list[str]:
+    """Remove visitors' folders in which nothing changed for `max_age_hours`; return the
+    owner ids. The age defaults to `config.limits().visitor_run_hours` (None: keep)."""
+    if max_age_hours is None:
+        max_age_hours = config.limits().visitor_run_hours
+        if max_age_hours is None:
+            return []
+    root = config.tlcore_home() / "visitors"
+    if not root.is_dir():
+        return []
+    cutoff = (datetime.datetime.now() - datetime.timedelta(hours=max_age_hours)).timestamp()
+    removed = []
+    for owner_folder in root.iterdir():
+        try:
+            if owner_folder.is_dir() and atomic.last_change(owner_folder) < cutoff:
+                shutil.rmtree(owner_folder)
+                removed.append(owner_folder.name)
+        except OSError:
+            continue  # in use, or another sweep took it first
+    return removed

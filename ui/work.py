@@ -1,0 +1,101 @@
+"""Heavy work of a page run: renders, sweeps, attacks, robustness curves.
+
+It takes turns with every other visitor's heavy work (`tlcore.turns.WORK`), shows the
+visitor's place in the queue, then a progress bar with the phase, the fraction done and
+the time left, and a Cancel button. It stops at the time budget of a public demo
+(`config.limits().job_seconds`) and when its visitor has gone (the browser tab closed).
+
+Cancel works through Streamlit itself: pressing any button while a script runs asks for a
+rerun, which stops the running script at its next Streamlit call (here, the next
+progress update); the queue place or turn is given back on the way out.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterator
+
+import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+from tlcore import config, turns
+
+
+class Progress:
+    """Progress of one piece of heavy work: pass `on_step` and `should_stop` to tlcore."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.stopped_because: str | None = None
+        self._budget = config.limits().job_seconds
+        self._deadline: float | None = None  # set when the turn comes: waiting is free
+        self._session = getattr(get_script_run_ctx(), "session_id", None)
+        self._bar = st.progress(0.0, text=f"{what}: starting...")
+        self._phase, self._phase_started = "", time.monotonic()
+        st.button("Cancel", key=f"cancel-{what}", icon=":material/cancel:")
+
+    def start(self) -> None:
+        """The turn has come: the time budget starts now."""
+        if self._budget is not None:
+            self._deadline = time.monotonic() + self._budget
+        self.on_step(0, 0, {"phase": "starting"})
+
+    def on_step(self, step: int, total: int, metrics: dict) -> None:
+        """Show the phase, the fraction done and the time left (a tlcore StepCallback);
+        `metrics["detail"]`, when given, is appended (e.g. the class probability)."""
+        phase = str(metrics.get("phase") or self.what)
+        if phase != self._phase:
+            self._phase, self._phase_started = phase, time.monotonic()
+        detail = f" ({metrics['detail']})" if metrics.get("detail") else ""
+        if not total:
+            self._bar.progress(0.0, text=f"{self.what}: {phase}...{detail}")
+            return
+        elapsed = time.monotonic() - self._phase_started
+        left = f", about {elapsed / step * (total - step):.0f} s left" if step else ""
+        self._bar.progress(min(1.0, step / total), text=f"{self.what}: {phase}: "
+                                                        f"{step:,}/{total:,}{left}{detail}")
+
+    def should_stop(self) -> bool:
+        """True once the time budget is spent or the visitor has gone (`stopped_because`
+        says which)."""
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            self.stopped_because = (f"it reached this demo's time budget of "
+                                    f"{self._budget:.0f} s per job")
+        elif not _visitor_present(self._session):
+            self.stopped_because = "its visitor has gone"
+        return self.stopped_because is not None
+
+    def done(self) -> None:
+        """Remove the progress bar."""
+        self._bar.empty()
+
+
+@contextlib.contextmanager
+def heavy(what: str) -> Iterator[Progress]:
+    """Wait for a turn (showing the place in the queue), then hold it for the block.
+
+    Args:
+        what: a short noun phrase for the progress text ("Rendering").
+
+    Yields:
+        The Progress to hand to tlcore as on_step / should_stop.
+    """
+    with st.container(border=True):
+        progress = Progress(what)
+        try:
+            with turns.WORK.turn(progress.on_step, progress.should_stop):
+                progress.start()
+                yield progress
+        except turns.WaitCancelled:
+            progress.stopped_because = progress.stopped_because or "it was cancelled"
+            raise
+        finally:
+            progress.done()
+
+
+def _visitor_present(session_id: str | None) -> bool:
+    """False once the visitor's browser has disconnected (the tab was closed)."""
+    if session_id is None or not Runtime.exists():
+        return True  # not served by a Streamlit server (tests, scripts)
+    return Runtime.instance().is_active_session(session_id)
