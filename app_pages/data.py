@@ -59,10 +59,16 @@ try:
         if kind in data.DOWNLOADED_SOURCES:
             prepare(kind)
     elif kind == "zip":
+        owner = state.owner()
+        earlier = data.extracted_zips(visitors.uploads_folder(owner)) if owner else {}
+        if earlier:
+            picked = st.selectbox("Your uploads", [None, *earlier], format_func=lambda source:
+                                  "a new upload" if source is None else earlier[source])
+            if picked is not None:
+                state.set_data_source(picked)
         upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"],
                                   max_upload_size=config.limits().upload_mb)
         if upload is not None:
-            owner = state.owner()
             if owner is not None:  # a demo: into the visitor's own folder, within the quota
                 visitors.check_disk(owner, upload.size)
             with st.spinner("Extracting safely..."):

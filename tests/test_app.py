@@ -1,6 +1,8 @@
 """Every page renders without an exception, and each does its one real job."""
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import keras
@@ -87,7 +89,7 @@ def test_data_page_offline_download_says_where_to_put_the_archive(monkeypatch, t
     jobs.wait(jobs.preparing("petimages").job_id)
     app.run()
     assert not app.exception
-    message = app.error[0].value
+    message = re.sub(r"\\(.)", r"\1", app.error[0].value)  # shown as plain text: escaped
     assert "kagglecatsanddogs_5340.zip" in message and str(tmp_path / "home") in message
     train_page = app.switch_page("app_pages/train.py").run()
     assert not train_page.exception and "Data page" in train_page.error[0].value
@@ -269,9 +271,14 @@ def test_an_uploaded_model_is_loaded_safely_and_wrapped(tmp_path):
                               keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(3, activation="softmax")])
     inner.save(tmp_path / "m.keras")
-    model, lock = cache.uploaded_model((tmp_path / "m.keras").read_bytes(), ".keras", "tf")
+    content = (tmp_path / "m.keras").read_bytes()
+    loaded = cache.uploaded_model(hashlib.sha256(content).hexdigest(), content, ".keras", "tf")
+    model = loaded.model
     assert model.output_shape == (None, 3) and model.input_shape == (None, 16, 16, 3)
-    with lock:
+    with loaded.lock:
         assert model(np.full((1, 16, 16, 3), 200.0)).shape == (1, 3)
-    with pytest.raises(ValueError, match="safe mode"):
-        cache.uploaded_model(b"not a model", ".keras", "tf")
+    refused = cache.uploaded_model("not-a-model", b"not a model", ".keras", "tf")
+    assert refused.model is None and "safe mode" in refused.error
+    assert "/" not in refused.error  # the temporary file's folder is not named
+    # A refusal is remembered: the same file is not loaded again at every rerun.
+    assert cache.uploaded_model("not-a-model", b"", ".keras", "tf") is refused

@@ -22,6 +22,7 @@ from tlcore import archives, atomic, config, demo, images
 from tlcore.config import StepCallback
 
 SPLIT_NAMES = ("train", "validation", "test")
+NAME_FILE = ".tlcore-name"  # beside an extracted zip's files: the name it was uploaded as
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 
 
@@ -343,6 +344,7 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
         archives.extract_zip(content, staging, max_files=limits.archive_files,
                              max_total_bytes=limits.extracted_mb * 2**20)
         _check_declared_pixels(staging)
+        (staging / NAME_FILE).write_text(name or default_name)
     root = _class_root(target)
     try:
         return from_folder(root, name=name or default_name, seed=seed)
@@ -355,6 +357,16 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
 def forget_folder(root: Path) -> None:
     """Remove what the cache remembers of a folder (its scan), e.g. once it is deleted."""
     _verdicts_path(root).unlink(missing_ok=True)
+
+
+def extracted_zips(folder: Path) -> dict[str, str]:
+    """The zips extracted into `folder` by `from_zip`, newest first: {source: name}."""
+    if not folder.is_dir():
+        return {}
+    found = sorted((entry for entry in folder.iterdir() if (entry / NAME_FILE).is_file()),
+                   key=lambda entry: entry.stat().st_mtime, reverse=True)
+    return {str(_class_root(entry).resolve()): (entry / NAME_FILE).read_text()[:200]
+            for entry in found}
 
 
 def _class_root(folder: Path) -> Path:

@@ -87,9 +87,8 @@ def heavy(what: str) -> Iterator[Progress]:
             with turns.WORK.turn(progress.on_step, progress.should_stop):
                 progress.start()
                 yield progress
-        except turns.WaitCancelled:
-            progress.stopped_because = progress.stopped_because or "it was cancelled"
-            raise
+        except turns.WaitCancelled:  # the visitor left while waiting: nobody to tell
+            st.stop()
         finally:
             progress.done()
 
