@@ -395,3 +395,20 @@ def test_the_tidy_sweeps_expired_visitors_and_caches_beyond_their_size(demo, tmp
     (cache / "demo" / "keep.png").write_bytes(b"x" * 2**20)  # the host's: never swept
     assert housekeeping.sweep_caches(2.5, cache) == [cache / "embeddings" / "a.npy"]
     assert (cache / "demo" / "keep.png").exists() and (cache / "scans" / "c.json").exists()
+
+
+def test_a_render_over_the_time_budget_stops_and_keeps_what_it_has(demo, tiny_run,
+                                                                    monkeypatch):
+    monkeypatch.setattr(config, "DEMO_LIMITS", dataclasses.replace(config.DEMO_LIMITS,
+                                                                   job_seconds=0.0))
+    app = AppTest.from_file(APP, default_timeout=180)
+    app.session_state["selected_run_id"] = tiny_run.run_id
+    app.run()
+    app.switch_page("app_pages/ideal_image.py").run()
+    app.number_input[0].set_value(20)  # the render form's steps
+    next(button for button in app.button if button.label == "Render").click().run()
+    assert not app.exception
+    assert any("Stopped after 1 of 20 steps: it reached this demo's time budget of 0 s"
+               in warning.value for warning in app.warning)
+    assert any(metric.label == "Class probability" for metric in app.metric)
+    assert not any(button.label == "Cancel" for button in app.button)  # gone with the work

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import streamlit as st
 from streamlit.runtime import Runtime
@@ -25,15 +25,15 @@ from tlcore import config, turns
 class Progress:
     """Progress of one piece of heavy work: pass `on_step` and `should_stop` to tlcore."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, box: Any) -> None:
         self.what = what
         self.stopped_because: str | None = None
         self._budget = config.limits().job_seconds
         self._deadline: float | None = None  # set when the turn comes: waiting is free
         self._session = getattr(get_script_run_ctx(), "session_id", None)
-        self._bar = st.progress(0.0, text=f"{what}: starting...")
+        self._bar = box.progress(0.0, text=f"{what}: starting...")
         self._phase, self._phase_started = "", time.monotonic()
-        st.button("Cancel", key=f"cancel-{what}", icon=":material/cancel:")
+        box.button("Cancel", key=f"cancel-{what}", icon=":material/cancel:")
 
     def start(self) -> None:
         """The turn has come: the time budget starts now."""
@@ -66,9 +66,6 @@ class Progress:
             self.stopped_because = "its visitor has gone"
         return self.stopped_because is not None
 
-    def done(self) -> None:
-        """Remove the progress bar."""
-        self._bar.empty()
 
 
 @contextlib.contextmanager
@@ -81,16 +78,16 @@ def heavy(what: str) -> Iterator[Progress]:
     Yields:
         The Progress to hand to tlcore as on_step / should_stop.
     """
-    with st.container(border=True):
-        progress = Progress(what)
-        try:
-            with turns.WORK.turn(progress.on_step, progress.should_stop):
-                progress.start()
-                yield progress
-        except turns.WaitCancelled:  # the visitor left while waiting: nobody to tell
-            st.stop()
-        finally:
-            progress.done()
+    slot = st.empty()  # the bar and Cancel go when the work ends
+    progress = Progress(what, slot.container(border=True))
+    try:
+        with turns.WORK.turn(progress.on_step, progress.should_stop):
+            progress.start()
+            yield progress
+    except turns.WaitCancelled:  # the visitor left while waiting: nobody to tell
+        st.stop()
+    finally:
+        slot.empty()
 
 
 def _visitor_present(session_id: str | None) -> bool:

@@ -24,5 +24,6 @@ def make_attack(attack_config: config.AttackConfig) -> Attack:
                step_size=attack_config.step_size, seed=attack_config.seed)
 
 
-__all__ = ["ATTACKS", "CHUNK_IMAGES", "Attack", "AttackResult", "AttackStopped", "DeepFool", "FGSM", "LessonDescent", "PGD",
+__all__ = ["ATTACKS", "CHUNK_IMAGES", "Attack", "AttackResult", "AttackStopped", "DeepFool",
+           "FGSM", "LessonDescent", "PGD",
            "make_attack", "robustness_curve", "transfer"]
