@@ -74,7 +74,8 @@ BACKBONE = "Small CNN from scratch"
 EPOCHS = "2"
 IMAGE_SIZE = "32"
 ATTACK_METHOD = "FGSM (one step)"
-QUEUED = re.compile(r"waiting for a turn|place in the queue", re.IGNORECASE)
+QUEUED = re.compile(r"waiting for a turn|place in the queue|waiting: \d+ training",
+                    re.IGNORECASE)
 REFUSED = re.compile(r"try again|its limit", re.IGNORECASE)  # the server's job limit
 TRAIN_DONE = re.compile(r"Saved as run|Training failed|Training was cancelled|Cancelled")
 LIGHT_TARGET_S = 2.0

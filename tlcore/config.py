@@ -83,6 +83,8 @@ class Limits:
         total_disk_mb: the most disk all visitors' uploads and runs may use together.
         cache_mb: derived caches (embeddings, folder scans, exports) are swept, oldest
             first, beyond this size.
+        compute_threads: CPU threads TensorFlow computes with (None: every core); a demo
+            leaves one core to serving pages while trainings and renders run.
     """
 
     upload_mb: int
@@ -104,6 +106,7 @@ class Limits:
     visitor_disk_mb: int | None = None
     total_disk_mb: int | None = None
     cache_mb: int | None = None
+    compute_threads: int | None = None
 
 
 OWN_LIMITS = Limits(upload_mb=500, extracted_mb=4096, archive_files=100_000,
@@ -117,7 +120,8 @@ DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
                      epochs=20, image_size=224, render_steps=300, sweep_images=7,
                      attack_steps=100, attack_images=64, model_parameters=30_000_000,
                      job_seconds=180.0, heavy_slots=1, visitor_disk_mb=500,
-                     total_disk_mb=10_000, cache_mb=2_000)
+                     total_disk_mb=10_000, cache_mb=2_000,
+                     compute_threads=max(1, (os.cpu_count() or 2) - 1))
 # How each limit is named in a refusal.
 LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size (MB)",
                "archive_files": "files per zip", "image_megapixels": "megapixels per image",

@@ -6,11 +6,21 @@ import os
 import tensorflow as tf
 
 
-def configure_devices() -> list[str]:
+def configure_devices(threads: int | None = None) -> list[str]:
     """Turn on GPU memory growth (so several models share a GPU); return the GPU names.
+
+    Args:
+        threads: CPU threads for TensorFlow's operations (None: TensorFlow's choice, every
+            core). A public demo leaves one core to serving pages.
 
     Call once at start, before any model is built; later calls are harmless.
     """
+    if threads is not None:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already ran an operation: too late to change
+            pass
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:

@@ -37,7 +37,7 @@ class SharedModel:
 @st.cache_resource(show_spinner=False)
 def device() -> str:
     """Configure the GPUs once per server and describe the device in use."""
-    devices.configure_devices()
+    devices.configure_devices(threads=config.limits().compute_threads)
     return devices.describe_device()
 
 
