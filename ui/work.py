@@ -67,7 +67,6 @@ class Progress:
         return self.stopped_because is not None
 
 
-
 @contextlib.contextmanager
 def heavy(what: str) -> Iterator[Progress]:
     """Wait for a turn (showing the place in the queue), then hold it for the block.
