@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import archives, config, data, images, petimages, pets, visitors
+from tlcore import archives, config, data, petimages, pets, visitors
 from ui import cache, charts, jobs, state, widgets
 
 SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
@@ -97,9 +97,10 @@ for column, (split, count) in zip(columns[1:], sizes.items()):
 st.plotly_chart(charts.class_counts(dataset.class_counts()), width="stretch")
 
 st.subheader("Samples")
-for class_name, paths in dataset.sample_paths(per_class=8).items():
+for class_name, grid in cache.sample_grids(dataset.source, 0,
+                                           data.source_stamp(dataset.source)).items():
     st.caption(widgets.plain(class_name))
-    st.image(images.image_grid(data.load_images(paths, 64), columns=8))
+    st.image(grid)
 
 st.subheader(f"Skipped files ({len(dataset.skipped)})")
 if dataset.skipped:

@@ -80,6 +80,7 @@ REFUSED = re.compile(r"try again|its limit", re.IGNORECASE)  # the server's job 
 TRAIN_DONE = re.compile(r"Saved as run|Training failed|Training was cancelled|Cancelled")
 LIGHT_TARGET_S = 2.0
 START_TIMEOUT_S = 180
+TEMP_PREFIX = "tlcore-load-"
 
 
 class Limits:
@@ -323,6 +324,37 @@ class Sampler(threading.Thread):
             self.sample()
 
 
+def _die_with_parent():
+    """A preexec_fn that makes the server get SIGTERM when the benchmark dies, even by
+    SIGKILL (Linux prctl PR_SET_PDEATHSIG); None elsewhere. The function is looked up
+    here, before the fork, so the child only calls it."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
+
+
+def _remove_stale_folders() -> None:
+    """Remove the temporary folders of earlier runs whose process is gone (killed before
+    it could clean up); their names hold the pid."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        match = re.match(re.escape(TEMP_PREFIX) + r"(\d+)-", folder.name)
+        if match and not Path(f"/proc/{match.group(1)}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwind (past the suite's `except Exception`), so that the server is
+    stopped and the folder removed."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated("terminated (SIGTERM)")
+
+
 def start_server(app_root: Path, home: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     """`streamlit run app.py` as a public demo on a free port, in its own process group;
     returns it and its base URL once its health check answers."""
@@ -335,7 +367,7 @@ def start_server(app_root: Path, home: Path, log_path: Path) -> tuple[subprocess
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
             cwd=app_root, env=environment, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent())
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if server.poll() is not None:
@@ -700,7 +732,11 @@ def measure(visitors: int, app_root: Path = ROOT) -> tuple[dict, dict, list[dict
     """Serve the app, drive `visitors` visitors, stop it; (summary, server, records)."""
     for old in SHOTS.glob("visitor*.png"):  # the last run's error screenshots
         old.unlink()
-    folder = Path(tempfile.mkdtemp(prefix="tlcore-load-"))
+    _remove_stale_folders()
+    folder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     home = folder / "home"
     zips = folder / "zips"
     zips.mkdir(parents=True)
@@ -742,6 +778,8 @@ def measure(visitors: int, app_root: Path = ROOT) -> tuple[dict, dict, list[dict
         if "Traceback" in log:
             server_info["log_tail"] = log[-4000:]
         shutil.rmtree(folder, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return summarize(records), server_info, records
 
 

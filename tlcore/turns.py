@@ -108,7 +108,7 @@ class Turns:
                     return
                 ahead = self._waiting.index(ticket) + len(self._holders) - self.slots + 1
             if should_stop is not None and should_stop():
-                raise self._cancelled(f"cancelled while waiting for its turn; nothing done")
+                raise self._cancelled("cancelled while waiting for its turn; nothing done")
             if on_step is not None:  # outside the lock: a callback may take its time
                 on_step(0, 0, {"phase": f"waiting for a turn: {max(ahead, 1)} "
                                         f"{self._noun}(s) ahead", "ahead": max(ahead, 1)})

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import (config, data, devices, evaluate, explain, imagenet, models,
+from tlcore import (config, data, devices, evaluate, explain, imagenet, images, models,
                     runs)
 from tlcore import housekeeping as housekeeping_module
 from tlcore import turns
@@ -65,6 +65,16 @@ def dataset(source: str, seed: int = 0) -> data.Dataset:
         raise ValueError(f"the data set {source!r} is not downloaded yet: download it on the "
                          "Data page")
     return _dataset(source, seed, data.source_stamp(source))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def sample_grids(source: str, seed: int, stamp: str, per_class: int = 8
+                 ) -> dict[str, np.ndarray]:
+    """A grid of a few training images per class, decoded once per data set (and again
+    when its files change): the Data page is the most visited page."""
+    chosen = _dataset(source, seed, stamp)
+    return {name: images.image_grid(data.load_images(paths, 64), columns=per_class)
+            for name, paths in chosen.sample_paths(per_class=per_class).items()}
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
