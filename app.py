@@ -52,6 +52,7 @@ def training_status(job: jobs.TrainingJob) -> None:
 
 
 cache.housekeeping()
+cache.warm_up()
 with st.sidebar:
     st.caption(f"Device: **{cache.device()}**")
     job = jobs.get_job(state.job_id())

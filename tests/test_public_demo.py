@@ -412,3 +412,11 @@ def test_a_render_over_the_time_budget_stops_and_keeps_what_it_has(demo, tiny_ru
                in warning.value for warning in app.warning)
     assert any(metric.label == "Class probability" for metric in app.metric)
     assert not any(button.label == "Cancel" for button in app.button)  # gone with the work
+
+
+def test_an_uploaded_zip_keeps_its_name_and_is_offered_again(tmp_path):
+    flat = _zip({f"{kind}/{index}.png": _png(value=40 * index) for kind in ("cats", "dogs")
+                 for index in range(3)})
+    dataset = data.from_zip(flat, name="my pets.zip", into=tmp_path / "uploads")
+    assert data.load_dataset(dataset.source).name == "my pets.zip"  # not the zip's hash
+    assert data.extracted_zips(tmp_path / "uploads") == {dataset.source: "my pets.zip"}

@@ -198,7 +198,8 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
             f"({[c.name for c in class_folders][:5]}); a classifier needs at least two: put "
             "each class's images in its own sub-folder, e.g. cats/ and dogs/")
     label_array = np.asarray(labels, dtype=np.int64)
-    return Dataset(name=name or root.name, class_names=tuple(class_names), paths=tuple(paths),
+    return Dataset(name=name or _uploaded_name(root) or root.name,
+                   class_names=tuple(class_names), paths=tuple(paths),
                    labels=label_array, splits=stratified_splits(label_array, seed=seed),
                    skipped=tuple(skipped), native_size=native_size, synthetic=synthetic,
                    source=str(root.resolve()))
@@ -367,6 +368,16 @@ def extracted_zips(folder: Path) -> dict[str, str]:
                    key=lambda entry: entry.stat().st_mtime, reverse=True)
     return {str(_class_root(entry).resolve()): (entry / NAME_FILE).read_text()[:200]
             for entry in found}
+
+
+def _uploaded_name(root: Path) -> str | None:
+    """The name a zip was uploaded as, when `root` is (inside) its extracted folder."""
+    for folder in (root, root.parent):
+        try:
+            return (folder / NAME_FILE).read_text()[:200] or None
+        except OSError:
+            continue
+    return None
 
 
 def _class_root(folder: Path) -> Path:
