@@ -41,7 +41,8 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     state.set_selected_run_id(run.run_id)
     metrics = run.info["metrics"]
     if snapshot.state == "cancelled":
-        st.warning("Cancelled: the finished epochs were kept as a run.", icon=":material/cancel:")
+        st.warning(snapshot.error or "Cancelled: the finished epochs were kept as a run.",
+                   icon=":material/cancel:")
     if run.info.get("diverged"):
         st.warning(f"Stopped early: {run.info['diverged']}. The best finished epoch was "
                    "kept.", icon=":material/warning:")

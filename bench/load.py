@@ -614,22 +614,27 @@ async def _visitor(browser, base: str, index: int, zip_path: Path, limits: Limit
         began = time.perf_counter()
         deadline = began + limits.train
         outcome = page.get_by_text(TRAIN_DONE).first
+        errors = page.locator("[data-testid='stAlertContentError']")
         while True:
             await _button(page, "Train").click()
-            kind, queued = await _wait_outcome(page, outcome,
-                                               max(5.0, deadline - time.perf_counter()))
-            entry["queued_seconds"] += queued
-            if kind == "error":
-                text = " ".join(await page.locator(
-                    "[data-testid='stAlertContentError']").all_inner_texts())
-                if REFUSED.search(text) and time.perf_counter() < deadline - 10:
-                    entry["refused"] += 1
-                    await page.wait_for_timeout(5000)
-                    continue
-                raise RuntimeError(f"training refused or failed: {text[:300]}")
-            if kind == "exception":
-                raise RuntimeError("an exception box instead of a training")
+            # Let the click's script run end before reading the page: a refusal from the
+            # previous try stays on screen (stale) until then. No job of this visitor runs
+            # yet, so no progress fragment keeps the app busy.
+            await _idle(page, limits.light, pause_ms=500)
+            text = " ".join(await errors.all_inner_texts())
+            if REFUSED.search(text) and not await outcome.count():
+                if time.perf_counter() > deadline - 10:
+                    raise RuntimeError(f"still refused at the time limit: {text[:300]}")
+                entry["refused"] += 1
+                await page.wait_for_timeout(5000)
+                continue
             break
+        kind, queued = await _wait_outcome(page, outcome,
+                                           max(5.0, deadline - time.perf_counter()))
+        entry["queued_seconds"] += queued
+        if kind != "result":
+            text = " ".join(await errors.all_inner_texts())
+            raise RuntimeError(f"{kind} box instead of a training: {text[:300]}")
         text = await outcome.inner_text()
         if "Saved as run" not in text:
             raise RuntimeError(f"training ended without a run: {text[:300]}")

@@ -420,3 +420,22 @@ def test_an_uploaded_zip_keeps_its_name_and_is_offered_again(tmp_path):
     dataset = data.from_zip(flat, name="my pets.zip", into=tmp_path / "uploads")
     assert data.load_dataset(dataset.source).name == "my pets.zip"  # not the zip's hash
     assert data.extracted_zips(tmp_path / "uploads") == {dataset.source: "my pets.zip"}
+
+
+def test_a_training_over_the_time_budget_keeps_its_finished_epochs(demo, monkeypatch,
+                                                                   tiny_folder):
+    from tlcore import visitors
+    from ui import jobs
+
+    monkeypatch.setattr(config, "DEMO_LIMITS", dataclasses.replace(config.DEMO_LIMITS,
+                                                                   training_seconds=0.0))
+    owner = visitors.owner_id(visitors.new_token())
+    folder = visitors.uploads_folder(owner) / "colours"
+    import shutil
+    shutil.copytree(tiny_folder, folder)
+    job = jobs.start_training(owner, config.TrainConfig(backbone="scratch_cnn", weights=None,
+                                                        mode="end-to-end", epochs=3,
+                                                        image_size=32), str(folder))
+    snapshot = jobs.wait(job.job_id)
+    assert snapshot.state == "cancelled"
+    assert "time budget of 0 minutes per training" in snapshot.error

@@ -78,6 +78,8 @@ class Limits:
         model_parameters: the most weights of an uploaded model (counted from its config
             before any weight is allocated).
         job_seconds: the time budget of one render, sweep or attack.
+        training_seconds: the time budget of one training (its turn, not its wait); the
+            finished epochs are kept as a run.
         heavy_slots: renders, sweeps and attacks running at once (the rest queue).
         visitor_disk_mb: the most disk one visitor's uploads and runs may use.
         total_disk_mb: the most disk all visitors' uploads and runs may use together.
@@ -102,6 +104,7 @@ class Limits:
     attack_images: int | None = None
     model_parameters: int | None = None
     job_seconds: float | None = None
+    training_seconds: float | None = None
     heavy_slots: int = 2
     visitor_disk_mb: int | None = None
     total_disk_mb: int | None = None
@@ -119,7 +122,7 @@ DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
                      image_megapixels=24.0, archive_megapixels=1_500.0, classes=100,
                      epochs=20, image_size=224, render_steps=300, sweep_images=7,
                      attack_steps=100, attack_images=64, model_parameters=30_000_000,
-                     job_seconds=180.0, heavy_slots=1, visitor_disk_mb=500,
+                     job_seconds=180.0, training_seconds=900.0, heavy_slots=1, visitor_disk_mb=500,
                      total_disk_mb=10_000, cache_mb=2_000,
                      compute_threads=max(1, (os.cpu_count() or 2) - 1))
 # How each limit is named in a refusal.

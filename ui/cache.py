@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import streamlit as st
+from streamlit.runtime import Runtime
 
 from tlcore import (config, data, devices, evaluate, explain, imagenet, images, models,
                     runs)
@@ -51,10 +52,13 @@ def housekeeping() -> int:
 
 
 @st.cache_resource(show_spinner=False)
-def warm_up() -> threading.Thread:
+def warm_up() -> threading.Thread | None:
     """Once per server, in the background: read the demo set and draw its sample grids,
     so the first visitors to the Data page (often several at once after a link is shared)
-    do not all wait for that first read (2.5 s alone on two cores)."""
+    do not all wait for that first read (2.5 s alone on two cores). Not in tests (no
+    Streamlit server runs there)."""
+    if not Runtime.exists():
+        return None
     thread = threading.Thread(target=_read_demo_set, name="warm-up", daemon=True)
     thread.start()
     return thread

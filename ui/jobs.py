@@ -138,7 +138,7 @@ class BackgroundJob:
             traceback.print_exc()
         with self._lock:
             self._snapshot.state, self._snapshot.run_dir = state, run_dir
-            self._snapshot.error = error
+            self._snapshot.error = error or self._snapshot.error
 
 
 class TrainingJob(BackgroundJob):
@@ -154,17 +154,44 @@ class TrainingJob(BackgroundJob):
         self.resume = resume
         self.run_id = resume.run_id if resume else runs.new_run_id(train_config.backbone,
                                                                    train_config.mode)
+        self._budget = config.limits().training_seconds
+        self._began: float | None = None
+        self._out_of_time = False
 
     def _run(self) -> tuple[str, str | None]:
-        if self.resume is not None:
-            run = train.resume_training(self.resume, on_step=self._on_step,
-                                        should_stop=self._cancel.is_set)
-        else:
-            dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
-            run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
-                                         should_stop=self._cancel.is_set, run_id=self.run_id,
-                                         owner=self.owner)
+        try:
+            if self.resume is not None:
+                run = train.resume_training(self.resume, on_step=self._on_step,
+                                            should_stop=self._should_stop)
+            else:
+                dataset = data.load_dataset(self.data_source, seed=self.train_config.seed)
+                run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
+                                             should_stop=self._should_stop, run_id=self.run_id,
+                                             owner=self.owner)
+        except train.TrainingCancelled:
+            if self._out_of_time:
+                raise train.TrainingCancelled(f"{self._over_budget()} before its first epoch "
+                                              "finished; nothing was saved") from None
+            raise
+        if self._out_of_time:
+            with self._lock:
+                self._snapshot.error = (f"{self._over_budget()}: the finished epochs were "
+                                        "kept as a run.")
         return ("cancelled" if run.info.get("cancelled") else "done"), str(run.run_dir)
+
+    def _on_step(self, step: int, total: int, metrics: dict[str, Any]) -> None:
+        if self._began is None and not str(metrics.get("phase", "")).startswith("waiting"):
+            self._began = time.monotonic()  # the budget starts with the turn, not the wait
+        super()._on_step(step, total, metrics)
+
+    def _over_budget(self) -> str:
+        return f"Stopped at this demo's time budget of {self._budget / 60:g} minutes per training"
+
+    def _should_stop(self) -> bool:
+        """Cancelled, or over the time budget of a training (`Limits.training_seconds`)."""
+        if self._budget is not None and self._began is not None:
+            self._out_of_time = time.monotonic() - self._began > self._budget
+        return self._cancel.is_set() or self._out_of_time
 
 
 class PrepareDataJob(BackgroundJob):
