@@ -47,28 +47,37 @@ if report["count"] == 0:
     st.info("This split has no images.", icon=":material/info:")
     st.stop()
 
-tabs = st.tabs(["Confusion matrix", "Per class", "Mistakes", "Calibration", "Explain an image",
-                "What the backbone sees"])
-with tabs[0]:
-    evaluation.confusion_view(report, run)
-with tabs[1]:
-    same_classes = other_report is not None and other.classes == run.classes
-    st.plotly_chart(charts.per_class_metrics(
-        report["per_class"], other_report["per_class"] if same_classes else None,
-        (run.run_id, other.run_id if other else "")), width="stretch")
-    worst_first = sorted(report["per_class"],
-                         key=lambda row: (row["f1"] is None, row["f1"] or 0.0))
-    st.dataframe(worst_first, width="stretch", hide_index=True)
-with tabs[2]:
-    evaluation.mistakes_view(report, run)
-with tabs[3]:
-    evaluation.calibration_view(report)
-with tabs[4]:
-    chosen = evaluation.upload_or_split_image(report, run, key="explain-any")
-    if chosen is not None:
-        evaluation.explain_panel(run, chosen[0], chosen[1], key="any")
-with tabs[5]:
-    evaluation.backbone_view(report, run)
+# Only the open tab runs (each view may score, load images or explain one): a first look
+# at a run computes one explanation, not three.
+confusion, per_class, mistakes, calibration, explain, backbone = st.tabs(
+    ["Confusion matrix", "Per class", "Mistakes", "Calibration", "Explain an image",
+     "What the backbone sees"], key="evaluate-view", on_change="rerun")
+if confusion.open:
+    with confusion:
+        evaluation.confusion_view(report, run)
+if per_class.open:
+    with per_class:
+        same_classes = other_report is not None and other.classes == run.classes
+        st.plotly_chart(charts.per_class_metrics(
+            report["per_class"], other_report["per_class"] if same_classes else None,
+            (run.run_id, other.run_id if other else "")), width="stretch")
+        worst_first = sorted(report["per_class"],
+                             key=lambda row: (row["f1"] is None, row["f1"] or 0.0))
+        st.dataframe(worst_first, width="stretch", hide_index=True)
+if mistakes.open:
+    with mistakes:
+        evaluation.mistakes_view(report, run)
+if calibration.open:
+    with calibration:
+        evaluation.calibration_view(report)
+if explain.open:
+    with explain:
+        chosen = evaluation.upload_or_split_image(report, run, key="explain-any")
+        if chosen is not None:
+            evaluation.explain_panel(run, chosen[0], chosen[1], key="any")
+if backbone.open:
+    with backbone:
+        evaluation.backbone_view(report, run)
 
 st.caption(("Your data is synthetic. " if run.info.get("data", {}).get("synthetic") else "")
            + "For comparison on real photos: a ResNet50 linear probe reaches 91.5% on the 37 "
