@@ -317,9 +317,9 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
     """Extract a zip of class folders safely and read it like a folder.
 
     The archive may hold the class folders at its top or inside one top-level folder. It
-    is extracted into a staging folder and checked there (limits of `config.limits()`:
-    files, bytes, declared pixels, classes, at least two readable classes); only a zip
-    that passes becomes `<into>/<hash of the zip>`, so a refused one leaves nothing.
+    is extracted into a staging folder (files, bytes and declared pixels are checked
+    there, against `config.limits()`), renamed to `<into>/<hash of the zip>` and read
+    (classes, readable images); a zip refused at any step leaves nothing behind.
 
     Args:
         archive: the zip's bytes (an upload) or its path (a zip on this server).
@@ -350,14 +350,9 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
     try:
         return from_folder(root, name=name or default_name, seed=seed)
     except ValueError:  # one class, no readable image, too many classes: keep nothing
-        forget_folder(root)
+        _verdicts_path(root).unlink(missing_ok=True)  # its scan goes too
         shutil.rmtree(target, ignore_errors=True)
         raise
-
-
-def forget_folder(root: Path) -> None:
-    """Remove what the cache remembers of a folder (its scan), e.g. once it is deleted."""
-    _verdicts_path(root).unlink(missing_ok=True)
 
 
 def extracted_zips(folder: Path) -> dict[str, str]:
