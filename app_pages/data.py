@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import archives, config, data, petimages, pets, visitors
-from ui import cache, charts, jobs, state, widgets
+from ui import cache, charts, jobs, state, widgets, work
 
 SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
            "petimages": "Cats vs Dogs (Microsoft PetImages, the lesson's 787 MB archive)",
@@ -68,13 +68,16 @@ try:
                 state.set_data_source(picked)
         upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"],
                                   max_upload_size=config.limits().upload_mb)
-        if upload is not None:
+        if upload is not None and state.uploaded_source(upload.file_id) is None:
             if owner is not None:  # a demo: into the visitor's own folder, within the quota
-                visitors.check_disk(owner, upload.size)
-            with st.spinner("Extracting safely..."):
-                state.set_data_source(data.from_zip(
-                    upload.getvalue(), name=upload.name,
-                    into=None if owner is None else visitors.uploads_folder(owner)).source)
+                visitors.check_disk(owner, archives.expanded_size(upload.getvalue()))
+            with work.heavy("Checking the upload") as job:  # decoding takes turns too
+                extracted = data.from_zip(
+                    upload.getvalue(), name=upload.name, on_step=job.on_step,
+                    into=None if owner is None else visitors.uploads_folder(owner))
+            state.set_uploaded_source(upload.file_id, extracted.source)
+        if upload is not None:
+            state.set_data_source(state.uploaded_source(upload.file_id))
     else:
         folder = st.text_input("Folder of class folders",
                                value="" if current in SOURCES else current)
@@ -104,7 +107,8 @@ for class_name, grid in cache.sample_grids(dataset.source, 0,
 
 st.subheader(f"Skipped files ({len(dataset.skipped)})")
 if dataset.skipped:
-    st.dataframe([{"file": data.relative_name(item.path, dataset), "reason": item.reason}
+    st.dataframe([{"file": data.relative_name(item.path, dataset),
+                   "reason": widgets.redact(item.reason) if config.public_demo() else item.reason}
                   for item in dataset.skipped], width="stretch")
 else:
     st.caption("Every file was a readable image.")

@@ -34,6 +34,8 @@ if tflite.is_file():
     st.download_button("Download TensorFlow Lite (.tflite)", tflite.read_bytes,
                        file_name=f"{run.run_id}.tflite", icon=":material/smartphone:",
                        on_click="ignore")
+elif not run.deletable_by(state.owner()):
+    st.caption("Exports of the demo host's runs are made by the host.")
 elif st.button("Export for phones (TensorFlow Lite)", icon=":material/smartphone:"):
     with work.heavy("Converting to TensorFlow Lite"):
         export.export_tflite(run)

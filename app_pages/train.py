@@ -100,9 +100,10 @@ if train_config is not None:
         state.set_job_id(job.job_id)
         st.rerun()
     except backbones.WeightsUnavailableError as error:
-        st.error(f"{error}\n\nIn the app: choose **Random weights** above (clearly worse: "
-                 "nothing is transferred), or the VGG16 edge-detection body.",
-                 icon=":material/cloud_off:")
+        # A public demo's message names no folder and no command (the host's business).
+        st.error(f"{widgets.plain(error) if config.public_demo() else error}\n\nIn the app: "
+                 "choose **Random weights** above (clearly worse: nothing is transferred), "
+                 "or the VGG16 edge-detection body.", icon=":material/cloud_off:")
     except (ValueError, jobs.JobLimitError) as error:
         widgets.error(error)
 

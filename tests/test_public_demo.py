@@ -7,6 +7,7 @@ import io
 import os
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -336,7 +337,7 @@ def test_markdown_in_a_visitors_class_name_is_shown_literally(tmp_path):
     assert not app.exception
     [caption] = [c for c in app.caption if "win" in c.value]
     assert caption.value == widgets.plain(hostile.replace("/", "|"))
-    assert "\\[win\\]\\(http\\:" in caption.value  # escaped: no link, no image, no bold
+    assert "\\[win\\]\\(h\u200bttp\\:" in caption.value  # no link, image, bold or autolink
 
 
 def test_quotas_count_a_visitors_uploads_and_runs(demo, monkeypatch, tiny_run):
@@ -439,3 +440,82 @@ def test_a_training_over_the_time_budget_keeps_its_finished_epochs(demo, monkeyp
     snapshot = jobs.wait(job.job_id)
     assert snapshot.state == "cancelled"
     assert "time budget of 0 minutes per training" in snapshot.error
+
+
+def _keras_file(path, model) -> dict:
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_model_files_that_expand_or_are_damaged_are_refused_before_keras_reads_them(
+        demo, tmp_path):
+    import tempfile
+
+    import h5py
+    import keras
+    import numpy as np
+
+    from tlcore import models
+
+    small = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    files = _keras_file(tmp_path / "small.keras", small)
+    zeros = dict(files, **{"model.weights.h5": b"\0" * 300 * 2**20})  # 300 MB, zipped 0.3 MB
+    (tmp_path / "zeros.keras").write_bytes(_zip(zeros))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # stored, so its bytes can be altered
+        for name, content in {**files, "zzz.bin": b"x" * 2**20}.items():
+            archive.writestr(name, content)
+    damaged = buffer.getvalue().replace(b"x" * 64, b"y" * 64, 1)  # a bad checksum at the end
+    (tmp_path / "damaged.keras").write_bytes(damaged)
+    with h5py.File(tmp_path / "bomb.h5", "w") as saved:  # a gzip dataset declaring 1 GB
+        saved.attrs["model_config"] = small.to_json()
+        saved.create_dataset("w", shape=(2**28,), dtype="float32", compression="gzip",
+                             chunks=(2**20,), fillvalue=0)
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    peak = _peak_mb()
+    for name, reason in (("zeros.keras", "expands to 300 MB"), ("damaged.keras", "damaged"),
+                         ("bomb.h5", "expands to 1,024 MB")):
+        with pytest.raises(ValueError, match=reason):
+            models.load_model(tmp_path / name)
+    assert _peak_mb() - peak < 200
+    assert set(Path(tempfile.gettempdir()).iterdir()) <= before  # Keras extracted nothing
+    assert models.load_model(tmp_path / "small.keras").count_params() == 386
+
+
+def test_a_model_with_huge_activations_is_refused(demo, tmp_path):
+    import keras
+
+    from tlcore import models
+
+    upsampling = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.UpSampling2D(128),
+                                   keras.layers.GlobalAveragePooling2D(),
+                                   keras.layers.Dense(2)])
+    upsampling.save(tmp_path / "up.keras")  # 26 kB, 8 weights, 50 million values per image
+    with pytest.raises(config.LimitError, match="activations per image"):
+        models.load_model(tmp_path / "up.keras")
+    assert models.activation_elements(keras.applications.MobileNetV2(
+        weights=None, input_shape=(224, 224, 3))) < config.DEMO_LIMITS.model_activations
+
+
+def test_16_bit_images_decode_in_integers_and_reasons_name_no_folder(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tlcore import images
+
+    levels = np.array([[0, 257, 65535, 32768]], dtype=np.uint16)
+    Image.fromarray(levels).save(tmp_path / "deep.png")
+    assert images.load_image(tmp_path / "deep.png")[0, :, 0].tolist() == [0, 1, 255, 128]
+    folder = make_image_folder(tmp_path / "set", per_class=3)
+    (folder / "red" / "broken.png").write_bytes(b"not a png")
+    [broken] = [item for item in data.from_folder(folder).skipped if "broken" in item.path]
+    assert str(folder) not in broken.reason and "not a readable image" in broken.reason
+
+
+def test_the_demo_never_downloads_imagenet_weights(demo):
+    from tlcore import backbones
+
+    with pytest.raises(backbones.WeightsUnavailableError, match="not installed on this demo"):
+        backbones.resolve_weights("mobilenet_v2", "imagenet", 96)

@@ -8,6 +8,7 @@ streaming, not read from the (forgeable) header alone.
 from __future__ import annotations
 
 import io
+import re
 import stat
 import zipfile
 import zlib
@@ -71,6 +72,16 @@ def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
         return written
 
 
+def expanded_size(data: bytes | Path) -> int:
+    """The bytes a zip's entries declare (its directory, nothing extracted); 0 for a file
+    that is not a zip (extraction then refuses it with the reason)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return 0
+
+
 def _safe_relative_path(member: zipfile.ZipInfo) -> PurePosixPath | None:
     """Return the member's path inside the target, None for folders; refuse anything unsafe."""
     name = member.filename.replace("\\", "/")
@@ -78,7 +89,8 @@ def _safe_relative_path(member: zipfile.ZipInfo) -> PurePosixPath | None:
     if stat.S_ISLNK(mode):
         raise ArchiveError(f"the archive holds a symbolic link ({member.filename!r}); refused")
     path = PurePosixPath(name)
-    if path.is_absolute() or (path.parts and ":" in path.parts[0]) or ".." in path.parts:
+    if (path.is_absolute() or (path.parts and re.match(r"[A-Za-z]:", path.parts[0]))
+            or ".." in path.parts):
         raise ArchiveError(f"the archive entry {member.filename!r} points outside the "
                            "extraction folder; refused")
     if member.is_dir() or not path.parts:

@@ -301,6 +301,10 @@ def resolve_weights(name: str, weights: str | None, input_size: int) -> str | No
     if weights in RANDOM_WEIGHTS:
         return None
     if weights == "imagenet":
+        if config.public_demo() and not has_local_imagenet_weights(name, input_size):
+            raise WeightsUnavailableError(  # downloads are the host's, never a visitor's
+                f"{spec.display_name}'s ImageNet weights are not installed on this demo "
+                "server; its host can install them")
         return _fetch_imagenet_weights(spec, input_size)
     if weights == "edges":
         if name != "vgg16":

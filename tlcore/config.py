@@ -76,7 +76,10 @@ class Limits:
         attack_steps: the most steps of an attack.
         attack_images: the most images attacked at once (many images, robustness curves).
         model_parameters: the most weights of an uploaded model (counted from its config
-            before any weight is allocated).
+            before any weight is allocated); its file may expand to at most 12 bytes a
+            weight (float32 weights and an optimiser's two moments) and 10x its size.
+        model_activations: the most values one image may produce through an uploaded
+            model's layers (its memory per image: ResNet50 at 224 px makes 37 million).
         job_seconds: the time budget of one render, sweep or attack.
         training_seconds: the time budget of one training (its turn, not its wait); the
             finished epochs are kept as a run.
@@ -85,8 +88,9 @@ class Limits:
         total_disk_mb: the most disk all visitors' uploads and runs may use together.
         cache_mb: derived caches (embeddings, folder scans, exports) are swept, oldest
             first, beyond this size.
-        compute_threads: CPU threads TensorFlow computes with (None: every core); a demo
-            leaves one core to serving pages while trainings and renders run.
+        compute_threads: CPU threads TensorFlow computes with and images are checked
+            with (None: every core, 4 decoders); a demo leaves one core to serving pages
+            and decodes one image at a time.
     """
 
     upload_mb: int
@@ -103,6 +107,7 @@ class Limits:
     attack_steps: int | None = None
     attack_images: int | None = None
     model_parameters: int | None = None
+    model_activations: int | None = None
     job_seconds: float | None = None
     training_seconds: float | None = None
     heavy_slots: int = 2
@@ -122,6 +127,7 @@ DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
                      image_megapixels=24.0, archive_megapixels=1_500.0, classes=100,
                      epochs=20, image_size=224, render_steps=300, sweep_images=7,
                      attack_steps=100, attack_images=64, model_parameters=30_000_000,
+                     model_activations=50_000_000,
                      job_seconds=180.0, training_seconds=900.0, heavy_slots=1, visitor_disk_mb=500,
                      total_disk_mb=10_000, cache_mb=2_000,
                      compute_threads=max(1, (os.cpu_count() or 2) - 1))
@@ -133,6 +139,8 @@ LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size 
                "render_steps": "render steps", "sweep_images": "images per sweep",
                "attack_steps": "attack steps", "attack_images": "images per attack",
                "model_parameters": "parameters of an uploaded model",
+               "model_bytes": "bytes an uploaded model expands to",
+               "model_activations": "activations per image of an uploaded model",
                "visitor_disk_mb": "disk per visitor (MB)",
                "total_disk_mb": "disk for all visitors (MB)"}
 

@@ -253,7 +253,10 @@ def _scan_class_folder(folder: Path, verdicts: dict[str, list],
     unknown = [path for path in candidates if verdicts.get(str(path), [None, None])[:2]
                != stamps[str(path)]]
     tick(len(bad) + len(candidates) - len(unknown))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+    # Each worker holds one decoded image (up to the pixel limit): a demo decodes fewer
+    # at once (`Limits.compute_threads`).
+    workers = config.limits().compute_threads or 4
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for path, reason in zip(unknown, pool.map(_unreadable_reason, unknown)):
             verdicts[str(path)] = [*stamps[str(path)], reason]
             tick(1)
@@ -292,8 +295,8 @@ def _unreadable_reason(path: Path) -> str | None:
     check; an EXIF or colour-mode error shows only in the conversion); return why it fails."""
     try:
         images.load_image(path, reduce_to=images.CHECK_SIDE)
-    except images.ImageError as error:
-        return str(error).removeprefix(f"{path}: ")
+    except images.ImageError as error:  # Pillow may quote the path too: the name will do
+        return str(error).removeprefix(f"{path}: ").replace(str(path), path.name)
     return None
 
 
@@ -313,7 +316,8 @@ def source_stamp(source: str) -> str:
 
 
 def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
-             seed: int = 0, into: Path | None = None) -> Dataset:
+             seed: int = 0, into: Path | None = None,
+             on_step: StepCallback | None = None) -> Dataset:
     """Extract a zip of class folders safely and read it like a folder.
 
     The archive may hold the class folders at its top or inside one top-level folder. It
@@ -326,6 +330,7 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
         name: the data set's name; None takes the file's name (an upload: a hash).
         seed: seed of the split.
         into: the folder that keeps extracted zips; None: `<cache>/uploads`.
+        on_step: progress of checking the images, as in `from_folder`.
 
     Raises:
         archives.ArchiveError: unsafe or oversized archive.
@@ -348,7 +353,7 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
         (staging / NAME_FILE).write_text(name or default_name)
     root = _class_root(target)
     try:
-        return from_folder(root, name=name or default_name, seed=seed)
+        return from_folder(root, name=name or default_name, seed=seed, on_step=on_step)
     except ValueError:  # one class, no readable image, too many classes: keep nothing
         _verdicts_path(root).unlink(missing_ok=True)  # its scan goes too
         shutil.rmtree(target, ignore_errors=True)

@@ -149,14 +149,83 @@ def load_model(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
-    if config.limits().model_parameters is not None:
-        config.check_limit("model_parameters", declared_parameters(path),
-                           f"{path.name}'s parameters")
+    limits = config.limits()
+    if limits.model_parameters is not None:
+        check_model_file(path, limits.model_parameters)
     try:
-        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files.
         raise ValueError(f"cannot load {path.name} as a Keras model in safe mode: "
                          f"{type(error).__name__}: {str(error)[:200]}") from error
+    if limits.model_activations is not None and isinstance(model, keras.Model):
+        config.check_limit("model_activations", activation_elements(model),
+                           f"{path.name}'s activations per image")
+    return model
+
+
+def check_model_file(path: Path, max_parameters: int) -> None:
+    """Refuse a model file before Keras reads it: too many parameters declared in its
+    config, or contents that expand far beyond what such weights need.
+
+    Keras extracts a `.keras` archive's entries (to memory or a temporary folder it does
+    not always remove on failure) and reads every weight an `.h5` file lists before it
+    compares shapes, so a 1 MB file of compressed zeros cost 1-2 GB; here sizes are read
+    from the zip's directory and the HDF5 metadata, and a `.keras` archive's checksums
+    are verified, before anything is expanded into memory.
+
+    Raises:
+        config.LimitError: over `max_parameters`, or expanding to more than 12 bytes a
+            parameter (plus 16 MB) or more than 10 times the file's size.
+        ValueError: not a readable model file.
+    """
+    config.check_limit("model_parameters", declared_parameters(path),
+                       f"{path.name}'s parameters")
+    expanded = _expanded_bytes(path)
+    budget = min(12 * max_parameters + 16 * 2**20, 10 * path.stat().st_size + 16 * 2**20)
+    if expanded > budget:
+        raise config.LimitError(f"{path.name} expands to {expanded / 2**20:,.0f} MB; a model "
+                                f"of its size may expand to at most {budget / 2**20:,.0f} MB")
+
+
+def _expanded_bytes(path: Path) -> int:
+    """What a model file expands to: its zip entries' sizes (checksums verified), or the
+    sizes of the datasets an HDF5 file declares."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                total = sum(entry.file_size for entry in archive.infolist())
+                if total <= 10 * path.stat().st_size + 16 * 2**20:  # else refused unread
+                    broken = archive.testzip()
+                    if broken is not None:
+                        raise ValueError(f"its entry {broken!r} is damaged")
+                return total
+        sizes: list[int] = []
+        with h5py.File(path, "r") as saved:
+            saved.visititems(lambda name, item: sizes.append(item.size * item.dtype.itemsize)
+                             if isinstance(item, h5py.Dataset) else None)
+        return sum(sizes)
+    except ValueError as error:
+        raise ValueError(f"{path.name} is not a usable model file: {error}") from error
+    except Exception as error:  # zip and HDF5 readers raise many types
+        raise ValueError(f"{path.name} is not a usable model file "
+                         f"({type(error).__name__})") from error
+
+
+def activation_elements(model: keras.Model) -> int:
+    """Values one image produces through all of a model's layers (nested models included):
+    its activations' memory per image, from the layers' symbolic output shapes."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += activation_elements(layer)
+            continue
+        try:
+            outputs = layer.output
+        except (AttributeError, ValueError):  # a layer that was never called
+            continue
+        for output in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            total += math.prod(dimension or 1 for dimension in output.shape[1:])
+    return total
 
 
 def declared_parameters(path: str | Path) -> int:

@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from tlcore import backbones, data, evaluate, images, imagenet, runs
+from tlcore import backbones, config, data, evaluate, images, imagenet, runs
 from ui import cache, charts, state, widgets
 
 GALLERY_SIZE = 12
@@ -182,6 +182,10 @@ def backbone_view(report: dict, run: runs.Run) -> None:
     if path is None:
         st.info(f"{spec.display_name} was not trained on ImageNet: it has no ImageNet head "
                 "to ask.", icon=":material/info:")
+        return
+    if not path.is_file() and config.public_demo():
+        st.info(f"{spec.display_name}'s whole ImageNet classifier is not installed on this "
+                "demo server.", icon=":material/cloud_off:")
         return
     if not path.is_file():
         st.info(f"This needs {spec.display_name}'s whole ImageNet classifier, `{path.name}`, "

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import streamlit as st
 
-from tlcore import config, features, images, visualize
+from tlcore import config, features, images, turns, visualize
 from ui import charts, state, widgets, work
 from ui.model_choice import PickedModel
 
@@ -165,7 +165,7 @@ def feature_maps_view(picked: PickedModel) -> None:
     if image is None:
         return
     count = st.slider("Channels shown", 4, 64, 16, step=4)
-    with picked.lock:
+    with turns.WORK.turn(), picked.lock:  # quick, but it takes its turn like the rest
         _, activations = features.activation_model(picked.model, [layer])(image[None],
                                                                         training=False)
     activations = keras.ops.convert_to_numpy(activations)[0]

@@ -15,6 +15,7 @@ _RENDER = "ideal_image_result"
 _ATTACK = "attack_result"
 _SWEEP = "ideal_sweep"
 _CURVES = "robustness_curves"
+_UPLOADS = "extracted_uploads"
 _CELL = "confusion_cell"
 
 
@@ -124,3 +125,13 @@ def robustness(model_key: str) -> dict[str, list[dict]] | None:
 def set_robustness(model_key: str, curves: dict[str, list[dict]]) -> None:
     """Keep robustness curves so reruns still show them."""
     st.session_state[_CURVES] = (model_key, curves)
+
+
+def uploaded_source(file_id: str) -> str | None:
+    """The data source an uploaded zip (Streamlit's file id) was extracted to, or None."""
+    return st.session_state.get(_UPLOADS, {}).get(file_id)
+
+
+def set_uploaded_source(file_id: str, source: str) -> None:
+    """Remember where an uploaded zip went, so reruns do not check it again."""
+    st.session_state.setdefault(_UPLOADS, {})[file_id] = source

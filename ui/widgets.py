@@ -16,6 +16,9 @@ from ui import charts, jobs, state
 # Every ASCII punctuation mark: escaped, markdown shows it as itself (no links, images,
 # emphasis, colours, icons or autolinked addresses).
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# What markdown turns into a link on its own (www.x, http://x, a@b): a zero-width space
+# after the first character of each stops that and looks the same.
+_AUTOLINK = re.compile(r"(?i)(www|https?|ftp|mailto|@)")
 # An extracted upload's folder, up to the visitor's own class folders.
 _UPLOAD_ROOT = re.compile(r"\S*visitors/[0-9a-f]{24}/uploads/[0-9a-f]{16}/")
 
@@ -122,7 +125,9 @@ def fine_tune_options(backbone: str) -> dict:
 def plain(text: object) -> str:
     """Text that came from a visitor (a class, file or data-set name) made safe for
     markdown: shown literally, on one line."""
-    return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+    text = _AUTOLINK.sub(lambda found: found.group(1)[0] + "\u200b" + found.group(1)[1:],
+                         " ".join(str(text).split()))
+    return _PUNCTUATION.sub(r"\\\1", text)
 
 
 def redact(text: str) -> str:
