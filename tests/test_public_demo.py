@@ -454,7 +454,6 @@ def test_model_files_that_expand_or_are_damaged_are_refused_before_keras_reads_t
 
     import h5py
     import keras
-    import numpy as np
 
     from tlcore import models
 
