@@ -475,13 +475,15 @@ def load_dataset(source: str, *, seed: int = 0, on_step: StepCallback | None = N
                      "folder of class folders, or a .zip file")
 
 
-def load_images(paths: list[str], size: int, workers: int = 4) -> np.ndarray:
-    """Decode files into one uint8 batch (N, size, size, 3), in parallel threads.
+def load_images(paths: list[str], size: int, workers: int | None = None) -> np.ndarray:
+    """Decode files into one uint8 batch (N, size, size, 3), in parallel threads (None:
+    `Limits.compute_threads`, else 4; each holds one full-size decoded image).
 
     Raises:
         images.ImageError: a file fails to decode (callers scan files first; see from_folder).
     """
     batch = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    workers = workers or config.limits().compute_threads or 4
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for index, image in enumerate(pool.map(lambda p: images.load_image(p, size), paths)):
             batch[index] = image
