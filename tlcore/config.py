@@ -139,7 +139,6 @@ LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size 
                "render_steps": "render steps", "sweep_images": "images per sweep",
                "attack_steps": "attack steps", "attack_images": "images per attack",
                "model_parameters": "parameters of an uploaded model",
-               "model_bytes": "bytes an uploaded model expands to",
                "model_activations": "activations per image of an uploaded model",
                "visitor_disk_mb": "disk per visitor (MB)",
                "total_disk_mb": "disk for all visitors (MB)"}

@@ -51,8 +51,9 @@ class PGD(Attack):
         """Iterate signed gradient steps, projecting back into the ball after each."""
         adversarial = images.copy()
         if self.random_start:
-            noise = np.random.default_rng([self.seed, self._offset]).uniform(-self.epsilon, self.epsilon,
-                                                             images.shape)
+            # Seeded by the chunk's place in the batch, so chunks do not repeat one noise.
+            random = np.random.default_rng([self.seed, self._offset])
+            noise = random.uniform(-self.epsilon, self.epsilon, images.shape)
             adversarial = self.project(images, images + noise.astype(np.float32))
         for _ in range(self.steps):
             gradient = self.loss_gradient(model, adversarial, labels, target)
