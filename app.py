@@ -55,7 +55,7 @@ cache.housekeeping()
 cache.warm_up()
 with st.sidebar:
     st.caption(f"Device: **{cache.device()}**")
-    job = jobs.get_job(state.job_id())
+    job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())
     if job is not None and job.is_running():
         training_status(job)
     if config.public_demo():
