@@ -50,7 +50,7 @@ RESULTS = ROOT / "bench" / "results"
 SHOTS = RESULTS / "load-errors"
 MAX_SHOTS = 6
 
-# As in tests/test_browser.py (bench must not import tests).
+# Shared with tests/test_browser.py (bench must not import tests; tests import these).
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -247,7 +247,8 @@ def load_rows(summary: dict, server: dict) -> list[dict]:
 
 # ----------------------------------------------------------------------------- the server
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -358,7 +359,7 @@ def _on_sigterm(signum, frame) -> None:
 def start_server(app_root: Path, home: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     """`streamlit run app.py` as a public demo on a free port, in its own process group;
     returns it and its base URL once its health check answers."""
-    port = _free_port()
+    port = free_port()
     environment = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_PUBLIC_DEMO": "1",
                    "CUDA_VISIBLE_DEVICES": ""}
     with open(log_path, "wb") as log:

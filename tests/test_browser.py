@@ -9,10 +9,8 @@ pytest's tmp_path.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,25 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from bench import load
+from bench.load import CHROMIUM, CHROMIUM_ARGS, IDLE
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 WIDTH, HEIGHT = 1400, 900
 MAX_SHOT_HEIGHT = 6000
 MAX_SHOT_BYTES = 400_000
 START_TIMEOUT_S = 120
 PAGE_TIMEOUT_MS = 90_000
 TRAIN_TIMEOUT_MS = 180_000
-# The script run has ended: stApp says so, and no "Running..." widget or spinner is left.
-IDLE = """() => {
-    const app = document.querySelector("[data-testid='stApp']");
-    return app !== null && app.getAttribute("data-test-script-state") === "notRunning"
-        && app.getAttribute("data-test-connection-state") === "CONNECTED"
-        && !document.querySelector("[data-testid='stStatusWidget']")
-        && !document.querySelector("[data-testid='stSpinner']");
-}"""
 
 # (screenshot name, URL path, the page's title). The URL paths are the ones Streamlit
 # derives from the st.Page files in app.py; the default page (Home) lives at "/".
@@ -55,20 +44,11 @@ JOURNEY_EPOCHS = "3"
 JOURNEY_IMAGE_SIZE = "32"
 
 
-def _missing_browser() -> str | None:
-    """Why the browser tests cannot run here, or None when they can."""
-    if importlib.util.find_spec("playwright") is None:
-        return "the `playwright` Python package is not installed (pip install playwright)"
-    if not CHROMIUM.is_file():
-        return f"Debian's Chromium is not at {CHROMIUM} (apt-get install chromium)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium, shared by the module; skipped (or failed with
     TLCORE_REQUIRE_BROWSER=1) when it or Playwright is missing."""
-    reason = _missing_browser()
+    reason = load.missing()
     if reason is not None:
         if os.environ.get("TLCORE_REQUIRE_BROWSER") == "1":
             pytest.fail(f"TLCORE_REQUIRE_BROWSER=1 but {reason}")
@@ -83,17 +63,11 @@ def browser():
         chromium.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(browser, tmp_path_factory) -> str:
     """`streamlit run app.py` on a free port with its own empty TLCORE_HOME; the base URL."""
     folder = tmp_path_factory.mktemp("browser-app")
-    port = _free_port()
+    port = load.free_port()
     log_path = folder / "streamlit.log"
     environment = {**os.environ, "TLCORE_HOME": str(folder / "home")}
     with open(log_path, "wb") as log:

@@ -127,9 +127,8 @@ DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
                      image_megapixels=24.0, archive_megapixels=1_500.0, classes=100,
                      epochs=20, image_size=224, render_steps=300, sweep_images=7,
                      attack_steps=100, attack_images=64, model_parameters=30_000_000,
-                     model_activations=50_000_000,
-                     job_seconds=180.0, training_seconds=900.0, heavy_slots=1, visitor_disk_mb=500,
-                     total_disk_mb=10_000, cache_mb=2_000,
+                     model_activations=50_000_000, job_seconds=180.0, training_seconds=900.0,
+                     heavy_slots=1, visitor_disk_mb=500, total_disk_mb=10_000, cache_mb=2_000,
                      compute_threads=max(1, (os.cpu_count() or 2) - 1))
 # How each limit is named in a refusal.
 LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size (MB)",

@@ -253,10 +253,7 @@ def _scan_class_folder(folder: Path, verdicts: dict[str, list],
     unknown = [path for path in candidates if verdicts.get(str(path), [None, None])[:2]
                != stamps[str(path)]]
     tick(len(bad) + len(candidates) - len(unknown))
-    # Each worker holds one decoded image (up to the pixel limit): a demo decodes fewer
-    # at once (`Limits.compute_threads`).
-    workers = config.limits().compute_threads or 4
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=_decoders()) as pool:
         for path, reason in zip(unknown, pool.map(_unreadable_reason, unknown)):
             verdicts[str(path)] = [*stamps[str(path)], reason]
             tick(1)
@@ -288,6 +285,12 @@ def _store_verdicts(root: Path, verdicts: dict[str, list]) -> None:
     path = _verdicts_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_file(path, json.dumps(verdicts).encode())
+
+
+def _decoders() -> int:
+    """Images decoded at once: each thread holds one full-size decoded image (up to the
+    pixel limit), so a demo decodes fewer (`Limits.compute_threads`)."""
+    return config.limits().compute_threads or 4
 
 
 def _unreadable_reason(path: Path) -> str | None:
@@ -483,8 +486,7 @@ def load_images(paths: list[str], size: int, workers: int | None = None) -> np.n
         images.ImageError: a file fails to decode (callers scan files first; see from_folder).
     """
     batch = np.empty((len(paths), size, size, 3), dtype=np.uint8)
-    workers = workers or config.limits().compute_threads or 4
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or _decoders()) as pool:
         for index, image in enumerate(pool.map(lambda p: images.load_image(p, size), paths)):
             batch[index] = image
     return batch

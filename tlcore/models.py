@@ -180,21 +180,22 @@ def check_model_file(path: Path, max_parameters: int) -> None:
     """
     config.check_limit("model_parameters", declared_parameters(path),
                        f"{path.name}'s parameters")
-    expanded = _expanded_bytes(path)
-    budget = min(12 * max_parameters + 16 * 2**20, 10 * path.stat().st_size + 16 * 2**20)
+    budget = min(12 * max_parameters, 10 * path.stat().st_size) + 16 * 2**20
+    expanded = _expanded_bytes(path, budget)
     if expanded > budget:
         raise config.LimitError(f"{path.name} expands to {expanded / 2**20:,.0f} MB; a model "
                                 f"of its size may expand to at most {budget / 2**20:,.0f} MB")
 
 
-def _expanded_bytes(path: Path) -> int:
-    """What a model file expands to: its zip entries' sizes (checksums verified), or the
-    sizes of the datasets an HDF5 file declares."""
+def _expanded_bytes(path: Path, budget: int) -> int:
+    """What a model file expands to: its zip entries' sizes (their checksums verified when
+    within `budget`; beyond it the file is refused unread), or the sizes of the datasets
+    an HDF5 file declares."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 total = sum(entry.file_size for entry in archive.infolist())
-                if total <= 10 * path.stat().st_size + 16 * 2**20:  # else refused unread
+                if total <= budget:
                     broken = archive.testzip()
                     if broken is not None:
                         raise ValueError(f"its entry {broken!r} is damaged")

@@ -44,6 +44,11 @@ def owner_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
+def root() -> Path:
+    """The folder that holds every visitor's folder."""
+    return config.tlcore_home() / "visitors"
+
+
 def folder(owner: str) -> Path:
     """The folder of one visitor's uploads and extracted data sets.
 
@@ -52,7 +57,7 @@ def folder(owner: str) -> Path:
     """
     if _OWNER.fullmatch(owner or "") is None:
         raise ValueError("an owner id is 24 hexadecimal digits")
-    return config.tlcore_home() / "visitors" / owner
+    return root() / owner
 
 
 def uploads_folder(owner: str) -> Path:
@@ -90,12 +95,14 @@ def usage_bytes(owner: str | None = None) -> int:
     """Disk used by one visitor (uploads and runs), or by all visitors when owner is None."""
     from tlcore import runs  # runs loads models; imported late to keep this module light
 
-    if owner is None:
-        uploads = folder_bytes(config.tlcore_home() / "visitors")
-        made = [run for run in runs.list_runs() if run.info.get("public_demo")]
-    else:
-        uploads = folder_bytes(folder(owner))
-        made = [run for run in runs.list_runs() if run.info.get("owner") == owner]
+    return _usage(runs.list_runs(), owner)
+
+
+def _usage(all_runs: list, owner: str | None) -> int:
+    """`usage_bytes` over runs already listed."""
+    made = [run for run in all_runs if run.info.get("public_demo")
+            and (owner is None or run.owner == owner)]
+    uploads = folder_bytes(root() if owner is None else folder(owner))
     return uploads + sum(folder_bytes(run.run_dir) for run in made)
 
 
@@ -109,14 +116,17 @@ def check_disk(owner: str, incoming_bytes: int = 0) -> None:
     Raises:
         config.LimitError: over `visitor_disk_mb` or `total_disk_mb`.
     """
+    from tlcore import runs
+
     limits = config.limits()
     if limits.visitor_disk_mb is None and limits.total_disk_mb is None:
         return
+    all_runs = runs.list_runs()  # read once for both quotas
     if limits.visitor_disk_mb is not None:
-        config.check_limit("visitor_disk_mb", _mb(usage_bytes(owner) + incoming_bytes),
+        config.check_limit("visitor_disk_mb", _mb(_usage(all_runs, owner) + incoming_bytes),
                            "your uploads and runs (MB); delete a run on the Runs page")
     if limits.total_disk_mb is not None:
-        config.check_limit("total_disk_mb", _mb(usage_bytes() + incoming_bytes),
+        config.check_limit("total_disk_mb", _mb(_usage(all_runs, None) + incoming_bytes),
                            "all visitors' uploads and runs (MB); try again later")
 
 
@@ -131,12 +141,11 @@ def sweep(max_age_hours: float | None = None) -> list[str]:
         max_age_hours = config.limits().visitor_run_hours
         if max_age_hours is None:
             return []
-    root = config.tlcore_home() / "visitors"
-    if not root.is_dir():
+    if not root().is_dir():
         return []
     cutoff = (datetime.datetime.now() - datetime.timedelta(hours=max_age_hours)).timestamp()
     removed = []
-    for owner_folder in root.iterdir():
+    for owner_folder in root().iterdir():
         try:
             if owner_folder.is_dir() and atomic.last_change(owner_folder) < cutoff:
                 shutil.rmtree(owner_folder)
