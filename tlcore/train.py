@@ -233,7 +233,10 @@ def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
             "weights_label": backbones.weights_label(train_config.weights),
             "data": {"source": dataset.source, "name": dataset.name, "seed": train_config.seed,
                      "fingerprint": dataset.fingerprint(), "synthetic": dataset.synthetic,
-                     "split_sizes": dataset.split_sizes()},
+                     "split_sizes": dataset.split_sizes(),
+                     # names inside the data set only: no server path, even in a public demo
+                     "skipped_files": [{"file": data.relative_name(item.path, dataset),
+                                        "reason": item.reason} for item in dataset.skipped]},
             "classes": list(dataset.class_names), "image_size": image_size,
             "history": history, "metrics": metrics, **extra,
             **({"public_demo": True, "owner": owner} if config.public_demo() else {})}
