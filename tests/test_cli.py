@@ -158,3 +158,27 @@ def test_resume_from_the_command_line(capsys, tiny_folder, tmp_path):
     status, resumed, _ = run_cli(capsys, "train", "--resume", str(interrupted.folder))
     assert status == 0 and resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 3
     assert Path(resumed["run_dir"]).parent == tmp_path
+
+
+@pytest.mark.parametrize("public_demo", ["", "1"])
+def test_train_lists_each_skipped_file_inside_the_data_set_with_its_reason(
+        capsys, tmp_path, monkeypatch, public_demo):
+    from conftest import make_image_folder
+
+    monkeypatch.setenv("TLCORE_PUBLIC_DEMO", public_demo)
+    folder = make_image_folder(tmp_path / "colours", per_class=6)
+    (folder / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 20)
+    (folder / "green" / "notes.txt").write_text("not a picture")
+    status, trained, _ = run_cli(capsys, "train", "--data", str(folder), "--backbone",
+                                 "scratch_cnn", "--weights", "none", "--mode", "end-to-end",
+                                 "--epochs", "1", "--image-size", "32", "--runs-dir",
+                                 str(tmp_path / "runs"))
+    assert status == 0
+    skipped = {item["file"]: item["reason"] for item in trained["skipped_files"]}
+    assert set(skipped) == {"red/broken.png", "green/notes.txt"}
+    assert trained["skipped_count"] == 2
+    assert "not an image file type (.txt)" == skipped["green/notes.txt"]
+    assert skipped["red/broken.png"]  # Pillow's words, without the path
+    recorded = json.loads((Path(trained["run_dir"]) / "run.json").read_text())["data"]
+    assert recorded["skipped_files"] == trained["skipped_files"]
+    assert str(tmp_path) not in json.dumps(trained["skipped_files"])

@@ -217,7 +217,7 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
     if arguments.resume:
         run = train.resume_training(checkpoints.load(arguments.resume),
                                     on_step=_ProgressPrinter())
-        return _train_result(run, skipped=None)
+        return _train_result(run)
     weights = None if arguments.weights in ("none", "random") else arguments.weights
     train_config = config.TrainConfig(
         backbone=arguments.backbone, weights=weights, mode=arguments.mode,
@@ -256,18 +256,22 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
     if runs_dir is not arguments.runs_dir:
         return {"worker": index, "workers": count, "seconds": run.info["metrics"]["seconds"],
                 "val_accuracy": run.info["metrics"].get("val_accuracy")}
-    return _train_result(run, skipped=len(dataset.skipped))
+    return _train_result(run)
 
 
-def _train_result(run, skipped: int | None) -> dict[str, Any]:
+def _train_result(run) -> dict[str, Any]:
+    """The `train` command's JSON: the saved run's numbers and the files the data set left
+    out, each named inside the data set with the reason (as `run.json` records them)."""
     metrics = run.info["metrics"]
+    skipped = run.info["data"].get("skipped_files", [])
     return {"run_dir": str(run.run_dir), "classes": run.classes,
             "val_accuracy": metrics.get("val_accuracy"),
             "test_accuracy": metrics.get("test_accuracy"), "seconds": metrics["seconds"],
             "embedding_cache": run.info.get("embedding_cache"),
             "best_epoch": run.info.get("best_epoch"), "head_epochs": run.info.get("head_epochs"),
             "epochs_run": len(run.info["history"].get("loss", [])), "image_size": run.image_size,
-            "weights": run.info["weights_label"], "skipped_files": skipped,
+            "weights": run.info["weights_label"],
+            "skipped_count": len(skipped), "skipped_files": skipped,
             "resumed_from_epoch": run.info.get("resumed_from_epoch"),
             "distribute": run.info.get("distribute")}
 
