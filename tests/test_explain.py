@@ -74,6 +74,31 @@ def test_grad_cam_mass_falls_on_the_region_the_label_depends_on(patch_run):
     assert on_target > 0.7 and on_distractor < 0.1, (on_target, on_distractor)
 
 
+def test_common_scale_keeps_a_class_without_evidence_dim(patch_run):
+    """Scaled per map, the class an image is not gets a map as hot as the predicted one's;
+    on the common scale (the default) its map stays dim beside the predicted class's."""
+    run, model, pixels, _ = patch_run
+    split = explain.gradcam_model(model, "scratch_cnn")
+    plain = [run.classes.index("plain")] * len(pixels)  # the patch images are not plain
+    patch = [run.classes.index("patch")] * len(pixels)
+    own, logits = explain.grad_cam(split, pixels, plain, scale="own")
+    common, _ = explain.grad_cam(split, pixels, plain)
+    common_patch, _ = explain.grad_cam(split, pixels, patch, scale="common")
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    unlikely = probabilities[:, run.classes.index("plain")] < 0.01
+    peaks = lambda maps: maps.reshape(len(maps), -1).max(axis=1)  # noqa: E731
+    has_evidence = unlikely & (peaks(own) > 0)
+    assert has_evidence.sum() >= 5, (unlikely.sum(), peaks(own))
+    np.testing.assert_allclose(peaks(own)[has_evidence], 1.0, atol=1e-5)
+    # Here the predicted class holds the most evidence: it peaks at 1, the other below.
+    np.testing.assert_allclose(peaks(common_patch)[has_evidence], 1.0, atol=1e-5)
+    assert (peaks(common)[has_evidence] < 0.95).all(), peaks(common)[has_evidence]
+    # Dividing a common-scale map by its own peak gives the per-map one.
+    np.testing.assert_allclose(explain.own_scale(common), own, atol=1e-4)
+    with pytest.raises(ValueError, match="scale='loud'"):
+        explain.grad_cam(split, pixels[:1], scale="loud")
+
+
 def test_smoothgrad_saliency_prefers_the_region_too(patch_run):
     run, model, pixels, boxes = patch_run
     maps = explain.saliency(model, pixels, samples=4)

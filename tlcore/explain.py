@@ -6,7 +6,9 @@ weighted channels and keeps the positive part: a coarse map of the regions that 
 for the class. A *saliency map* is the gradient of the logit with respect to each pixel;
 alone it is noisy, so it is averaged over a few noisy copies of the image (SmoothGrad,
 Smilkov et al., 2017). Both start from pixels in [0, 255] and explain the logit, not the
-probability (contract 2). Maps are (N, S, S) arrays in [0, 1] at the image's size.
+probability (contract 2). Maps are (N, S, S) arrays in [0, 1] at the image's size;
+Grad-CAM maps are by default on one scale shared by all the classes of an image
+(`grad_cam`'s `scale`), so that their brightness compares across classes.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import backbones, features
+
+SCALES = ("common", "own")
 
 
 def gradcam_model(classifier: keras.Model, backbone_name: str,
@@ -39,29 +43,74 @@ def gradcam_model(classifier: keras.Model, backbone_name: str,
 
 
 def grad_cam(split_model: keras.Model, images: np.ndarray,
-             class_indices: np.ndarray | list[int] | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+             class_indices: np.ndarray | list[int] | None = None, *,
+             scale: str = "common") -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM maps for a batch.
+
+    The *raw* map of a class is the ReLU of the gradient-weighted sum of the spatial
+    layer's channels, upsampled to the image (logit units times activation units; no
+    scaling yet). How raw maps become [0, 1]:
+
+    - `"common"` (default): every map of an image is divided by the largest raw value
+      over the raw maps of *all* the classes of that image. The class with the most
+      evidence anywhere peaks at 1; a class with little evidence stays dim, so a class at
+      p = 0.000 no longer looks as hot as the predicted one. The scale depends on the
+      image only, never on which classes were asked for. It costs one backward pass per
+      class through the layers after the spatial one (a head: cheap).
+    - `"own"`: each map divided by its own maximum (the usual Grad-CAM display): shows
+      where a class's evidence lies, but not how much there is.
+
+    A map of the `"common"` scale divided by its own maximum is the `"own"` one
+    (`own_scale`): resizing and dividing commute.
 
     Args:
         split_model: from `gradcam_model`.
         images: pixels (N, S, S, 3) in [0, 255].
         class_indices: the class to explain per image; None explains the predicted class.
+        scale: `"common"` or `"own"`, as above.
 
     Returns:
-        (maps (N, S, S) in [0, 1], each scaled to its own maximum; all zeros where no region
-        speaks for the class), (logits (N, K)).
+        (maps (N, S, S) in [0, 1]; all zeros where no region speaks for the class),
+        (logits (N, K)).
+
+    Raises:
+        ValueError: an unknown scale, or class indices that do not fit.
     """
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r}: expected one of {SCALES}")
     pixels = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=scale == "common") as tape:
         logits, activations = split_model(pixels, training=False)
         classes = _classes(logits, class_indices)
         score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))
-    gradients = tape.gradient(score, activations)
+        # Images are independent (inference mode), so the gradient of one class's logits
+        # summed over the batch is each image's own gradient for that class.
+        every_class = (tf.unstack(tf.reduce_sum(logits, axis=0)) if scale == "common"
+                       else [])
+    chosen = _raw_maps(tape.gradient(score, activations), activations, pixels.shape[1:3])
+    if scale == "own":
+        return own_scale(chosen), logits.numpy()
+    peaks = np.zeros(len(chosen), dtype=np.float32)
+    for class_score in every_class:
+        every = _raw_maps(tape.gradient(class_score, activations), activations,
+                          pixels.shape[1:3])
+        peaks = np.maximum(peaks, every.reshape(len(every), -1).max(axis=1))
+    del tape
+    return _divide(chosen, peaks), logits.numpy()
+
+
+def own_scale(maps: np.ndarray) -> np.ndarray:
+    """Divide each map (N, S, S) by its own maximum (an all-zero map stays zero)."""
+    maps = np.asarray(maps, dtype=np.float32)
+    return _divide(maps, maps.reshape(len(maps), -1).max(axis=1))
+
+
+def _raw_maps(gradients: tf.Tensor, activations: tf.Tensor, size: tf.TensorShape
+              ) -> np.ndarray:
+    """ReLU(sum of channels weighted by their mean gradient), upsampled: (N, S, S)."""
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
     maps = tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1))[..., None]
-    maps = tf.image.resize(maps, pixels.shape[1:3], method="bilinear")[..., 0]
-    return _unit_scale(maps.numpy()), logits.numpy()
+    return tf.image.resize(maps, size, method="bilinear")[..., 0].numpy()
 
 
 def saliency(classifier: keras.Model, images: np.ndarray,
@@ -110,7 +159,8 @@ def _classes(logits: tf.Tensor, class_indices: np.ndarray | list[int] | None) ->
     return tf.constant(classes)
 
 
-def _unit_scale(maps: np.ndarray) -> np.ndarray:
-    peak = maps.reshape(len(maps), -1).max(axis=1)[:, None, None]
-    return np.where(peak > 0, maps / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
-
+def _divide(maps: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """maps (N, S, S) / peaks (N,), clipped to [0, 1]; zero where a peak is zero."""
+    peaks = np.asarray(peaks, dtype=np.float32)[:, None, None]
+    scaled = np.where(peaks > 0, maps / np.maximum(peaks, 1e-12), 0.0)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
