@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from tlcore import atomic, config, models
+from tlcore import atomic, backbones, config, models
 
 MODEL_FILE = "model.keras"
 INFO_FILE = "run.json"
@@ -90,19 +90,31 @@ class Run:
                 f"{self.info.get('data', {}).get('name', '?')}{score}")
 
     def summary(self) -> dict[str, Any]:
-        """One row of the run comparison table."""
+        """One row of the run comparison table, the columns a reader compares first.
+
+        Keys, in this order: "name" (the given name, else when it was trained),
+        "val_accuracy", "test_accuracy", "seconds", "model_mb", "backbone", "mode",
+        "weights" (short: ImageNet, HED edges, random, file), "data", "epochs",
+        "weights_detail" (the full weights label), "run" (the id).
+        """
         cfg = self.info.get("config", {})
         metrics = self.info.get("metrics", {})
-        return {"run": self.run_id, "name": self.info.get("name", ""),
-                "backbone": cfg.get("backbone"),
-                "weights": self.info.get("weights_label"), "mode": cfg.get("mode"),
-                "data": self.info.get("data", {}).get("name"),
-                "epochs": len(self.info.get("history", {}).get("loss", [])),
+        weights = cfg.get("weights")
+        short_weights = ("random" if weights in backbones.RANDOM_WEIGHTS else
+                         {"imagenet": "ImageNet", "edges": "HED edges"}.get(str(weights), "file"))
+        created = str(self.info.get("created") or "").replace("T", " ")
+        return {"name": self.info.get("name") or created or self.run_id,
                 "val_accuracy": metrics.get("val_accuracy"),
                 "test_accuracy": metrics.get("test_accuracy"),
                 "seconds": metrics.get("seconds"),
                 "model_mb": round(self.model_path.stat().st_size / 2**20, 1)
-                if self.model_path.is_file() else None}
+                if self.model_path.is_file() else None,
+                "backbone": cfg.get("backbone"), "mode": cfg.get("mode"),
+                "weights": short_weights if "weights" in cfg else
+                self.info.get("weights_label"),
+                "data": self.info.get("data", {}).get("name"),
+                "epochs": len(self.info.get("history", {}).get("loss", [])),
+                "weights_detail": self.info.get("weights_label"), "run": self.run_id}
 
 
 def new_run_id(backbone: str, mode: str) -> str:

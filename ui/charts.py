@@ -1,13 +1,25 @@
-"""Plotly figures as pure functions of plain data (no Streamlit, no models)."""
+"""Plotly figures (and the runs table's layout) as pure functions of plain data (no
+models; Streamlit only for its column-configuration descriptions)."""
 from __future__ import annotations
 
 import html
-from typing import Sequence
+import math
+from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
 
 HEIGHT = 360
+# Okabe and Ito's colour-blind-safe qualitative palette (blue, vermillion, bluish green,
+# orange, reddish purple, sky blue, yellow, black), and a marker per series to go with it,
+# so two series differ in shape as well as colour.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "triangle-down",
+           "cross")
+TRAINING_COLOUR, VALIDATION_COLOUR = PALETTE[0], PALETTE[1]
 
 
 def escaped(name: object) -> str:
@@ -16,8 +28,8 @@ def escaped(name: object) -> str:
     return html.escape(str(name), quote=False)
 
 
-def _layout(figure: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
-    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10),
+def _layout(figure: go.Figure, title: str, height: int = HEIGHT, top: int = 50) -> go.Figure:
+    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=top, b=10),
                          template="plotly_white")
     return figure
 
@@ -30,24 +42,77 @@ def class_counts(counts: dict[str, int]) -> go.Figure:
     return _layout(figure, "Images per class")
 
 
-def training_curves(epochs: Sequence[dict[str, float]]) -> go.Figure:
-    """Loss and accuracy per epoch, training and validation, on two y axes."""
-    figure = go.Figure()
-    numbers = [row.get("epoch", index + 1) for index, row in enumerate(epochs)]
-    styles = {"loss": ("#e45756", "solid", "y"), "val_loss": ("#e45756", "dash", "y"),
-              "accuracy": ("#4c78a8", "solid", "y2"), "val_accuracy": ("#4c78a8", "dash", "y2")}
-    for key, (colour, dash, axis) in styles.items():
-        values = [row.get(key) for row in epochs]
-        if any(value is not None for value in values):
-            figure.add_trace(go.Scatter(x=numbers, y=values, name=key, yaxis=axis,
-                                        mode="lines+markers",
-                                        line=dict(color=colour, dash=dash)))
-    figure.update_layout(xaxis=dict(title="epoch", dtick=1), yaxis=dict(title="loss"),
-                         yaxis2=dict(title="accuracy", overlaying="y", side="right",
-                                     range=[0, 1.02], tickformat=".1f", showgrid=False),
-                         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1.0,
-                                     xanchor="right"))
-    return _layout(figure, "Training curves (dashed: validation)")
+def training_curves(epochs: Sequence[dict[str, float]], head_epochs: int | None = None
+                    ) -> go.Figure:
+    """Loss and accuracy per epoch as two charts side by side, training solid and
+    validation dashed, with a line where head-only training ends and fine-tuning starts.
+
+    Args:
+        epochs: one dict per finished epoch, in order, with any of "loss", "val_loss",
+            "accuracy", "val_accuracy" and, from a live training, "epoch" (its number
+            within its stage: fine-tuning counts again from 1 after the head's epochs).
+        head_epochs: how many of the epochs trained the head alone (`run.info
+            ["head_epochs"]`); None reads it from where the "epoch" numbers start again.
+    """
+    numbers = _epoch_numbers(epochs)
+    if head_epochs is None:
+        head_epochs = _stage_start(epochs)
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"),
+                           horizontal_spacing=0.1)
+    for column, metric in ((1, "loss"), (2, "accuracy")):
+        for key, name, colour, dash in ((metric, "training", TRAINING_COLOUR, "solid"),
+                                        (f"val_{metric}", "validation", VALIDATION_COLOUR,
+                                         "dash")):
+            values = [row.get(key) for row in epochs]
+            if all(value is None for value in values):
+                continue
+            figure.add_trace(go.Scatter(
+                x=numbers, y=values, name=name, legendgroup=name, showlegend=column == 1,
+                mode="lines+markers", line=dict(color=colour, dash=dash),
+                marker=dict(symbol="circle" if dash == "solid" else "square", size=7),
+                hovertemplate=f"epoch %{{x}}<br>{name} {metric} %{{y:.3f}}<extra></extra>"),
+                row=1, col=column)
+    figure.update_xaxes(title_text="epoch", tickmode="linear", tick0=1,
+                        dtick=max(1, math.ceil(len(numbers) / 12)), tickformat="d")
+    if numbers:
+        figure.update_xaxes(range=[numbers[0] - 0.5, numbers[-1] + 0.5])
+    figure.update_yaxes(rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(range=[_accuracy_floor(epochs), 1.02], row=1, col=2)
+    if head_epochs and 0 < head_epochs < len(numbers):
+        boundary = numbers[head_epochs - 1] + 0.5
+        for column in (1, 2):
+            figure.add_vline(x=boundary, line=dict(color="#555", dash="dot", width=1.5),
+                             row=1, col=column)
+            figure.add_annotation(x=boundary, y=1.0, yref="y domain" if column == 1
+                                  else "y2 domain", xref="x" if column == 1 else "x2",
+                                  text="fine-tuning →", showarrow=False, xanchor="left",
+                                  yanchor="top", font=dict(size=11, color="#555"))
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.1, x=1.0,
+                                     xanchor="right"), hovermode="x unified")
+    return _layout(figure, "Training curves", 340, top=80)
+
+
+def _epoch_numbers(epochs: Sequence[dict[str, float]]) -> list[int]:
+    """1, 2, 3... across stages (from the first epoch's own number, for a resumed one)."""
+    first = int(epochs[0].get("epoch", 1)) if epochs else 1
+    return list(range(first, first + len(epochs)))
+
+
+def _stage_start(epochs: Sequence[dict[str, float]]) -> int | None:
+    """How many epochs came before the "epoch" numbering started again (None: it did not)."""
+    for index in range(1, len(epochs)):
+        previous, current = epochs[index - 1].get("epoch"), epochs[index].get("epoch")
+        if previous is not None and current is not None and current <= previous:
+            return index
+    return None
+
+
+def _accuracy_floor(epochs: Sequence[dict[str, float]]) -> float:
+    """0, unless every accuracy is high: then a tenth below the lowest, to see the detail."""
+    values = [row[key] for row in epochs for key in ("accuracy", "val_accuracy")
+              if row.get(key) is not None]
+    lowest = min(values, default=0.0)
+    return 0.0 if lowest < 0.6 else math.floor(lowest * 10) / 10 - 0.1
 
 
 def confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str],
@@ -160,52 +225,155 @@ def trace(values: Sequence[float], title: str, y_title: str) -> go.Figure:
     return _layout(figure, title, 260)
 
 
+RUN_COLUMNS = {
+    # key of Run.summary(): (label, width in pixels, number format or None, help)
+    "name": ("Run", 170, None, "The name you gave the run (rename it below), else when it "
+             "was trained."),
+    "val_accuracy": ("Validation", 90, "%.3f", "Accuracy on the validation images (they "
+                     "picked the best epoch)."),
+    "test_accuracy": ("Test", 70, "%.3f", "Accuracy on the test images, never seen in "
+                      "training."),
+    "seconds": ("Time", 75, "%.1f s", "Training time in seconds."),
+    "model_mb": ("Size", 75, "%.1f MB", "The saved model file, in megabytes."),
+    "backbone": ("Backbone", 110, None, "The network body."),
+    "mode": ("Mode", 90, None, "fast: a head on frozen features; fine-tune: the head, then "
+             "the body's top blocks; end-to-end: everything from scratch."),
+    "weights": ("Weights", 85, None, "Where the body's starting weights came from (the full "
+                "description: the last columns)."),
+    "data": ("Data", 90, None, "The data set it was trained on."),
+    "epochs": ("Epochs", 65, "%d", "Epochs trained, head-only ones included."),
+    "weights_detail": ("Weights, in full", 260, None, None),
+    "run": ("Id", 300, None, "The run's folder name."),
+}
+
+
+def runs_table(rows: Sequence[dict]) -> tuple[list[dict], dict[str, Any], list[str]]:
+    """The runs table's layout: what a reader compares first on the left, in units.
+
+    Args:
+        rows: `Run.summary()` rows.
+
+    Returns:
+        (rows, column_config, column_order) for `st.dataframe(rows, column_config=...,
+        column_order=...)`: the run's name pinned, then validation and test accuracy,
+        time and size; the long weights description and the id last.
+    """
+    column_config: dict[str, Any] = {}
+    for key, (label, width, number_format, help_text) in RUN_COLUMNS.items():
+        if number_format is None:
+            column_config[key] = st.column_config.TextColumn(label, width=width, help=help_text,
+                                                             pinned=key == "name")
+        else:
+            column_config[key] = st.column_config.NumberColumn(label, width=width,
+                                                               help=help_text,
+                                                               format=number_format)
+    present = set().union(*(row.keys() for row in rows)) if rows else set(RUN_COLUMNS)
+    return list(rows), column_config, [key for key in RUN_COLUMNS if key in present]
+
+
 def run_comparison(rows: Sequence[dict]) -> go.Figure:
-    """Validation accuracy against training time, one colour per backbone and mode."""
+    """Validation accuracy against training time, one colour and marker per backbone and
+    mode; the axes zoom to the runs (time on a log scale when it spans over 10x)."""
     figure = go.Figure()
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        if row.get("val_accuracy") is not None:
+        if row.get("val_accuracy") is not None and row.get("seconds") is not None:
             random = " / random weights" if str(row.get("weights")).startswith("random") else ""
             groups.setdefault(f"{row['backbone']} / {row['mode']}{random}", []).append(row)
-    for group, members in sorted(groups.items()):
+    for index, (group, members) in enumerate(sorted(groups.items())):
         figure.add_trace(go.Scatter(
             x=[row["seconds"] for row in members], y=[row["val_accuracy"] for row in members],
-            mode="markers", name=group, marker=dict(size=11),
-            text=[escaped(row["name"] or row["run"]) for row in members],
-            hovertemplate="%{text}<br>%{x:.1f} s<br>val acc %{y:.3f}<extra></extra>"))
-    figure.update_xaxes(title="training time (s)", type="log")
-    figure.update_yaxes(title="validation accuracy", range=[0, 1.05])
+            mode="markers", name=escaped(group),
+            marker=dict(size=12, color=PALETTE[index % len(PALETTE)],
+                        symbol=SYMBOLS[index % len(SYMBOLS)], line=dict(width=1, color="white")),
+            customdata=[[escaped(row.get("name") or row.get("run")), _number(row, "test_accuracy"),
+                         _number(row, "model_mb", "{:.1f} MB")] for row in members],
+            hovertemplate="<b>%{customdata[0]}</b><br>" + escaped(group) +
+                          "<br>validation accuracy %{y:.3f}<br>test accuracy %{customdata[1]}"
+                          "<br>%{x:.1f} s<br>%{customdata[2]}<extra></extra>"))
+    shown = [row for members in groups.values() for row in members]
+    seconds = [float(row["seconds"]) for row in shown]
+    accuracies = [float(row["val_accuracy"]) for row in shown]
+    if seconds and max(seconds) > 10 * max(min(seconds), 1e-3):
+        low, high = math.log10(max(min(seconds), 1e-3)), math.log10(max(seconds))
+        ticks = _one_two_five(10 ** low, 10 ** high)
+        figure.update_xaxes(type="log", range=[low - 0.15, high + 0.15], tickvals=ticks,
+                            ticktext=[f"{tick:g} s" for tick in ticks],
+                            title="training time (seconds, log scale)")
+    elif seconds:
+        margin = max(0.1 * (max(seconds) - min(seconds)), 0.1 * max(seconds), 0.5)
+        figure.update_xaxes(range=[max(0.0, min(seconds) - margin), max(seconds) + margin],
+                            ticksuffix=" s", title="training time (seconds)")
+    if accuracies:
+        margin = max(0.1 * (max(accuracies) - min(accuracies)), 0.03)
+        figure.update_yaxes(range=[max(0.0, min(accuracies) - margin),
+                                   min(1.0, max(accuracies) + margin) + 0.005])
+    figure.update_yaxes(title="validation accuracy", tickformat=".2f")
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+                         hovermode="closest", showlegend=True)
     return _layout(figure, "Accuracy against training time")
+
+
+def _one_two_five(low: float, high: float) -> list[float]:
+    """1, 2, 5, 10, 20... from the step below `low` to the step above `high`."""
+    ticks = []
+    for power in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
+        ticks += [float(f"{step * 10.0 ** power:.6g}") for step in (1, 2, 5)]
+    inside = [tick for tick in ticks if low / 1.5 <= tick <= high * 1.5]
+    return inside or ticks
+
+
+def _number(row: dict, key: str, pattern: str = "{:.3f}") -> str:
+    value = row.get(key)
+    return "-" if value is None else pattern.format(value)
 
 
 def sweep(results: Sequence) -> go.Figure:
     """Class probability and total variation against the TV weight, one point per image of a
-    sweep (objects with tv_weight, probability and total_variation)."""
-    labels = [f"{r.tv_weight:g}" for r in results]
-    figure = go.Figure()
+    sweep (objects with tv_weight, probability and total_variation), as two charts side by
+    side. The weights are categories (log-spaced around the recipe's, with 0 for "off"), so
+    0 has a place of its own and no axis runs below it; both value axes start at 0."""
+    labels = [f"{r.tv_weight:g}" if r.tv_weight > 0 else "0 (off)" for r in results]
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
+                           subplot_titles=("Class probability", "Total variation (px)"))
     figure.add_trace(go.Scatter(x=labels, y=[r.probability for r in results],
                                 name="class probability", mode="lines+markers",
-                                line=dict(color="#4c78a8")))
+                                line=dict(color=PALETTE[0]), marker=dict(size=8),
+                                hovertemplate="TV weight %{x}<br>probability %{y:.3f}"
+                                              "<extra></extra>"), row=1, col=1)
     figure.add_trace(go.Scatter(x=labels, y=[r.total_variation for r in results],
-                                name="total variation (px)", mode="lines+markers", yaxis="y2",
-                                line=dict(color="#e45756", dash="dash")))
-    figure.update_layout(xaxis=dict(title="TV weight", type="category"),
-                         yaxis=dict(title="probability", range=[0, 1.05]),
-                         yaxis2=dict(title="total variation (px)", overlaying="y",
-                                     side="right", showgrid=False),
-                         legend=dict(orientation="h", y=1.0, yanchor="bottom"))
-    return _layout(figure, "The trade-off: probability and smoothness")
+                                name="total variation (px)", mode="lines+markers",
+                                line=dict(color=PALETTE[1]),
+                                marker=dict(size=8, symbol="square"),
+                                hovertemplate="TV weight %{x}<br>total variation %{y:.1f} px"
+                                              "<extra></extra>"), row=1, col=2)
+    figure.update_xaxes(title_text="TV weight", type="category", categoryorder="array",
+                        categoryarray=labels)
+    figure.update_yaxes(range=[0, 1.05], tickformat=".1f", row=1, col=1)
+    figure.update_yaxes(rangemode="tozero", row=1, col=2)
+    figure.update_layout(showlegend=False)
+    return _layout(figure, "The trade-off: probability and smoothness", top=80)
 
 
 def robustness(curves: dict[str, Sequence[dict]]) -> go.Figure:
-    """Accuracy against epsilon (k/255), one line per attack method."""
+    """Accuracy against epsilon (k/255), one line per attack method, each in its own colour
+    of a colour-blind-safe palette, marker and dash (FGSM blue circles, PGD vermillion
+    squares)."""
     figure = go.Figure()
-    colours = {"fgsm": "#f58518", "pgd": "#e45756"}
+    known = ["fgsm", "pgd"]
+    others = [method for method in curves if method not in known]
     for method, rows in curves.items():
+        index = known.index(method) if method in known else len(known) + others.index(method)
         figure.add_trace(go.Scatter(
-            x=[row["epsilon"] for row in rows], y=[row["accuracy"] for row in rows],
-            name=method.upper(), mode="lines+markers", line=dict(color=colours.get(method))))
-    figure.update_xaxes(title="epsilon (k/255)", type="category")
-    figure.update_yaxes(title="accuracy under attack", range=[0, 1.05])
+            x=[f"{row['epsilon']:g}/255" for row in rows], y=[row["accuracy"] for row in rows],
+            name=escaped(method.upper()), mode="lines+markers",
+            line=dict(color=PALETTE[index % len(PALETTE)], width=2.5,
+                      dash=("solid", "dash", "dot", "dashdot")[index % 4]),
+            marker=dict(symbol=SYMBOLS[index % len(SYMBOLS)], size=10),
+            hovertemplate=escaped(method.upper()) + " at %{x}: accuracy %{y:.3f}<extra></extra>"))
+    figure.update_xaxes(title="epsilon (k/255 of the pixel range)", type="category")
+    # A little room below 0, so a point at 0 (common under PGD) shows its whole marker.
+    figure.update_yaxes(title="accuracy under attack", range=[-0.04, 1.05], tickformat=".1f",
+                        tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
     return _layout(figure, "Robustness: accuracy as the budget grows")
