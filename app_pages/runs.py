@@ -1,10 +1,10 @@
-"""Runs: compare every training, and rename, download or delete one."""
+"""Runs: compare every training; try one on new images; rename, download or delete one."""
 from __future__ import annotations
 
 import streamlit as st
 
 from tlcore import export, runs
-from ui import cache, charts, state, widgets, work
+from ui import cache, charts, state, try_it, widgets, work
 
 st.title("Runs")
 st.markdown("Every finished training is a run: the model and what made it. Compare them to "
@@ -40,9 +40,13 @@ elif st.button("Export for phones (TensorFlow Lite)", icon=":material/smartphone
     with work.heavy("Converting to TensorFlow Lite"):
         export.export_tflite(run)
     st.rerun()
+st.subheader("Try it")
+try_it.panel(run, key="runs-try")
+
 if not run.deletable_by(state.owner()):
     st.caption("This run was made by the demo's host: you can use it, not rename or delete it.")
     st.stop()
+st.subheader("Rename or delete")
 with st.form("rename"):
     name = st.text_input("Name", value=run.name, max_chars=80)
     if st.form_submit_button("Rename", icon=":material/edit:"):

@@ -75,6 +75,8 @@ class Limits:
         sweep_images: the most images rendered together in a sweep.
         attack_steps: the most steps of an attack.
         attack_images: the most images attacked at once (many images, robustness curves).
+        try_images: the most images one "Try it" batch classifies and explains (the rest
+            are named and left out).
         model_parameters: the most weights of an uploaded model (counted from its config
             before any weight is allocated); its file may expand to at most 12 bytes a
             weight (float32 weights and an optimiser's two moments) and 10x its size.
@@ -106,6 +108,7 @@ class Limits:
     sweep_images: int | None = None
     attack_steps: int | None = None
     attack_images: int | None = None
+    try_images: int | None = None
     model_parameters: int | None = None
     model_activations: int | None = None
     job_seconds: float | None = None
@@ -126,8 +129,9 @@ DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
                      visitor_run_hours=float(os.environ.get("TLCORE_DEMO_RUN_HOURS", 24)),
                      image_megapixels=24.0, archive_megapixels=1_500.0, classes=100,
                      epochs=20, image_size=224, render_steps=300, sweep_images=7,
-                     attack_steps=100, attack_images=64, model_parameters=30_000_000,
-                     model_activations=50_000_000, job_seconds=180.0, training_seconds=900.0,
+                     attack_steps=100, attack_images=64, try_images=10,
+                     model_parameters=30_000_000, model_activations=50_000_000,
+                     job_seconds=180.0, training_seconds=900.0,
                      heavy_slots=1, visitor_disk_mb=500, total_disk_mb=10_000, cache_mb=2_000,
                      compute_threads=max(1, (os.cpu_count() or 2) - 1))
 # How each limit is named in a refusal.
@@ -137,6 +141,7 @@ LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size 
                "epochs": "epochs", "image_size": "image side (px)",
                "render_steps": "render steps", "sweep_images": "images per sweep",
                "attack_steps": "attack steps", "attack_images": "images per attack",
+               "try_images": "images tried at once",
                "model_parameters": "parameters of an uploaded model",
                "model_activations": "activations per image of an uploaded model",
                "visitor_disk_mb": "disk per visitor (MB)",

@@ -1,0 +1,172 @@
+"""Try it: a run's answer for the visitor's own images or a camera photo, right away.
+
+For each image: the top classes with their probabilities at once (one batch through the
+shared model), then Grad-CAM for the top class (or another, chosen per image).
+
+Measured on the 2-core box with one TensorFlow thread (a public demo's setting), per
+image: a prediction takes 5 ms (small CNN at 32 px) to 250 ms (VGG16 at 224 px), so a
+batch (at most 10 images in a demo: 2.5 s) runs without waiting for a turn, holding only
+the model's lock;
+`cache.explanation` (Grad-CAM and SmoothGrad) takes 0.2 s (small CNN) to 2 s
+(MobileNetV2) and 6.5 s (VGG16, ResNet50), so it takes its turn with other heavy work
+(inside `cache.explanation`), image by image, after every image's probabilities are
+shown, and is cached: a rerun does not compute it again.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import numpy as np
+import streamlit as st
+
+from tlcore import config, evaluate, images, runs
+from ui import cache, widgets
+
+TOP_K = 3
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "webp"]
+SHOWN_WIDTH = 160  # px of each image and its Grad-CAM
+CAMERA_TITLE = "Photo from the camera"
+
+
+def top_classes(probabilities: np.ndarray, classes: Sequence[str], k: int = TOP_K
+                ) -> list[tuple[int, str, float]]:
+    """The k most probable classes, most probable first.
+
+    Args:
+        probabilities: (K,) class probabilities that sum to 1.
+        classes: the K class names.
+        k: how many to return (fewer when the model has fewer classes).
+
+    Returns:
+        (class index, class name, probability) tuples.
+
+    Raises:
+        ValueError: the probabilities and the class names differ in length.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    if len(probabilities) != len(classes):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(classes)} classes")
+    order = np.argsort(-probabilities, kind="stable")[:max(0, k)]
+    return [(int(index), classes[index], float(probabilities[index])) for index in order]
+
+
+def within_limit(names: Sequence[str]) -> tuple[int, str | None]:
+    """How many of the files named may be tried (`config.limits().try_images`).
+
+    Args:
+        names: the files' names, in the order given.
+
+    Returns:
+        (how many to keep from the start, None; or, over the limit, a message naming the
+        limit and the files left out).
+    """
+    try:
+        config.check_limit("try_images", len(names))
+    except config.LimitError as refusal:
+        kept = config.limits().try_images or 0
+        return kept, (f"{refusal}. The first {kept} are shown; left out: "
+                      f"{', '.join(names[kept:])}.")
+    return len(names), None
+
+
+def meaning(num_classes: int) -> str:
+    """One plain sentence on what the probabilities mean."""
+    return (f"The probabilities share 100 % among the {num_classes} classes this model was "
+            "trained on, and nothing else: it has no *none of these*, so a photo of "
+            "something else (a car) still gets one of its classes, often confidently.")
+
+
+def panel(run: runs.Run, key: str) -> None:
+    """Draw the Try it panel: upload images or take a photo, and see the run's top classes
+    and Grad-CAM for each.
+
+    Args:
+        run: the run whose model answers.
+        key: a prefix for the panel's widget keys, unique on the page.
+    """
+    st.markdown("Give the model images it has never seen: upload a few, or take a photo.")
+    st.caption(meaning(len(run.classes)) + " Grad-CAM colours the regions whose features "
+               "speak for a class: warm where they count most.")
+    _inputs_and_answers(run, key)
+
+
+@st.fragment
+def _inputs_and_answers(run: runs.Run, key: str) -> None:
+    # A fragment: choosing files or a class to explain reruns this panel, not the page.
+    uploads = st.file_uploader("Images to try", type=IMAGE_TYPES, accept_multiple_files=True,
+                               key=f"{key}-uploads", max_upload_size=config.limits().upload_mb)
+    named = [(upload.name, upload) for upload in uploads or []]
+    # Behind a toggle: the browser asks for the camera only once it is wanted.
+    if st.toggle("Use the camera", key=f"{key}-camera-on",
+                 help="Your browser asks for permission to use the camera."):
+        photo = st.camera_input("Take a photo", key=f"{key}-camera", width=480)
+        if photo is not None:
+            named.insert(0, (CAMERA_TITLE, photo))
+    if not named:
+        return
+    kept, message = within_limit([name for name, _ in named])
+    if message:
+        st.warning(widgets.plain(message), icon=":material/filter_list:")
+    answers(run, named[:kept], key)
+
+
+def answers(run: runs.Run, files: Sequence[tuple[str, Any]], key: str) -> None:
+    """One card per file: its top classes, then Grad-CAM for the class chosen (the top one
+    by default); a file that cannot be read gets its reason instead.
+
+    Args:
+        run: the run whose model answers.
+        files: (title, file) pairs; a file is Streamlit's UploadedFile, or anything with
+            `size` and `getvalue()`.
+        key: a prefix for the widget keys.
+    """
+    shared = cache.shared_model(run)
+    cards, pixels = [], []
+    for title, file in files:
+        card = st.container(border=True)
+        card.markdown(f"**{widgets.plain(title)}**")
+        with card:
+            image = widgets.decode_upload(file, shared.image_size)
+        if image is not None:
+            cards.append(card)
+            pixels.append(image)
+    if not pixels:
+        return
+    with shared.lock:
+        probabilities = evaluate.softmax(evaluate.predict_logits(shared.model, np.stack(pixels)))
+    explained = []
+    for card, image, row in zip(cards, pixels, probabilities):
+        left, middle, right = card.columns([1, 2, 1])
+        with left:
+            widgets.show_image(image, "what the model sees", SHOWN_WIDTH)
+        with middle:
+            _bars(top_classes(row, run.classes))
+        explained.append(right.container())
+    # Only now the heavier Grad-CAM, image by image: every image's answer is already shown.
+    for number, (slot, image, row) in enumerate(zip(explained, pixels, probabilities)):
+        with slot:
+            _grad_cam(run, image, int(row.argmax()), f"{key}-{number}")
+
+
+def _bars(top: list[tuple[int, str, float]]) -> None:
+    for _, name, probability in top:
+        st.progress(probability, text=f"{widgets.plain(name)}: {probability:.1%}")
+
+
+def _grad_cam(run: runs.Run, image: np.ndarray, predicted: int, key: str) -> None:
+    # Keyed by the image too: a new image starts at its own top class.
+    image_id = hashlib.sha1(image.tobytes()).hexdigest()[:12]
+    class_index = widgets.class_picker(run.classes, "Grad-CAM for",
+                                       f"{key}-explain-{run.run_id}-{image_id}", predicted)
+    try:
+        result = cache.explanation(str(run.run_dir), str(run.info.get("created")), image,
+                                   class_index)
+    except ValueError as problem:
+        widgets.error(f"No Grad-CAM for this model: {problem}")
+        return
+    name = run.classes[class_index]
+    widgets.show_image(images.overlay(image, result["grad_cam"]), f"where {name} is seen",
+                       SHOWN_WIDTH)
+    if not result["grad_cam"].any():
+        st.caption(f"Nothing in this image speaks for {widgets.plain(name)}.")
