@@ -151,7 +151,7 @@ def test_runs_table_puts_name_accuracy_time_and_size_first(tmp_path):
     assert table == [row]
     assert order[:5] == ["name", "val_accuracy", "test_accuracy", "seconds", "model_mb"]
     assert order[-2:] == ["weights_detail", "run"] and set(order) == set(row)
-    assert column_config["name"]["pinned"] and column_config["name"]["label"] == "Run"
+    assert column_config["name"]["label"] == "Run"
     assert column_config["val_accuracy"]["type_config"]["format"] == "%.3f"
     assert column_config["seconds"]["type_config"]["format"] == "%.1f s"
     # Everything before the details fits the main column at 1400 px (about 940 px).

@@ -86,7 +86,8 @@ def training_curves(epochs: Sequence[dict[str, float]], head_epochs: int | None 
             figure.add_annotation(x=boundary, y=1.0, yref="y domain" if column == 1
                                   else "y2 domain", xref="x" if column == 1 else "x2",
                                   text="fine-tuning →", showarrow=False, xanchor="left",
-                                  yanchor="top", font=dict(size=11, color="#555"))
+                                  yanchor="top", font=dict(size=11, color="#333"),
+                                  bgcolor="rgba(255, 255, 255, 0.85)")
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.1, x=1.0,
                                      xanchor="right"), hovermode="x unified")
     return _layout(figure, "Training curves", 340, top=80)
@@ -227,7 +228,7 @@ def trace(values: Sequence[float], title: str, y_title: str) -> go.Figure:
 
 RUN_COLUMNS = {
     # key of Run.summary(): (label, width in pixels, number format or None, help)
-    "name": ("Run", 170, None, "The name you gave the run (rename it below), else when it "
+    "name": ("Run", 155, None, "The name you gave the run (rename it below), else when it "
              "was trained."),
     "val_accuracy": ("Validation", 90, "%.3f", "Accuracy on the validation images (they "
                      "picked the best epoch)."),
@@ -240,7 +241,7 @@ RUN_COLUMNS = {
              "the body's top blocks; end-to-end: everything from scratch."),
     "weights": ("Weights", 85, None, "Where the body's starting weights came from (the full "
                 "description: the last columns)."),
-    "data": ("Data", 90, None, "The data set it was trained on."),
+    "data": ("Data", 105, None, "The data set it was trained on."),
     "epochs": ("Epochs", 65, "%d", "Epochs trained, head-only ones included."),
     "weights_detail": ("Weights, in full", 260, None, None),
     "run": ("Id", 300, None, "The run's folder name."),
@@ -261,8 +262,7 @@ def runs_table(rows: Sequence[dict]) -> tuple[list[dict], dict[str, Any], list[s
     column_config: dict[str, Any] = {}
     for key, (label, width, number_format, help_text) in RUN_COLUMNS.items():
         if number_format is None:
-            column_config[key] = st.column_config.TextColumn(label, width=width, help=help_text,
-                                                             pinned=key == "name")
+            column_config[key] = st.column_config.TextColumn(label, width=width, help=help_text)
         else:
             column_config[key] = st.column_config.NumberColumn(label, width=width,
                                                                help=help_text,

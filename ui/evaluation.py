@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from tlcore import backbones, config, data, evaluate, images, imagenet, runs
+from tlcore import backbones, config, data, evaluate, explain, images, imagenet, runs
 from ui import cache, charts, state, widgets
 
 GALLERY_SIZE = 12
@@ -109,15 +109,25 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
     except ValueError as error:
         widgets.error(f"Cannot explain this model: {error}")
         return
+    # The cached map is on the image's common scale (explain.grad_cam's default); dividing
+    # it by its own peak gives the per-map scale.
+    common = st.toggle("Same Grad-CAM scale for every class", value=True,
+                       key=f"gradcam-common-{key}",
+                       help="On: every class's map of this image is divided by the strongest "
+                            "evidence for any class, so a class with little evidence looks "
+                            "dim. Off: each map fills the whole colour range on its own, which "
+                            "shows where a class's evidence lies but not how much there is.")
+    peak = float(result["grad_cam"].max())
+    grad_cam = result["grad_cam"] if common else explain.own_scale(result["grad_cam"][None])[0]
     columns = st.columns(4)
     truth = f", true {run.classes[true_label]}" if true_label is not None else ""
     probability = result["probabilities"][class_index]
     with columns[0]:
         widgets.show_image(image, f"the image{truth}", 200)
     with columns[1]:
-        widgets.show_image(images.colorize(result["grad_cam"]), "Grad-CAM", 200)
+        widgets.show_image(images.colorize(grad_cam), "Grad-CAM", 200)
     with columns[2]:
-        widgets.show_image(images.overlay(image, result["grad_cam"]), "blended", 200)
+        widgets.show_image(images.overlay(image, grad_cam), "blended", 200)
     with columns[3]:
         widgets.show_image(images.colorize(result["saliency"]), "saliency (SmoothGrad)", 200)
     if not result["grad_cam"].any():
@@ -127,8 +137,11 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
     st.caption(f"Evidence for **{widgets.plain(run.classes[class_index])}** "
                f"(p = {probability:.3f}). "
                "Grad-CAM: where the last convolutional layer's features speak for that class "
-               "(coarse: one cell per feature-map position). Saliency: the pixels whose change "
-               "moves its score most.")
+               "(coarse: one cell per feature-map position); "
+               + (f"its strongest spot is {peak:.2f} of the strongest evidence for any class "
+                  "in this image. " if common else
+                  "each map is scaled to its own peak, so even an unlikely class looks hot. ")
+               + "Saliency: the pixels whose change moves its score most.")
 
 
 def mistakes_view(report: dict, run: runs.Run) -> None:
