@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import backbones, checkpoints, config, runs
-from ui import cache, charts, jobs, state, widgets
+from ui import cache, charts, jobs, state, training, widgets
 
 st.title("Train")
 st.markdown(
@@ -16,13 +16,24 @@ st.markdown(
     "their statistics are not wrecked by small batches (the *BatchNorm trap*). "
     "*Small CNN from scratch* has nothing to transfer: the baseline.")
 
+DATA_PAGE = "app_pages/data.py"
 try:
     dataset = cache.dataset(state.data_source())
-except ValueError as error:
-    widgets.error(f"{error}. Choose another data set on the Data page.")
+except ValueError as error:  # the message says what to do
+    widgets.error(error)
+    st.page_link(DATA_PAGE, label="Open the Data page", icon=":material/photo_library:")
     st.stop()
 st.caption(f"Data: **{widgets.plain(dataset.name)}**, {dataset.num_classes} classes, "
-           f"{dataset.split_sizes()['train']} training images (change it on the Data page).")
+           f"{dataset.split_sizes()['train']} training images.")
+st.page_link(DATA_PAGE, label="Change the data", icon=":material/photo_library:")
+
+
+def _data_name(source: str) -> str:
+    """A data set's name for people (an upload's own name, never its server folder)."""
+    try:
+        return cache.dataset(source).name
+    except ValueError:
+        return "the chosen data set"
 
 
 def show_outcome(snapshot: jobs.JobSnapshot) -> None:
@@ -39,6 +50,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
         widgets.error(f"The run is gone: {error}")
         return
     state.set_selected_run_id(run.run_id)
+    st.subheader(f"Last training: {widgets.plain(run.name)}")
     metrics = run.info["metrics"]
     if snapshot.state == "cancelled":
         st.warning(snapshot.error or "Cancelled: the finished epochs were kept as a run.",
@@ -62,9 +74,10 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
                "Open **Evaluate** to see where it is right and wrong.", icon=":material/check:")
 
 
-widgets.keep_train_form()
+training.keep_form()
 job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())
 if job is not None and job.is_running():
+    training.running(job.train_config, _data_name(job.data_source))
     widgets.job_progress(job)
     st.stop()
 
@@ -90,7 +103,7 @@ if interrupted and not config.public_demo():
                 checkpoints.remove(checkpoint.folder)
                 st.rerun()
 
-train_config = widgets.train_form(dataset.native_size)
+train_config = training.form(dataset)
 if train_config is not None:
     try:
         with st.spinner("Checking the weights..."):
@@ -100,11 +113,13 @@ if train_config is not None:
         state.set_job_id(job.job_id)
         st.rerun()
     except backbones.WeightsUnavailableError as error:
-        # A public demo's message names no folder and no command (the host's business).
-        st.error(f"{widgets.plain(error) if config.public_demo() else error}\n\nIn the app: "
-                 "choose **Random weights** above (clearly worse: nothing is transferred), "
-                 "or the VGG16 edge-detection body.", icon=":material/cloud_off:")
+        job = None  # the last training's result would read as this one's
+        if error.missing is not None:
+            training.missing_weights(error.missing)
+        else:
+            widgets.error(error, icon=":material/cloud_off:")
     except (ValueError, jobs.JobLimitError) as error:
+        job = None
         widgets.error(error)
 
 if job is not None:

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import interrupted_training, make_image_folder
-from tlcore import config, data, evaluate, petimages, runs, train
+from tlcore import backbones, config, data, downloads, evaluate, petimages, runs, train
 from ui import jobs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -124,17 +124,27 @@ def test_train_page_trains_in_the_background_and_shows_the_run(tiny_folder):
     assert app.session_state["selected_run_id"] == Path(snapshot.run_dir).name
 
 
-def test_train_page_explains_missing_imagenet_weights(monkeypatch, tiny_folder):
+def test_train_page_says_imagenet_weights_are_missing_before_the_click(monkeypatch,
+                                                                      tiny_folder):
+    """Offline, a backbone whose ImageNet weights are not here does not default to them;
+    choosing them explains, in the app's words, what to choose instead and where the file
+    goes (its whole address), and Train is off; a stale result never shows under it."""
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: no network")
     monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr(downloads, "reachable", lambda url, timeout=2.0: False)
     app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
     by_label(app.selectbox, "Backbone").set_value("mobilenet_v2").run()
-    by_label(app.radio, "Weights").set_value("imagenet").run()
-    app.button[0].click().run()
+    weights = by_label(app.radio, "Weights")
+    assert weights.value == "none"
+    assert "not on this server" in weights.options[0]
+    weights.set_value("imagenet").run()
     assert not app.exception
-    message = app.error[0].value
-    assert "models" in message and "Random weights" in message
+    message = app.warning[0].value
+    assert "Random weights" in message and "--weights" not in message
+    missing = backbones.missing_imagenet_weights("mobilenet_v2", 32)  # the data's side
+    assert f"({missing.url})" in message and str(missing.folder) in message
+    assert app.button(key="train-submit").disabled
 
 
 def test_evaluate_page_shows_every_view_of_a_run(tiny_run):

@@ -71,7 +71,37 @@ def test_cancel_after_an_epoch_keeps_a_run(tiny_folder, tmp_path):
     assert run.info["cancelled"] is True
     assert len(run.info["history"]["loss"]) < 5
     phases = [metrics["phase"] for _, _, metrics in progress]
-    assert phases[0] == "loading" and "training" in phases
+    phases = list(dict.fromkeys(phases))  # each once, in order
+    assert phases[0].startswith("building") and phases[1].startswith("decoding")
+    assert phases[2] == "training"
+
+
+def test_every_phase_says_so_before_its_work(tiny_folder, tmp_path):
+    """A progress bar never sits on the previous phase's full bar while the next one works:
+    each phase is first reported at step 0 (building the model, decoding, embedding,
+    each training epoch), and embedding reports every batch, not every chunk."""
+    progress = []
+    dataset = data.from_folder(tiny_folder)
+    for mode, weights, epochs in (("end-to-end", None, 2), ("fast", "edges", 2)):
+        progress.clear()
+        train_config = config.TrainConfig(backbone="scratch_cnn" if weights is None
+                                          else "vgg16", weights=weights, mode=mode,
+                                          epochs=epochs, image_size=32, batch_size=4)
+        train.train_classifier(train_config, dataset, runs_dir=tmp_path,
+                               on_step=lambda *event: progress.append(event))
+        first_of_phase, first_of_epoch = {}, {}
+        for step, total, metrics in progress:
+            first_of_phase.setdefault(metrics["phase"], step)
+            if metrics["phase"] == "training" and mode == "end-to-end":
+                first_of_epoch.setdefault(metrics["epoch"], (step, total // epochs))
+        assert set(first_of_phase.values()) == {0}, first_of_phase
+        for epoch, (step, per_epoch) in first_of_epoch.items():
+            assert step == (epoch - 1) * per_epoch
+        if mode == "fast":
+            embedding = [step for step, _, metrics in progress
+                         if metrics["phase"].startswith("embedding")]
+            assert embedding == sorted(embedding) and embedding[-1] == len(dataset.paths)
+            assert len(embedding) >= 1 + -(-len(dataset.paths) // features.EMBED_BATCH_SIZE)
 
 
 def test_cancel_stops_within_one_batch(tiny_folder, tmp_path):

@@ -18,7 +18,7 @@ from typing import Callable
 
 import keras
 
-from tlcore import config
+from tlcore import config, downloads
 
 KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 EFFICIENTNET_URL = "https://storage.googleapis.com/keras-applications/"
@@ -28,7 +28,24 @@ RANDOM_WEIGHTS = (None, "none", "random")
 
 
 class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights are neither on disk nor downloadable; the message says what to do."""
+    """Pretrained weights are neither on disk nor downloadable; the message says what to do
+    (in the command line's words). `missing` names the file, so the app can say it in its
+    own words."""
+
+    def __init__(self, message: str, missing: MissingWeights | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingWeights:
+    """A pretrained weights file that is not on this machine: which, where it belongs and
+    where it is published."""
+
+    backbone: str  # display name
+    file: str
+    folder: Path
+    url: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +69,11 @@ class BackboneSpec:
             pretrained bodies) or "max" (the scratch CNN: from scratch, a network learns
             "is this shape anywhere?" detectors much faster with max pooling; measured on the
             demo set, 5 epochs: 0.98 validation accuracy with max, 0.78 with average).
+        gflops: the body's forward pass at 224 px in GFLOPs (2 x multiply-adds of its
+            convolutions, counted from the built model; tested against `models.forward_gflops`).
+        reference_images_per_second: forward passes per second at 224 px, batch 32, on the
+            reference machine (2 CPU cores, the suite's `embedding` benchmark): only for
+            time estimates, which each server corrects from its own trainings.
     """
 
     name: str
@@ -65,6 +87,8 @@ class BackboneSpec:
     imagenet_url_folder: str | None
     notes: str = ""
     pooling: str = "avg"
+    gflops: float = 0.0
+    reference_images_per_second: float = 0.0
 
     def imagenet_weights_file(self, input_size: int) -> str | None:
         """Return the Keras file name of this backbone's no-top ImageNet weights."""
@@ -123,39 +147,46 @@ _SPECS = (
     BackboneSpec("vgg16", "VGG16", _application(_APPS.VGG16), 224, "caffe", "block5_conv3",
                  ("block1", "block2", "block3", "block4", "block5"),
                  "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", KERAS_APPLICATIONS_URL + "vgg16/",
-                 "13 convolutions, 14.7M parameters; slow on a CPU but the lesson's model."),
+                 "13 convolutions, 14.7M parameters; slow on a CPU but the lesson's model.",
+                 gflops=30.7, reference_images_per_second=7.2),
     BackboneSpec("vgg19", "VGG19", _application(_APPS.VGG19), 224, "caffe", "block5_conv4",
                  ("block1", "block2", "block3", "block4", "block5"),
                  "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", KERAS_APPLICATIONS_URL + "vgg19/",
-                 "VGG16 with three more convolutions; the slowest here."),
+                 "VGG16 with three more convolutions; the slowest here.",
+                 gflops=39.0, reference_images_per_second=5.7),
     BackboneSpec("resnet50", "ResNet50", _application(_APPS.ResNet50), 224, "caffe",
                  "conv5_block3_out", ("conv1", "conv2", "conv3", "conv4", "conv5"),
                  "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", KERAS_APPLICATIONS_URL + "resnet/",
-                 "Residual network with BatchNorm: mind the BatchNorm trap when fine-tuning."),
+                 "Residual network with BatchNorm: mind the BatchNorm trap when fine-tuning.",
+                 gflops=7.7, reference_images_per_second=23.0),
     BackboneSpec("mobilenet_v2", "MobileNetV2", _application(_APPS.MobileNetV2), 224, "tf",
                  "out_relu", ("Conv1", "block_1_", "block_3_", "block_6_", "block_10_",
                               "block_13_", "block_16_", "Conv_1"),
                  "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5",
-                 KERAS_APPLICATIONS_URL + "mobilenet_v2/", "Fast and small; a good default on a CPU."),
+                 KERAS_APPLICATIONS_URL + "mobilenet_v2/", "Fast and small; a good default on a CPU.",
+                 gflops=0.6, reference_images_per_second=101.0),
     BackboneSpec("mobilenet_v3_small", "MobileNetV3Small", _application(_APPS.MobileNetV3Small),
                  224, "none", "conv_1", ("conv", "expanded_conv_", "expanded_conv_1_",
                                           "expanded_conv_3_", "expanded_conv_8_", "conv_1"),
                  "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5", KERAS_APPLICATIONS_URL + "mobilenet_v3/",
-                 "The fastest; preprocessing is built in."),
+                 "The fastest; preprocessing is built in.",
+                 gflops=0.11, reference_images_per_second=447.0),
     BackboneSpec("mobilenet_v3_large", "MobileNetV3Large", _application(_APPS.MobileNetV3Large),
                  224, "none", "conv_1", ("conv", "expanded_conv_", "expanded_conv_3_",
                                           "expanded_conv_6_", "expanded_conv_12_", "conv_1"),
                  "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5", KERAS_APPLICATIONS_URL + "mobilenet_v3/",
-                 "Faster than MobileNetV2 at similar accuracy; preprocessing is built in."),
+                 "Faster than MobileNetV2 at similar accuracy; preprocessing is built in.",
+                 gflops=0.43, reference_images_per_second=100.0),
     BackboneSpec("efficientnet_b0", "EfficientNetB0", _application(_APPS.EfficientNetB0), 224,
                  "none", "top_activation", ("stem_conv", "block2a", "block3a", "block4a",
                                             "block5a", "block6a", "block7a", "top_conv"),
                  "efficientnetb0_notop.h5", EFFICIENTNET_URL,
-                 "Most accurate per FLOP here; preprocessing is built in."),
+                 "Most accurate per FLOP here; preprocessing is built in.",
+                 gflops=0.77, reference_images_per_second=77.0),
     BackboneSpec("scratch_cnn", "Small CNN from scratch", _scratch_cnn, 96, "unit",
                  "block4_relu", ("block1", "block2", "block3", "block4"), None, None,
                  "No pretraining: the baseline that shows what transfer learning buys.",
-                 pooling="max"),
+                 pooling="max", gflops=1.47, reference_images_per_second=43.0),
 )
 REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -234,18 +265,51 @@ def _fetch_imagenet_weights(spec: BackboneSpec, input_size: int, path: Path | No
         return str(path)
     filename = path.name
     url = spec.imagenet_url_folder + filename
+    missing = MissingWeights(spec.display_name, filename, path.parent, url)
+    if not downloads.reachable(url):  # offline, Keras would retry before failing
+        raise _unavailable(missing, "no network")
     try:
         return keras.utils.get_file(filename, url, cache_dir=str(config.keras_home()),
                                     cache_subdir="models")
     except Exception as error:  # Keras raises a bare Exception for network failures.
-        raise WeightsUnavailableError(
-            f"ImageNet weights for {spec.display_name} are not on this machine and could not "
-            f"be downloaded ({type(error).__name__}: {str(error)[:120]}). Keras looks for the "
-            f"file {filename} in the folder {path.parent} (set KERAS_HOME to move it). Either "
-            f"copy that file there (download {url} on a machine with a network), or pass a "
-            "local weights file (--weights PATH), or train with random weights "
-            "(--weights none)." + (" For an offline pretrained VGG16 body use --weights edges."
-                                   if spec.name == "vgg16" else "")) from error
+        raise _unavailable(missing, f"{type(error).__name__}: {error}") from error
+
+
+def _unavailable(missing: MissingWeights, reason: str) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
+        f"ImageNet weights for {missing.backbone} are not on this machine and could not be "
+        f"downloaded ({reason}). Keras looks for the file {missing.file} in the folder "
+        f"{missing.folder} (set KERAS_HOME to move it). Either copy that file there "
+        f"(download {missing.url} on a machine with a network), or pass a local weights file "
+        "(--weights PATH), or train with random weights (--weights none)."
+        + (" For an offline pretrained VGG16 body use --weights edges."
+           if missing.backbone == "VGG16" else ""), missing)
+
+
+def imagenet_availability(name: str, input_size: int | None = None) -> str:
+    """Whether a backbone's ImageNet weights can be used now, without fetching them:
+    "on disk", "downloadable" (not here, and their host answers), or "unavailable" (not
+    here and not downloadable: offline, or a public demo, whose visitors never download).
+    "none" when the backbone has no ImageNet weights."""
+    path = imagenet_weights_path(name, input_size)
+    if path is None:
+        return "none"
+    if path.is_file():
+        return "on disk"
+    if config.public_demo():
+        return "unavailable"
+    return ("downloadable" if downloads.reachable(get_spec(name).imagenet_url_folder)
+            else "unavailable")
+
+
+def missing_imagenet_weights(name: str, input_size: int | None = None) -> MissingWeights:
+    """The ImageNet weights file of a backbone: its name, folder and published address."""
+    spec = get_spec(name)
+    path = imagenet_weights_path(name, input_size)
+    if path is None:
+        raise ValueError(f"{spec.display_name} has no ImageNet weights")
+    return MissingWeights(spec.display_name, path.name, path.parent,
+                          spec.imagenet_url_folder + path.name)
 
 
 def edges_weights_path() -> Path:
@@ -304,7 +368,7 @@ def resolve_weights(name: str, weights: str | None, input_size: int) -> str | No
         if config.public_demo() and not has_local_imagenet_weights(name, input_size):
             raise WeightsUnavailableError(  # downloads are the host's, never a visitor's
                 f"{spec.display_name}'s ImageNet weights are not installed on this demo "
-                "server; its host can install them")
+                "server; its host can install them", missing_imagenet_weights(name, input_size))
         return _fetch_imagenet_weights(spec, input_size)
     if weights == "edges":
         if name != "vgg16":

@@ -9,7 +9,11 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import socket
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -17,6 +21,8 @@ from typing import Callable
 from tlcore.config import StepCallback
 
 CHUNK = 1024 * 1024
+REACHABLE_TTL_S = 60.0  # how long an answer of `reachable` is remembered
+_reachable: dict[str, tuple[float, bool]] = {}
 
 
 class DownloadError(ValueError):
@@ -91,3 +97,29 @@ def _verify(path: Path, expected_size: int | None, sha256: str | None) -> None:
         if digest.hexdigest() != sha256:
             path.unlink()
             raise DownloadError(f"{path.name} is damaged (SHA-256 mismatch); deleted, try again")
+
+
+def reachable(url: str, timeout: float = 2.0) -> bool:
+    """True when `url`'s host name resolves within `timeout` seconds (remembered for a
+    minute). Cheap, and enough to tell an offline machine, where a download would retry
+    for minutes, from one with a network; a host that resolves may still refuse, and the
+    download then says so."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    known = _reachable.get(host)
+    if known is not None and time.monotonic() - known[0] < REACHABLE_TTL_S:
+        return known[1]
+    answers: list[bool] = []
+
+    def look_up() -> None:
+        try:
+            answers.append(bool(socket.getaddrinfo(host, 443)))
+        except OSError:
+            answers.append(False)
+
+    # getaddrinfo takes no timeout: ask in a thread and stop waiting for it.
+    thread = threading.Thread(target=look_up, name="dns-look-up", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    answer = bool(answers and answers[0])
+    _reachable[host] = (time.monotonic(), answer)
+    return answer

@@ -185,6 +185,9 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
         return tf.constant(block if standardize is None else standardize(block))
 
     cancelled, diverged = False, None
+    if on_step is not None:  # the first block also traces the step (once per process)
+        on_step(0, epochs * record.steps_per_epoch, {"phase": phase, "epoch": 1,
+                                                    "epochs": epochs, "epoch_end": False})
     for epoch in range(epochs):
         order = np.random.default_rng((seed, epoch)).permutation(len(labels))
         loss_sum = correct = 0.0

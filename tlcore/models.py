@@ -127,6 +127,22 @@ def compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
     return function
 
 
+def forward_gflops(model: keras.Model) -> float:
+    """A model's forward pass per image in GFLOPs: 2 x the multiply-adds of its
+    convolutions (depthwise ones counted as such) and dense layers, nested models included.
+    Other layers (pooling, BatchNorm, activations) cost comparatively little."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += forward_gflops(layer) * 1e9
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+            height, width = layer.output.shape[1:3]
+            total += 2 * math.prod(layer.kernel.shape) * height * width
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * math.prod(layer.kernel.shape)
+    return total / 1e9
+
+
 def input_size(model: keras.Model) -> int:
     """Return the square input side a model expects."""
     shape = model.input_shape

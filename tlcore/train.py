@@ -21,11 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import (backbones, checkpoints, config, data, distribute, evaluate, features,
-                    head_training, models, multiworker, runs, turns)
+from tlcore import (backbones, checkpoints, config, data, distribute, estimate, evaluate,
+                    features, head_training, models, multiworker, runs, turns)
 from tlcore.config import StepCallback, TrainingCancelled
 
 EMBED_CHUNK = 256  # images decoded at once while embedding
+LOAD_CHUNK = 64  # images decoded between progress reports before end-to-end training
 IN_MEMORY_BYTES = 128 * 2**20  # a split's embeddings up to this size train from memory
 # (classifier, history, facts for run.json, (model, inputs per split) to score val/test with)
 TrainerResult = tuple[keras.Model, dict[str, list[float]], dict[str, Any],
@@ -50,8 +51,13 @@ class ProgressCallback(keras.callbacks.Callback):
         self.diverged: tuple[int, int] | None = None  # (epoch, batch), both from 1
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        """Remember the epoch for the batch reports."""
+        """Remember the epoch for the batch reports, and say that it began: the first
+        batch of a fit also traces the training step, which takes a while."""
         self.epoch = epoch
+        if self.on_step is not None:
+            self.on_step(epoch * self.steps_per_epoch, self.epochs * self.steps_per_epoch,
+                         {"phase": self.phase, "epoch": epoch + 1, "epochs": self.epochs,
+                          "epoch_end": False})
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         """Report the batch; stop training if asked to."""
@@ -204,10 +210,18 @@ def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
                       resume: checkpoints.Checkpoint | None, run_id: str | None,
                       owner: str | None) -> runs.Run:
     started = time.perf_counter()
+    expected = estimate.training_seconds(train_config, dataset)  # before the cache fills
     keras.utils.set_random_seed(train_config.seed)
     image_size = resolve_image_size(train_config, dataset)
-    body = backbones.build_backbone(train_config.backbone, weights=train_config.weights,
+    building = {"phase": f"building {backbones.get_spec(train_config.backbone).display_name} "
+                         f"and loading its weights"}
+    # Missing weights fail here, before any progress is reported.
+    weights_path = backbones.resolve_weights(train_config.backbone, train_config.weights,
+                                             image_size)
+    _report(on_step, 0, 1, building)
+    body = backbones.build_backbone(train_config.backbone, weights=weights_path,
                                     input_size=image_size)
+    _report(on_step, 1, 1, building)
     runs_dir = Path(runs_dir or config.runs_dir())
     run_id = (resume.run_id if resume else
               run_id or runs.new_run_id(train_config.backbone, train_config.mode))
@@ -239,6 +253,7 @@ def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
                                         "reason": item.reason} for item in dataset.skipped]},
             "classes": list(dataset.class_names), "image_size": image_size,
             "history": history, "metrics": metrics, **extra,
+            "estimated_seconds": round(expected.seconds, 2),
             **({"public_demo": True, "owner": owner} if config.public_demo() else {})}
     if resume is not None:
         info["resumed_from_epoch"] = resume.epochs_done
@@ -365,16 +380,22 @@ def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCa
     size = models.input_size(embedder)
     starts = range(0, len(dataset.paths), EMBED_CHUNK) if starts is None else starts
     total = _rows_in(starts, len(dataset.paths))
+    phase = {"phase": "embedding images (once: cached for later trainings)"}
     done = 0
+    _report(on_step, done, total, phase)
     for start in starts:
         chunk = data.load_images(list(dataset.paths[start:start + EMBED_CHUNK]), size)
+
+        def batch_done(step: int, steps: int, _: dict, before: int = done,
+                       count: int = len(chunk)) -> None:  # every batch, not every chunk
+            _report(on_step, before + min(count, step * features.EMBED_BATCH_SIZE), total,
+                    phase)
+
         try:
-            yield features.embed(embedder, chunk, should_stop=should_stop)
+            yield features.embed(embedder, chunk, should_stop=should_stop, on_step=batch_done)
         except InterruptedError as error:
             raise TrainingCancelled("cancelled while embedding images; nothing saved") from error
         done += len(chunk)
-        if on_step is not None:
-            on_step(done, total, {"phase": "embedding"})
 
 
 def _rows_in(starts: Sequence[int], total: int) -> int:
@@ -521,12 +542,26 @@ def _resumed_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
 
 def _load_images(dataset: data.Dataset, size: int, on_step: StepCallback | None
                  ) -> dict[str, np.ndarray]:
-    images = {}
-    for index, split in enumerate(data.SPLIT_NAMES, start=1):
-        images[split] = dataset.split_arrays(split, size)[0]
-        if on_step is not None:
-            on_step(index, len(data.SPLIT_NAMES), {"phase": "loading", "split": split})
+    """Decode every split's images at `size`, reporting every LOAD_CHUNK images."""
+    total = sum(len(indices) for indices in dataset.splits.values())
+    phase = {"phase": f"decoding the images at {size} px"}
+    images, done = {}, 0
+    _report(on_step, done, total, phase)
+    for split in data.SPLIT_NAMES:
+        paths = [dataset.paths[index] for index in dataset.splits[split]]
+        images[split] = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+        for start in range(0, len(paths), LOAD_CHUNK):
+            images[split][start:start + LOAD_CHUNK] = data.load_images(
+                paths[start:start + LOAD_CHUNK], size)
+            done += len(paths[start:start + LOAD_CHUNK])
+            _report(on_step, done, total, phase)
     return images
+
+
+def _report(on_step: StepCallback | None, step: int, total: int, metrics: dict[str, Any]
+            ) -> None:
+    if on_step is not None:
+        on_step(step, total, dict(metrics))
 
 
 def _fit(model: keras.Model, train_config: config.TrainConfig,

@@ -1,0 +1,180 @@
+"""The Train page's parts: the training form (which says before the click whether the
+weights are here and how long it will take), what a running training is, and why weights
+are missing, in the app's words."""
+from __future__ import annotations
+
+import streamlit as st
+
+from tlcore import backbones, config, data, estimate
+from tlcore.backbones import MissingWeights
+from ui import cache, widgets
+
+MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
+               "fine-tune": "Fine-tune (that head first, then the body's top blocks; slower, "
+                            "usually best)",
+               "end-to-end": "End-to-end (everything at once; needed from scratch)"}
+MODE_NAMES = {"fast": "feature extractor", "fine-tune": "fine-tuning",
+              "end-to-end": "end-to-end"}
+WEIGHTS_LABELS = {"imagenet": "ImageNet",
+                  "edges": "Edge-detection body (HED, offline; not ImageNet)",
+                  "file": "A weights file on this server",
+                  "none": "Random weights (no pretraining)"}
+IMAGENET_STATES = {"on disk": "on this server", "downloadable": "downloaded once at Train",
+                   "unavailable": "not on this server"}
+FORM_KEY = "train-form-"  # prefix of the training form's widget keys
+
+
+def keep_form() -> None:
+    """Keep the training form's values through page runs that do not draw it (a training
+    in progress): Streamlit forgets the values of widgets that were not drawn, and the
+    form came back half reset, showing one backbone and training another."""
+    for key in [key for key in st.session_state if str(key).startswith(FORM_KEY)]:
+        st.session_state[key] = st.session_state[key]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _imagenet_state(backbone: str, size: int, public_demo: bool) -> str:
+    """`backbones.imagenet_availability`, asked at most once a minute per server (it may
+    look the download host up)."""
+    return backbones.imagenet_availability(backbone, size)
+
+
+def form(dataset: data.Dataset) -> config.TrainConfig | None:
+    """Show the training form; return the config when the user presses Train.
+
+    The weights radio says whether ImageNet weights are on this server; weights that cannot
+    be had are explained in place and the Train button is off. The expected time shows
+    above the button, from the settings as they are (`tlcore.estimate`)."""
+    names = backbones.names()
+    backbone = st.selectbox("Backbone", names, index=names.index("vgg16"),
+                            format_func=lambda n: backbones.get_spec(n).display_name,
+                            help="The pretrained network whose features are reused.",
+                            key=f"{FORM_KEY}backbone")
+    spec = backbones.get_spec(backbone)
+    st.caption(spec.notes)
+    size_default = min(dataset.native_size or spec.default_input_size, _largest_size())
+    imagenet = _imagenet_state(backbone, size_default, config.public_demo())
+    choices = backbones.weights_choices(backbone)
+    default_weights = ("imagenet" if imagenet in ("on disk", "downloadable") else
+                       "edges" if "edges" in choices else choices[-1])
+    if not config.public_demo():
+        choices.insert(-1, "file")
+    # Keys name what a widget's options depend on, so a stored value always fits them.
+    weights = st.radio("Weights", choices, index=choices.index(default_weights),
+                       format_func=lambda choice: WEIGHTS_LABELS[choice] + (
+                           f" ({IMAGENET_STATES[imagenet]})" if choice == "imagenet" else ""),
+                       horizontal=True, key=f"{FORM_KEY}weights-{backbone}-{imagenet}")
+    usable = True
+    if weights == "imagenet" and imagenet == "unavailable":
+        usable = False
+        missing_weights(backbones.missing_imagenet_weights(backbone, size_default))
+    if weights == "file":
+        weights = st.text_input("Weights file (.h5 or .weights.h5 for this backbone's body)",
+                                help="e.g. ImageNet weights downloaded on another machine",
+                                key=f"{FORM_KEY}weights-file")
+    # Nothing is pretrained in a from-scratch CNN, so frozen features would be random, and
+    # with random weights there is nothing to fine-tune.
+    modes = (["end-to-end"] if backbone == "scratch_cnn" else
+             ["fast", "end-to-end"] if weights == "none" else list(MODE_LABELS))
+    mode = st.radio("Mode", modes, format_func=MODE_LABELS.get,
+                    key=f"{FORM_KEY}mode-{'-'.join(modes)}")
+    with st.container(border=True):  # no form: the expected time follows every change
+        columns = st.columns(3)
+        limits = config.limits()
+        epochs = columns[0].number_input("Epochs" if mode != "fine-tune" else
+                                         "Fine-tuning epochs", 1, limits.epochs or 100,
+                                         {"fast": 10, "fine-tune": 3}.get(mode, 5),
+                                         key=f"{FORM_KEY}epochs-{mode}")
+        image_size = columns[1].number_input("Image size (px)", 32, _largest_size(),
+                                             size_default, step=16,
+                                             key=f"{FORM_KEY}size-{size_default}")
+        batch_size = columns[2].number_input("Batch size", 1, 256, 16,
+                                             key=f"{FORM_KEY}batch")
+        rate_default = config.default_learning_rate(mode, None if weights == "none" else weights)
+        learning_rate = st.select_slider(
+            "Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2],
+            value=rate_default, key=f"{FORM_KEY}rate-{mode}-{rate_default}",
+            format_func=lambda v: f"{v:g}",
+            help="Fine-tuning: the rate of the body's training; the head is trained first "
+                 "at the feature-extractor rate.")
+        extra = fine_tune_options(backbone) if mode == "fine-tune" else {}
+        class_weights = st.checkbox("Weight rare classes up (balanced class weights)", True,
+                                    key=f"{FORM_KEY}class-weights")
+        train_config = config.TrainConfig(
+            backbone=backbone, weights=None if weights == "none" else weights, mode=mode,
+            epochs=int(epochs), image_size=int(image_size), batch_size=int(batch_size),
+            learning_rate=float(learning_rate), class_weights=class_weights, **extra)
+        expected_time(train_config, dataset)
+        submitted = st.button("Train", type="primary", icon=":material/play_arrow:",
+                              disabled=not usable, key="train-submit")
+    return train_config if submitted and usable else None
+
+
+def _largest_size() -> int:
+    return min(512, config.limits().image_size or 512)
+
+
+def fine_tune_options(backbone: str) -> dict:
+    """Fine-tuning settings: head epochs, blocks to unfreeze, augmentation, early stopping."""
+    blocks = backbones.get_spec(backbone).blocks
+    columns = st.columns(3)
+    head_epochs = columns[0].number_input("Head epochs first", 1, config.limits().epochs or 50,
+                                          5, key=f"{FORM_KEY}head-epochs")
+    trainable = columns[1].number_input(f"Top blocks to train (of {len(blocks)})", 1,
+                                        len(blocks), min(config.FINE_TUNE_BLOCKS, len(blocks)),
+                                        key=f"{FORM_KEY}blocks-{backbone}")
+    patience = columns[2].number_input("Stop after epochs without gain", 0, 20, 3,
+                                       help="Early stopping; 0 turns it off. The best epoch "
+                                            "is kept either way.", key=f"{FORM_KEY}patience")
+    augment = st.checkbox("Augment (flips, small rotations and zooms, contrast)", True,
+                          key=f"{FORM_KEY}augment")
+    return {"head_epochs": int(head_epochs), "trainable_blocks": int(trainable),
+            "patience": int(patience), "augment": augment}
+
+
+def expected_time(train_config: config.TrainConfig, dataset: data.Dataset) -> None:
+    """Say how long this training should take, before the click, for the settings shown."""
+    try:
+        expected = estimate.training_seconds(train_config, dataset,
+                                             estimate.speed_from_runs(cache.all_runs()))
+    except (ValueError, OSError):  # an unusable setting: the Train click says why
+        return
+    basis = ("from a 2-core CPU reference" if expected.speed == 1.0 else
+             f"from this server's recent trainings ({expected.speed:.2g}x the 2-core "
+             "reference)")
+    cached = " The embeddings of these images are cached: only the head trains." \
+        if expected.cached and train_config.mode == "fast" else ""
+    st.caption(f":material/schedule: Expected: **{expected.describe()}**, {basis}, for "
+               f"{train_config.epochs} epochs at {train_config.image_size} px.{cached}")
+
+
+def missing_weights(missing: MissingWeights) -> None:
+    """Explain missing ImageNet weights in the app's words: what to choose instead, and
+    (not in a public demo, where the server is the host's business) how the host adds
+    them. The file's address is shown whole, as a link."""
+    fix = ("Choose **Edge-detection body** (pretrained, offline) or **Random weights** "
+           "above." if missing.backbone == "VGG16" else
+           "Choose **Random weights** above (nothing is transferred: clearly worse), or "
+           "VGG16 with its offline **Edge-detection body**.")
+    if config.public_demo():
+        st.warning(f"{missing.backbone}'s ImageNet weights are not installed on this demo "
+                   f"server, and visitors' trainings do not download them. {fix}",
+                   icon=":material/cloud_off:")
+        return
+    st.warning(f"{missing.backbone}'s ImageNet weights are not on this server, and this "
+               f"server cannot download them (it has no network). {fix}\n\n"
+               f"To add them: download [{missing.file}]({missing.url}) on a machine with a "
+               f"network and copy it into `{missing.folder}` here; then reload this page.",
+               icon=":material/cloud_off:")
+
+
+def running(job_config: config.TrainConfig, data_name: str) -> None:
+    """One line naming what the running training trains, since its form is hidden."""
+    spec = backbones.get_spec(job_config.backbone)
+    epochs = (f"{job_config.head_epochs} head + {job_config.epochs} fine-tuning epochs"
+              if job_config.mode == "fine-tune" else f"{job_config.epochs} epochs")
+    st.markdown(f"**Training now:** {spec.display_name}, "
+                f"{backbones.weights_label(job_config.weights)}, "
+                f"{MODE_NAMES[job_config.mode]}, {epochs} at {job_config.image_size} px, "
+                f"batch {job_config.batch_size}, learning rate "
+                f"{job_config.effective_learning_rate:g}, on {widgets.plain(data_name)}.")
