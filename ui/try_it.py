@@ -6,11 +6,11 @@ shared model), then Grad-CAM for the top class (or another, chosen per image).
 Measured on the 2-core box with one TensorFlow thread (a public demo's setting), per
 image: a prediction takes 5 ms (small CNN at 32 px) to 250 ms (VGG16 at 224 px), so a
 batch (at most 10 images in a demo: 2.5 s) runs without waiting for a turn, holding only
-the model's lock;
-`cache.explanation` (Grad-CAM and SmoothGrad) takes 0.2 s (small CNN) to 2 s
-(MobileNetV2) and 6.5 s (VGG16, ResNet50), so it takes its turn with other heavy work
-(inside `cache.explanation`), image by image, after every image's probabilities are
-shown, and is cached: a rerun does not compute it again.
+the model's lock. `cache.explanation` takes 0.2 s (small CNN) to 2 s (MobileNetV2) and
+6.5 s (VGG16, ResNet50), nearly all of it the SmoothGrad map it computes beside Grad-CAM,
+so it takes its turn with other heavy work (inside `cache.explanation`), image by image,
+after every image's probabilities are shown, and is cached: a rerun does not compute it
+again.
 """
 from __future__ import annotations
 
