@@ -1,4 +1,4 @@
-"""Attack: the smallest change that makes the classifier wrong."""
+"""Attack: small changes to an image that make the classifier wrong."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,12 +8,14 @@ from ui import attacking, model_choice, state
 
 st.title("Attack")
 st.markdown(
-    "An adversarial example changes every pixel by at most **epsilon** levels (out of 255), "
-    "in the direction that most raises the classifier's loss. The change is almost "
-    "invisible, yet the prediction flips: the model relies on patterns people do not see. "
-    "FGSM takes one step; PGD takes several small ones and is much stronger; the lesson's "
-    "descent has no budget at all; DeepFool looks for the *smallest* change that flips the "
-    "label. Attacks follow one model's gradients, so they often fail on another model.")
+    "An adversarial example is an image changed just enough to flip the classifier's answer, "
+    "often so little that people see no difference: the model relies on patterns people do "
+    "not see. **FGSM** and **PGD** have a budget, **epsilon**: no pixel changes by more than "
+    "epsilon levels (out of 255). FGSM takes one step in the direction that most raises the "
+    "classifier's loss; PGD takes several small ones and is much stronger. The lesson's "
+    "descent has no budget at all. **DeepFool** has none either: it looks for the smallest "
+    "change in L2 (total size over all pixels), not per pixel, so a few pixels may change a "
+    "lot. Attacks follow one model's gradients, so they often fail on another model.")
 
 picked = model_choice.pick_model("attack")
 if picked is None:
@@ -32,8 +34,6 @@ with one_tab:
     if stored is not None:
         attacking.show_result(picked, *stored)
         attacking.second_opinion(picked, stored[1])
-        st.caption("The saved PNG is what was scored: pixels rounded to whole levels, still "
-                   "within epsilon.")
 with batch_tab:
     attacking.batch_view(picked, stored[0] if stored is not None else None)
 with curve_tab:

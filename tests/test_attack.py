@@ -117,3 +117,53 @@ def test_transfer_scores_the_adversarial_image_with_a_second_model(model_and_ima
     result = attack.PGD(epsilon=8, steps=5)(model, images[:4], labels[:4])
     scored = attack.transfer(result, other)
     assert scored["adversarial_logits"].shape == (4, 3) and scored["fooled"].shape == (4,)
+
+
+def test_progress_counts_image_steps_to_the_end_and_the_pace_gives_an_estimate(
+        model_and_images):
+    model, images, labels = model_and_images
+    pgd = attack.PGD(epsilon=4, steps=3)
+    seen = []
+    pgd(model, images[:10], labels[:10], on_step=lambda *report: seen.append(report))
+    done = [step for step, _, _ in seen]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == pgd.image_steps(10) == 30
+    assert {total for _, total, _ in seen} == {30}
+    # One report per step of each chunk (8 images, then 2), so a bar moves within a chunk.
+    assert len(seen) >= 2 * 3
+    assert {metrics["phase"] for _, _, metrics in seen} == {"image steps"}
+    assert "PGD: step 2 of 3, images 1-8 of 10" in [metrics["detail"] for *_, metrics in seen]
+    seconds = pgd.estimated_seconds(model, 10)
+    assert seconds is not None and seconds > 0
+    assert attack.PGD(epsilon=4, steps=30).estimated_seconds(model, 10) > seconds
+    deepfool = attack.DeepFool()
+    assert deepfool.max_steps == 50 and deepfool.step_limit_words() == "at most 50"
+
+
+def test_deepfool_reports_progress_and_stops_when_asked(model_and_images):
+    model, images, labels = model_and_images
+    seen = []
+    attack.DeepFool(steps=5)(model, images[:3], labels[:3],
+                             on_step=lambda *report: seen.append(report))
+    assert seen[-1][:2] == (15, 15) and "DeepFool: step 1 of at most 5" in seen[0][2]["detail"]
+    with pytest.raises(attack.AttackStopped):
+        attack.DeepFool()(model, images[:3], labels[:3], should_stop=lambda: True)
+
+
+def test_curves_report_one_fraction_over_every_budget_and_method(model_and_images):
+    model, images, labels = model_and_images
+    seen = []
+    curves = attack.robustness_curves(model, images[:9], labels[:9], [0, 2, 8],
+                                      methods=("fgsm", "pgd"), steps=2,
+                                      on_step=lambda *report: seen.append(report))
+    total = attack.curve_image_steps([0, 2, 8], ("fgsm", "pgd"), 2, 9)
+    assert total == 2 * 9 * 1 + 2 * 9 * 2
+    done = [step for step, _, _ in seen]
+    assert done == sorted(done) and done[-1] == total and {t for _, t, _ in seen} == {total}
+    # One phase throughout: the progress bar times its ETA from the phase's start.
+    assert {metrics["phase"] for *_, metrics in seen} == {"image steps"}
+    details = [metrics["detail"] for *_, metrics in seen]
+    assert any(d.startswith("PGD at 8/255, epsilon 2 of 2; step 2 of 2") for d in details)
+    assert [row["images"] for row in curves["pgd"]] == [9, 9, 9]
+    assert attack.curve_estimated_seconds(model, [0, 2, 8], ("fgsm", "pgd"), 2, 9) > 0
+    with pytest.raises(attack.AttackStopped):
+        attack.robustness_curves(model, images[:9], labels[:9], [0, 2], should_stop=lambda: True)

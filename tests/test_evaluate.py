@@ -106,3 +106,38 @@ def test_changed_or_missing_data_is_a_clear_error(tmp_path):
     shutil.rmtree(folder)
     with pytest.raises(ValueError, match="cannot be read any more"):
         evaluate.evaluate_run(run)
+
+
+def test_stratified_sample_covers_every_class_evenly_and_is_deterministic():
+    # A split in class order, as the data sets list it: the first 32 cover 2 of 6 classes.
+    labels = np.repeat(np.arange(6), [22, 22, 22, 22, 22, 3])
+    assert len(np.unique(labels[:32])) == 2
+    chosen = evaluate.stratified_sample(labels, 32)
+    per_class = np.bincount(labels[chosen], minlength=6)
+    assert len(chosen) == 32 and len(set(chosen.tolist())) == 32
+    assert per_class.tolist().count(3) == 1 and per_class[5] == 3  # the small class: all it has
+    assert set(per_class[:5].tolist()) <= {5, 6} and per_class.sum() == 32
+    assert np.array_equal(chosen, evaluate.stratified_sample(labels, 32))  # same settings
+    assert not np.array_equal(chosen, evaluate.stratified_sample(labels, 32, seed=1))
+    # Taken in turn from each class: the first six are one of each.
+    assert sorted(labels[chosen[:6]].tolist()) == list(range(6))
+    # Within a class, chosen at random (not the class's first images).
+    assert not set(np.flatnonzero(labels == 0)[:6]) >= set(chosen[labels[chosen] == 0])
+    assert len(evaluate.stratified_sample(labels, 1000)) == len(labels)
+    assert len(evaluate.stratified_sample(labels, 0)) == 0
+    with pytest.raises(ValueError, match="count=-1"):
+        evaluate.stratified_sample(labels, -1)
+
+
+def test_sample_split_draws_from_one_split_across_its_classes(tiny_folder):
+    from tlcore import data
+
+    dataset = data.from_folder(tiny_folder)
+    test = set(dataset.splits["test"].tolist())
+    chosen = evaluate.sample_split(dataset, "test", 3)
+    assert set(chosen.tolist()) <= test
+    assert sorted(dataset.labels[chosen].tolist()) == [0, 1, 2]
+    images, labels = evaluate.sample_arrays(dataset, "test", 16, 3)
+    assert images.shape == (3, 16, 16, 3) and labels.tolist() == dataset.labels[chosen].tolist()
+    with pytest.raises(ValueError, match="split='val'"):
+        evaluate.sample_split(dataset, "val", 3)

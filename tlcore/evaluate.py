@@ -205,6 +205,82 @@ def report_with_groups(run: runs.Run, labels: np.ndarray, logits: np.ndarray
     return report
 
 
+SAMPLE_SEED = 0  # the same settings pick the same images, on the page and in the CLI
+
+
+def stratified_sample(labels: np.ndarray, count: int, seed: int = SAMPLE_SEED) -> np.ndarray:
+    """Choose `count` examples spread as evenly over the classes as their sizes allow.
+
+    Every class gets `count // classes` examples, or all it has when it has fewer; what is
+    left over goes one at a time to the classes that still have examples (which classes
+    get the extra one is drawn with the seed). Within a class the examples are drawn at
+    random with the seed, so the same labels, count and seed give the same sample.
+
+    Args:
+        labels: (N,) class of each example (e.g. one split's labels, sorted by class).
+        count: how many to choose; more than N gives all N.
+        seed: seeds both draws.
+
+    Returns:
+        (min(count, N),) positions into `labels`, taken in turn from each class (first one
+        of each class, then a second of each...), so any prefix is spread over the classes
+        too and a grid of the first few shows several classes.
+
+    Raises:
+        ValueError: `count` is negative.
+    """
+    if count < 0:
+        raise ValueError(f"count={count} must be 0 or more")
+    labels = np.asarray(labels, dtype=np.int64)
+    random = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    members = [random.permutation(np.flatnonzero(labels == label)) for label in classes]
+    quota = np.zeros(len(classes), dtype=np.int64)
+    remaining = min(int(count), len(labels))
+    order = random.permutation(len(classes))  # who gets an extra one first
+    while remaining:
+        open_classes = [c for c in order if quota[c] < len(members[c])]
+        share = max(remaining // len(open_classes), 1)
+        for position in open_classes:
+            extra = min(share, len(members[position]) - quota[position], remaining)
+            quota[position] += extra
+            remaining -= extra
+            if not remaining:
+                break
+    chosen = [members[position][:quota[position]] for position in range(len(classes))]
+    interleaved = [group[rank] for rank in range(int(quota.max(initial=0)))
+                   for group in chosen if rank < len(group)]
+    return np.asarray(interleaved, dtype=np.int64)
+
+
+def sample_split(dataset: data.Dataset, split: str, count: int, seed: int = SAMPLE_SEED
+                 ) -> np.ndarray:
+    """Indices (into `dataset.paths`) of `count` images of one split, stratified by class.
+
+    Splits list their images in file order, which is class order, so the first N cover only
+    the first classes; this draws them across all classes (see `stratified_sample`).
+
+    Raises:
+        ValueError: `split` is not a split of the data set, or `count` is negative.
+    """
+    if split not in dataset.splits:
+        raise ValueError(f"split={split!r} is not one of {sorted(dataset.splits)}")
+    indices = np.asarray(dataset.splits[split], dtype=np.int64)
+    return indices[stratified_sample(dataset.labels[indices], count, seed)]
+
+
+def sample_arrays(dataset: data.Dataset, split: str, size: int, count: int,
+                  seed: int = SAMPLE_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Load `sample_split`'s images at a square side, with their labels.
+
+    Returns:
+        (images uint8 (n, size, size, 3), labels int32 (n,)), n = min(count, split size).
+    """
+    chosen = sample_split(dataset, split, count, seed)
+    return (data.load_images([dataset.paths[i] for i in chosen], size),
+            dataset.labels[chosen].astype(np.int32))
+
+
 def dataset_of(run: runs.Run) -> data.Dataset:
     """Reopen the data set a run was trained on, with the same seed and so the same splits.
 

@@ -10,8 +10,16 @@ from ui import cache, charts, state, widgets, work
 from ui.model_choice import PickedModel
 
 METHODS = {"fgsm": "FGSM (one step)", "pgd": "PGD (iterated, projected)",
-           "lesson": "The lesson's descent (unbounded)", "deepfool": "DeepFool (smallest change)"}
+           "lesson": "The lesson's descent (unbounded)",
+           "deepfool": "DeepFool (smallest change in L2)"}
 CURVE_EPSILONS = (0, 1, 2, 4, 8, 16)
+CURVE_METHODS = ("fgsm", "pgd")
+DISTANCES = ("L-inf is the largest change of any one pixel (what epsilon bounds); L2 is the "
+             "total size of the change over all pixels (the square root of the sum of "
+             "squares). A small L2 can hide a large change of a few pixels.")
+DEEPFOOL_NOTE = ("DeepFool makes the smallest change in L2 (total size), not per pixel: it "
+                 "may change a few pixels a lot, so its L-inf can be larger than PGD's "
+                 "budget. Compare both numbers.")
 
 
 def pick_image(picked: PickedModel) -> tuple[np.ndarray, int | None] | None:
@@ -55,6 +63,11 @@ def settings_form(picked: PickedModel) -> config.AttackConfig | None:
             disabled=method in ("fgsm", "deepfool"), key=f"attack-step-{method}",
             help="PGD: pixels per step (automatic: 2.5 x epsilon / steps). The lesson's "
                  "descent: pixels per unit of gradient (the lesson uses 1).")
+        chosen = attack.make_attack(config.AttackConfig(method=method, steps=int(steps)))
+        st.caption(expected_time(chosen.estimated_seconds(picked.model, 1),
+                                 f"1 image x {steps_words(chosen)}", chosen))
+        if method == "deepfool":
+            st.caption(DEEPFOOL_NOTE)
         targets = [None, *range(len(picked.classes))]
         target = None
         if method != "deepfool":
@@ -71,9 +84,10 @@ def run_attack(picked: PickedModel, attack_config: config.AttackConfig, pixels: 
                labels: np.ndarray | None) -> attack.AttackResult | None:
     """Attack a batch in its turn, with progress and Cancel; None (and the reason shown)
     when it was stopped or refused."""
+    chosen = attack.make_attack(attack_config)
     try:
         with work.heavy(f"Attacking {len(pixels)} image(s)") as job, picked.lock:
-            return attack.make_attack(attack_config)(
+            return chosen(
                 picked.model, pixels.astype(np.float32), labels, target=attack_config.target,
                 should_stop=job.should_stop, on_step=job.on_step)
     except attack.AttackStopped:
@@ -109,10 +123,15 @@ def show_result(picked: PickedModel, attack_config: config.AttackConfig,
                    "success: pick an image it classifies correctly.", icon=":material/info:")
     metrics = st.columns(3)
     metrics[0].metric("Success", "yes" if result.success[0] else "no")
-    budget = (f" / {attack_config.epsilon:.0f}" if attack_config.method
-              in config.BOUNDED_ATTACKS else " (no budget)")
-    metrics[1].metric("L-inf (px)", f"{result.linf[0]:.0f}{budget}")
-    metrics[2].metric("L2 (px)", f"{result.l2[0]:.1f}")
+    bounded = attack_config.method in config.BOUNDED_ATTACKS
+    budget = f" / {attack_config.epsilon:.0f}" if bounded else " (no budget)"
+    metrics[1].metric("L-inf (px)", f"{result.linf[0]:.0f}{budget}", help=DISTANCES)
+    metrics[2].metric("L2 (px)", f"{result.l2[0]:.1f}", help=DISTANCES)
+    st.caption("The saved PNG is what was scored: pixels rounded to whole levels" +
+               (", still within epsilon." if bounded else
+                f". {METHODS[attack_config.method]} has no budget: nothing bounds its change."))
+    if attack_config.method == "deepfool":
+        st.caption(DEEPFOOL_NOTE)
     highlight = [int(clean.argmax())] + ([] if result.target is None else [result.target])
     bars = st.columns(2)
     bars[0].plotly_chart(charts.probability_bars(clean, picked.classes, "Before",
@@ -146,7 +165,8 @@ def second_opinion(picked: PickedModel, result: attack.AttackResult) -> None:
 
 
 def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -> None:
-    """The current attack over many test images: success rate and a few examples."""
+    """The current attack over test images drawn from every class: success rate, both
+    distances and a few examples."""
     if picked.run is None:
         st.info("The batch view attacks a run's test images: pick a trained run.",
                 icon=":material/info:")
@@ -160,24 +180,39 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
     except ValueError as error:
         widgets.error(error)
         return
-    test = dataset.splits["test"]
-    most = min(config.limits().attack_images or 256, 256, len(test))
-    count = st.slider("Test images", 1, max(1, most), min(32, max(1, most)))
-    if not st.button(f"Attack {count} images with {METHODS[attack_config.method]}",
+    count = image_count(dataset, "test", "Test images", "batch-count")
+    if not count:
+        return
+    chosen = evaluate.sample_split(dataset, "test", count)
+    st.caption(sample_words(dataset, "test", chosen))
+    method = attack.make_attack(attack_config)
+    expected = st.empty()  # redrawn after the attack, which times this model's steps
+
+    def show_expected() -> None:
+        expected.caption(expected_time(method.estimated_seconds(picked.model, len(chosen)),
+                                       f"{len(chosen)} images x {steps_words(method)}", method))
+
+    show_expected()
+    if not st.button(f"Attack {len(chosen)} images with {METHODS[attack_config.method]}",
                      icon=":material/bolt:"):
         return
-    pixels = data.load_images([dataset.paths[i] for i in test[:count]], picked.size)
-    labels = dataset.labels[test[:count]]
+    pixels = data.load_images([dataset.paths[i] for i in chosen], picked.size)
+    labels = dataset.labels[chosen]
     result = run_attack(picked, attack_config, pixels, labels)
+    show_expected()
     if result is None:
         return
     right = result.clean_logits.argmax(-1) == labels
-    columns = st.columns(4)
+    columns = st.columns(5)
     columns[0].metric("Clean accuracy", f"{right.mean():.3f}")
     columns[1].metric("Accuracy under attack",
                       f"{(result.adversarial_logits.argmax(-1) == labels).mean():.3f}")
-    columns[2].metric("Success rate", f"{result.success.mean():.3f}")
-    columns[3].metric("Mean L2 (px)", f"{result.l2.mean():.1f}")
+    flipped = right & (result.adversarial_logits.argmax(-1) != labels)
+    columns[2].metric("Success rate", f"{flipped.sum() / max(right.sum(), 1):.3f}",
+                      help="The share of the images the model had right that the attack "
+                           "made wrong (as on the robustness curve).")
+    columns[3].metric("Mean L-inf (px)", f"{result.linf.mean():.1f}", help=DISTANCES)
+    columns[4].metric("Mean L2 (px)", f"{result.l2.mean():.1f}", help=DISTANCES)
     shown = np.flatnonzero(result.success)[:8]
     if len(shown):
         st.image(images.image_grid(result.adversarial[shown], columns=8), width="stretch",
@@ -187,37 +222,127 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
 
 
 def robustness_view(picked: PickedModel) -> None:
-    """Accuracy against epsilon for FGSM and PGD over a run's validation images."""
+    """Accuracy against epsilon for FGSM and PGD over validation images from every class."""
     if picked.run is None:
         st.info("Robustness curves are computed on a run's validation images: pick a trained "
                 "run.", icon=":material/info:")
         return
-    most_images = min(config.limits().attack_images or 256, 256)
-    count = st.slider("Validation images", 8, most_images, min(32, most_images), step=8,
-                      key="curve-count")
-    steps = st.number_input("PGD steps", 1, min(50, config.limits().attack_steps or 50), 10,
-                            key="curve-steps")
+    try:
+        dataset = evaluate.dataset_of(picked.run)
+    except ValueError as error:
+        widgets.error(error)
+        return
+    count = image_count(dataset, "validation", "Validation images", "curve-count")
+    if not count:
+        return
+    steps = int(st.number_input("PGD steps", 1, min(50, config.limits().attack_steps or 50),
+                                10, key="curve-steps"))
+    chosen = evaluate.sample_split(dataset, "validation", count)
+    st.caption(sample_words(dataset, "validation", chosen))
+    expected = st.empty()  # redrawn after the curves, which time this model's steps
+
+    def show_expected() -> None:
+        expected.caption(expected_time(
+            attack.curve_estimated_seconds(picked.model, CURVE_EPSILONS, CURVE_METHODS, steps,
+                                           len(chosen)),
+            f"{len(CURVE_EPSILONS) - 1} budgets x {len(chosen)} images x (1 FGSM step + "
+            f"{steps} PGD steps)"))
+
+    show_expected()
     if st.button("Compute the curves", icon=":material/show_chart:"):
-        try:
-            pixels, labels = evaluate.dataset_of(picked.run).split_arrays(
-                "validation", picked.size, limit=int(count))
-            if not len(labels):
-                raise ValueError(f"{picked.run.run_id} has no validation images")
-            with work.heavy("Robustness curves") as job, picked.lock:
-                curves = {method: attack.robustness_curve(
-                    picked.model, pixels.astype(np.float32), labels, CURVE_EPSILONS,
-                    method=method, steps=int(steps), on_step=job.on_step,
-                    should_stop=job.should_stop) for method in ("fgsm", "pgd")}
+        curves = _compute_curves(picked, dataset, chosen, steps)
+        show_expected()
+        if curves is not None:
             state.set_robustness(picked.key, curves)
-        except attack.AttackStopped:
-            st.warning(f"Stopped: {job.stopped_because}.", icon=":material/timer_off:")
-        except ValueError as error:
-            widgets.error(error)
     curves = state.robustness(picked.key)
     if curves is None:
         return
     st.plotly_chart(charts.robustness(curves), width="stretch")
-    st.caption("Accuracy on the same validation images as the budget grows (k/255 of the "
-               "pixel range). PGD's curve lies under FGSM's: more steps find worse images. "
-               "Reference: a standard ImageNet ResNet50 falls from 76.5% to 0.0% at 4/255 "
-               "under AutoAttack (RobustBench).")
+    used = next(iter(curves.values()))[0].get("images")
+    st.caption(f"Accuracy on the same {used or ''} validation images as the budget grows "
+               "(k/255 of the pixel range). PGD's curve usually lies under FGSM's: more steps "
+               "find worse images. Reference: a standard ImageNet ResNet50 falls from 76.5% to "
+               "0.0% at 4/255 under AutoAttack (RobustBench).")
+    st.dataframe([{"attack": method.upper(), "epsilon (k/255)": f"{row['epsilon']:g}",
+                   "accuracy": round(row["accuracy"], 3),
+                   "success rate": round(row["success_rate"], 3),
+                   "mean L-inf (px)": round(row["mean_linf"], 1),
+                   "mean L2 (px)": round(row["mean_l2"], 1)}
+                  for method, rows in curves.items() for row in rows if row["epsilon"]],
+                 hide_index=True)
+    st.caption(DISTANCES)
+
+
+def _compute_curves(picked: PickedModel, dataset: data.Dataset, chosen: np.ndarray,
+                    steps: int) -> dict[str, list[dict]] | None:
+    """Both curves in one turn, with one progress bar over all their steps; None (and the
+    reason shown) when stopped or refused."""
+    try:
+        pixels = data.load_images([dataset.paths[i] for i in chosen], picked.size)
+        with work.heavy(f"Robustness curves on {len(chosen)} images") as job, picked.lock:
+            return attack.robustness_curves(
+                picked.model, pixels.astype(np.float32), dataset.labels[chosen],
+                CURVE_EPSILONS, methods=CURVE_METHODS, steps=steps, on_step=job.on_step,
+                should_stop=job.should_stop)
+    except attack.AttackStopped:
+        st.warning(f"Stopped: {job.stopped_because}.", icon=":material/timer_off:")
+    except config.LimitError as error:
+        widgets.error(error, icon=":material/block:")
+    except ValueError as error:
+        widgets.error(error)
+    return None
+
+
+def image_count(dataset: data.Dataset, split: str, label: str, key: str) -> int:
+    """How many of a split's images to attack (a slider, up to the attack limit); 0, with
+    the reason shown, when the split is empty."""
+    available = len(dataset.splits[split])
+    if not available:
+        st.info(f"This run's data set has no {split} images.", icon=":material/info:")
+        return 0
+    most = min(config.limits().attack_images or 256, 256, available)
+    if most == 1:
+        return 1
+    return int(st.slider(label, 1, most, min(32, most), key=key))
+
+
+def sample_words(dataset: data.Dataset, split: str, chosen: np.ndarray) -> str:
+    """Say how many images of each class a stratified sample holds, in plain words."""
+    per_class = np.bincount(dataset.labels[chosen], minlength=dataset.num_classes)
+    available = np.bincount(dataset.labels[dataset.splits[split]],
+                            minlength=dataset.num_classes)
+    low, high = int(per_class.min()), int(per_class.max())
+    spread = f"{low}" if low == high else f"{low} to {high}"
+    covered = int((per_class > 0).sum())
+    words = (f"{len(chosen)} of the {int(available.sum())} {split} images, from "
+             f"{covered} of {dataset.num_classes} classes: {spread} per class, drawn at "
+             "random within each class with a fixed seed (the same number gives the same "
+             "images).")
+    short = [f"{dataset.class_names[c]} has only {int(available[c])}"
+             for c in range(dataset.num_classes) if per_class[c] == available[c] < high]
+    return widgets.plain(words + (f" ({'; '.join(short)})" if short else ""))
+
+
+def steps_words(method: attack.Attack) -> str:
+    """How many steps each image gets, in words."""
+    if method.max_steps == 1:
+        return "1 step"
+    return f"{method.step_limit_words()} steps"
+
+
+def expected_time(seconds: float | None, amount: str, method: attack.Attack | None = None
+                  ) -> str:
+    """The expected time of some attack work, shown before it starts."""
+    upper = isinstance(method, attack.DeepFool)
+    if seconds is None:
+        return (f"Work: {amount}. This model's speed is timed on its first attack here, so "
+                "the next ones show an expected time; the progress bar shows the time left.")
+    if seconds < 1:
+        length = "under 1 s"
+    elif seconds < 90:
+        length = f"{'at most' if upper else 'about'} {seconds:.0f} s"
+    else:
+        length = f"{'at most' if upper else 'about'} {seconds / 60:.0f} min"
+    early = " It stops as soon as the labels flip, usually after 2-5 steps." if upper else ""
+    return (f"Work: {amount}. Expected: {length} (timed on this model's last attack here)."
+            f"{early}")

@@ -6,7 +6,8 @@ from tlcore import config
 from tlcore.attack.base import CHUNK_IMAGES, Attack, AttackResult, AttackStopped
 from tlcore.attack.gradient import FGSM, PGD, LessonDescent
 from tlcore.attack.minimum_norm import DeepFool
-from tlcore.attack.robustness import robustness_curve, transfer
+from tlcore.attack.robustness import (curve_estimated_seconds, curve_image_steps,
+                                      robustness_curve, robustness_curves, transfer)
 
 ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "lesson": LessonDescent,
                                     "deepfool": DeepFool}
@@ -26,4 +27,5 @@ def make_attack(attack_config: config.AttackConfig) -> Attack:
 
 __all__ = ["ATTACKS", "CHUNK_IMAGES", "Attack", "AttackResult", "AttackStopped", "DeepFool",
            "FGSM", "LessonDescent", "PGD",
-           "make_attack", "robustness_curve", "transfer"]
+           "curve_estimated_seconds", "curve_image_steps", "make_attack", "robustness_curve",
+           "robustness_curves", "transfer"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import weakref
 from typing import Callable
 
@@ -17,7 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate
+from tlcore import config, evaluate, models
+from tlcore.attack import pace
 from tlcore.config import StepCallback
 
 # Images attacked together: a batch is attacked in chunks of this many, so memory does not
@@ -75,6 +77,8 @@ class Attack:
     """
 
     name = "attack"
+    title = "Attack"  # for people
+    step_kind = "gradient"  # what one step costs (see `pace`)
 
     def __init__(self, *, epsilon: float | None) -> None:
         if epsilon is not None and not 0 < epsilon <= 255:
@@ -84,11 +88,24 @@ class Attack:
         self._clean_logits: np.ndarray | None = None
         self._offset = 0  # the chunk's first index in the batch (seeds random starts)
         self._should_stop: Callable[[], bool] | None = None
+        self._on_step: StepCallback | None = None
+        self._count = 0  # images in the batch being attacked
+        self._steps_taken = 0  # steps begun on the current chunk
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in vars(self).items()
                              if not key.startswith("_"))
         return f"{type(self).__name__}({settings})"
+
+    @property
+    def max_steps(self) -> int:
+        """Steps each image gets at most (FGSM: 1; DeepFool usually stops far earlier)."""
+        return int(getattr(self, "steps", 1))
+
+    def image_steps(self, count: int) -> int:
+        """The work of attacking `count` images, in image steps (images x steps, at most):
+        the unit of `on_step`'s progress and of `pace`'s estimates."""
+        return int(count) * self.max_steps
 
     def __call__(self, model: keras.Model, images: np.ndarray, labels: np.ndarray | None = None,
                  *, target: int | None = None, should_stop: Callable[[], bool] | None = None,
@@ -101,7 +118,9 @@ class Attack:
             labels: (N,) true classes; None uses the model's own clean predictions.
             target: a class to reach (targeted attack), or None to just flip the label.
             should_stop: polled at every gradient step; True raises AttackStopped.
-            on_step: progress after each chunk, as on_step(images done, N, {"phase"}).
+            on_step: progress at every step, as on_step(image steps done,
+                `image_steps(N)`, {"phase": "image steps", "detail": which step of which
+                images}); an image that succeeds early (DeepFool) skips its other steps.
 
         Returns:
             An AttackResult describing the 8-bit adversarial images.
@@ -121,19 +140,28 @@ class Attack:
         num_classes = int(model.output_shape[-1])
         if target is not None and not 0 <= target < num_classes:
             raise ValueError(f"target={target} is not a class index in [0, {num_classes})")
-        self._should_stop = should_stop
-        parts = []
+        self._should_stop, self._on_step, self._count = should_stop, on_step, len(clean)
+        parts, timings = [], {}
+        self._build_graphs(model, clean[:1])
         try:
             for start in range(0, len(clean), CHUNK_IMAGES):
-                self._offset = start
+                self._offset, self._steps_taken = start, 0
                 chunk = slice(start, start + CHUNK_IMAGES)
+                traced, began = _tracing_count(model), time.monotonic()
                 parts.append(self._attack_chunk(model, clean[chunk], None if labels is None
                                                 else np.asarray(labels)[chunk], target))
-                if on_step is not None:
-                    on_step(min(start + CHUNK_IMAGES, len(clean)), len(clean),
-                            {"phase": f"attacking ({self.name})"})
+                size = len(parts[-1].labels)
+                if _tracing_count(model) == traced:  # a chunk that built a graph is no guide
+                    # The forward passes that score the chunk cost about one more step.
+                    timings.setdefault(size, []).append(
+                        (time.monotonic() - began) / (max(self._steps_taken, 1) + 1))
+                self._report(self.image_steps(start + size),
+                             f"{start + size} of {len(clean)} image(s) done")
         finally:
-            self._should_stop, self._clean, self._clean_logits = None, None, None
+            for size, seconds in timings.items():
+                pace.record_step(model, self.step_kind, size, float(np.mean(seconds)))
+            self._should_stop, self._on_step = None, None
+            self._clean, self._clean_logits = None, None
         return AttackResult.concatenate(parts)
 
     def _attack_chunk(self, model: keras.Model, clean: np.ndarray, labels: np.ndarray | None,
@@ -156,10 +184,62 @@ class Attack:
         return AttackResult(clean, adversarial, clean_logits, adversarial_logits, labels, target,
                             success, np.abs(delta).max(axis=1), np.sqrt((delta ** 2).sum(axis=1)))
 
+    def _build_graphs(self, model: keras.Model, image: np.ndarray) -> None:
+        """Trace the graphs this attack runs on, once per model, on one image: tracing
+        takes seconds, and done inside a chunk it would spoil that chunk's timing."""
+        if models.compiled(model).experimental_get_tracing_count() == 0:
+            evaluate.predict_logits(model, image)
+        gradient = _gradient_function(model)
+        if self.step_kind == "gradient" and gradient.experimental_get_tracing_count() == 0:
+            gradient(image, np.zeros(1, dtype=np.int64), tf.constant(False))
+
     def check_stop(self) -> None:
-        """Raise AttackStopped when the caller's `should_stop()` says so (every step)."""
+        """Raise AttackStopped when the caller's `should_stop()` says so."""
         if self._should_stop is not None and self._should_stop():
             raise AttackStopped("the attack was stopped (cancelled or out of time)")
+
+    def estimated_seconds(self, model: keras.Model, count: int) -> float | None:
+        """Expected seconds to attack `count` images with `model`, from the pace of its
+        earlier attacks in this process (`pace`), or None when it has none yet.
+
+        Counts every image's `max_steps` (an upper bound for DeepFool, which stops early)
+        plus about one step per chunk for the forward passes that score the result.
+        """
+        seconds = 0.0
+        for start in range(0, int(count), CHUNK_IMAGES):
+            size = min(CHUNK_IMAGES, int(count) - start)
+            step = pace.seconds_per_step(model, self.step_kind, size)
+            if step is None:
+                return None
+            seconds += step * (self.max_steps + 1)
+        return seconds
+
+    def begin_step(self) -> None:
+        """Report progress and honour a stop; every attack calls this once per step
+        (`loss_gradient` does, so a gradient attack need not). A one-step attack (FGSM)
+        reports after each chunk only: its step's start is the previous chunk's end."""
+        chunk = len(self._clean) if self._clean is not None else 0
+        done = self.image_steps(self._offset) + min(self._steps_taken, self.max_steps) * chunk
+        self._steps_taken += 1
+        if self.max_steps > 1:
+            first, last = self._offset + 1, self._offset + chunk
+            images = (f"image {first} of {self._count}" if first == last
+                      else f"images {first}-{last} of {self._count}")
+            self._report(done, f"step {self._steps_taken} of {self.step_limit_words()}, "
+                               f"{images}")
+        self.check_stop()
+
+    def _report(self, done: int, position: str) -> None:
+        """on_step(image steps done, image steps in all, {"phase", "detail" (this attack
+        and `position`), "position" (which step of which images)})."""
+        if self._on_step is not None:
+            self._on_step(done, self.image_steps(self._count),
+                          {"phase": "image steps", "detail": f"{self.title}: {position}",
+                           "position": position})
+
+    def step_limit_words(self) -> str:
+        """How many steps an image gets, in words ("10"; DeepFool: "at most 50")."""
+        return str(self.max_steps)
 
     def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
             target: int | None) -> np.ndarray:
@@ -191,8 +271,9 @@ class Attack:
         Untargeted: the cross-entropy of the true labels (climb it to leave them).
         Targeted: minus the cross-entropy of the target (climb it to reach the target).
         Runs as one compiled graph per model, which also skips the weights' gradients.
+        Counts as one step of the attack (`begin_step`).
         """
-        self.check_stop()
+        self.begin_step()
         goals = np.full(len(images), target) if target is not None else labels
         gradient, logits = _gradient_function(model)(
             np.asarray(images, dtype=np.float32), np.asarray(goals, dtype=np.int64),
@@ -200,6 +281,12 @@ class Attack:
         if images is self._clean:
             self._clean_logits = logits.numpy()
         return gradient.numpy()
+
+
+def _tracing_count(model: keras.Model) -> int:
+    """How many graphs the model's compiled call and attack gradient have traced so far."""
+    return (models.compiled(model).experimental_get_tracing_count()
+            + _gradient_function(model).experimental_get_tracing_count())
 
 
 _GRADIENTS: "weakref.WeakKeyDictionary[keras.Model, tf.types.experimental.GenericFunction]" = (

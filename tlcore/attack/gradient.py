@@ -16,6 +16,7 @@ class FGSM(Attack):
     """
 
     name = "fgsm"
+    title = "FGSM"
 
     def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
             target: int | None) -> np.ndarray:
@@ -35,6 +36,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    title = "PGD"
 
     def __init__(self, *, epsilon: float, steps: int = 10, step_size: float | None = None,
                  random_start: bool = True, seed: int = 0) -> None:
@@ -74,6 +76,7 @@ class LessonDescent(Attack):
     """
 
     name = "lesson"
+    title = "The lesson's descent"
 
     def __init__(self, *, steps: int = 100, step_size: float | None = None) -> None:
         super().__init__(epsilon=None)

@@ -22,7 +22,8 @@ REFINE_FACTORS = (1.0, 1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)
 
 
 class DeepFool(Attack):
-    """Untargeted minimum-L2 attack.
+    """Untargeted minimum-L2 attack: the smallest change in total size (L2), not per pixel;
+    a few pixels may change a lot (its L-infinity is often larger than PGD's budget).
 
     Args:
         steps: iterations at most (it usually needs 2-5).
@@ -31,12 +32,18 @@ class DeepFool(Attack):
     """
 
     name = "deepfool"
+    title = "DeepFool"
+    step_kind = "deepfool"  # one backward pass per candidate class, eager
 
     def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
         super().__init__(epsilon=None)
         if steps < 1 or candidates < 2:
             raise ValueError(f"steps={steps} must be >= 1 and candidates={candidates} >= 2")
         self.steps, self.candidates, self.overshoot = int(steps), int(candidates), float(overshoot)
+
+    def step_limit_words(self) -> str:
+        """DeepFool stops as soon as every label has flipped, usually within 2-5 steps."""
+        return f"at most {self.steps}"
 
     def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
             target: int | None) -> np.ndarray:
@@ -53,7 +60,7 @@ class DeepFool(Attack):
         total = np.zeros_like(images)
         active = np.ones(len(images), dtype=bool)
         for _ in range(self.steps):
-            self.check_stop()
+            self.begin_step()
             candidate = np.clip(images + (1 + self.overshoot) * total, 0, 255)
             logits, gradients = _candidate_gradients(model, candidate, ranked)
             active &= logits.argmax(-1) == labels

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import config, evaluate
-from tlcore.attack.base import AttackResult
+from tlcore.attack.base import Attack, AttackResult
 from tlcore.config import StepCallback
 
 
@@ -16,58 +16,113 @@ def robustness_curve(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                      epsilons: Sequence[float], *, method: str = "pgd", steps: int = 10,
                      seed: int = 0, on_step: StepCallback | None = None,
                      should_stop: Callable[[], bool] | None = None) -> list[dict]:
-    """Accuracy under a bounded attack at each epsilon (0: the clean accuracy).
+    """Accuracy under one bounded attack at each epsilon: `robustness_curves` for one
+    method (see there for the arguments and the rows)."""
+    return robustness_curves(model, images, labels, epsilons, methods=(method,), steps=steps,
+                             seed=seed, on_step=on_step, should_stop=should_stop)[method]
+
+
+def curve_image_steps(epsilons: Sequence[float], methods: Sequence[str], steps: int,
+                      count: int) -> int:
+    """The work of `robustness_curves`, in image steps (images x steps of every attack):
+    the total of its progress and the quantity `pace` turns into an expected time."""
+    attacked = sum(1 for epsilon in epsilons if epsilon != 0)
+    return sum(attacked * count * _curve_attack(method, 1.0, steps, 0).max_steps
+               for method in methods)
+
+
+def curve_estimated_seconds(model: keras.Model, epsilons: Sequence[float],
+                            methods: Sequence[str], steps: int, count: int) -> float | None:
+    """Expected seconds of `robustness_curves` on `model`, from the pace of its earlier
+    attacks in this process (see `Attack.estimated_seconds`), or None when it has none."""
+    total = 0.0
+    for method in methods:
+        for epsilon in epsilons:
+            if epsilon == 0:
+                continue
+            seconds = _curve_attack(method, epsilon, steps, 0).estimated_seconds(model, count)
+            if seconds is None:
+                return None
+            total += seconds
+    return total
+
+
+def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                      epsilons: Sequence[float], *, methods: Sequence[str] = ("fgsm", "pgd"),
+                      steps: int = 10, seed: int = 0, on_step: StepCallback | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> dict[str, list[dict]]:
+    """Accuracy under bounded attacks at each epsilon (0: the clean accuracy).
 
     Args:
         model: pixels in [0, 255] -> logits.
         images, labels: the images to attack (N, S, S, 3) and their true classes.
         epsilons: budgets in pixels (k for k/255).
-        method: "fgsm" or "pgd".
+        methods: "fgsm" and/or "pgd".
         steps: PGD iterations.
         seed: PGD's random start.
-        on_step: progress as on_step(done, total, {"phase": ..., "epsilon": ...}).
+        on_step: progress of the whole job as on_step(image steps done,
+            `curve_image_steps(...)`, {"phase": "image steps", "detail": the method, the
+            epsilon (which of how many) and the images}).
         should_stop: polled at every gradient step; True raises `AttackStopped`.
 
     Returns:
-        [{"epsilon", "accuracy", "success_rate" (share of the clean-correct images that
-        the attack flipped), "mean_linf", "mean_l2"}] in the order of `epsilons`.
+        {method: [{"epsilon", "accuracy", "success_rate" (share of the clean-correct
+        images that the attack flipped), "mean_linf", "mean_l2", "images" (N)}] in the
+        order of `epsilons`}.
 
     Raises:
         config.LimitError: more images or steps than `config.limits()` allows.
         AttackStopped: `should_stop()` turned True.
     """
-    from tlcore import attack  # the package builds attacks; imported here to avoid a cycle
-
-    if method not in config.BOUNDED_ATTACKS:
-        raise ValueError(f"method={method!r}: a robustness curve needs a bounded attack "
-                         f"({config.BOUNDED_ATTACKS})")
+    for method in methods:
+        if method not in config.BOUNDED_ATTACKS:
+            raise ValueError(f"method={method!r}: a robustness curve needs a bounded attack "
+                             f"({config.BOUNDED_ATTACKS})")
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     config.check_limit("attack_images", len(images))
     config.check_limit("attack_steps", steps)
     clean_right = evaluate.predict_logits(model, images).argmax(-1) == labels
-    rows, attacked = [], [epsilon for epsilon in epsilons if epsilon != 0]
-    for epsilon in epsilons:
-        if epsilon == 0:
-            right, linf, l2 = clean_right, np.zeros(len(images)), np.zeros(len(images))
-        else:
-            chosen = attack.make_attack(config.AttackConfig(method=method, epsilon=epsilon,
-                                                            steps=steps, seed=seed))
-            before = attacked.index(epsilon) * len(images)
+    attacked = [epsilon for epsilon in epsilons if epsilon != 0]
+    total = curve_image_steps(epsilons, methods, steps, len(images))
+    curves, done_before = {}, 0
+    for method in methods:
+        rows = []
+        for epsilon in epsilons:
+            if epsilon == 0:
+                right, linf, l2 = clean_right, np.zeros(len(images)), np.zeros(len(images))
+            else:
+                chosen = _curve_attack(method, epsilon, steps, seed)
+                where = (f"{chosen.title} at {epsilon:g}/255, epsilon "
+                         f"{attacked.index(epsilon) + 1} of {len(attacked)}")
 
-            def progress(done: int, count: int, metrics: dict) -> None:
-                if on_step is not None:
-                    on_step(before + done, len(attacked) * count,
-                            {"phase": f"{method} at {epsilon:g}/255", "epsilon": epsilon})
+                def progress(done: int, count: int, metrics: dict, offset: int = done_before,
+                             where: str = where) -> None:
+                    if on_step is not None:
+                        on_step(offset + done, total, {
+                            "phase": "image steps", "epsilon": epsilon,
+                            "detail": f"{where}; {metrics['position']}"})
 
-            result = chosen(model, images, labels, should_stop=should_stop, on_step=progress)
-            right = result.adversarial_logits.argmax(-1) == result.labels
-            linf, l2 = result.linf, result.l2
-        flipped = clean_right & ~right
-        rows.append({"epsilon": float(epsilon), "accuracy": float(right.mean()),
-                     "success_rate": float(flipped.sum() / max(clean_right.sum(), 1)),
-                     "mean_linf": float(linf.mean()), "mean_l2": float(l2.mean())})
-    return rows
+                result = chosen(model, images, labels, should_stop=should_stop,
+                                on_step=progress)
+                done_before += chosen.image_steps(len(images))
+                right = result.adversarial_logits.argmax(-1) == result.labels
+                linf, l2 = result.linf, result.l2
+            flipped = clean_right & ~right
+            rows.append({"epsilon": float(epsilon), "accuracy": float(right.mean()),
+                         "success_rate": float(flipped.sum() / max(clean_right.sum(), 1)),
+                         "mean_linf": float(linf.mean()), "mean_l2": float(l2.mean()),
+                         "images": int(len(images))})
+        curves[method] = rows
+    return curves
+
+
+def _curve_attack(method: str, epsilon: float, steps: int, seed: int) -> Attack:
+    """The bounded attack of one point of a curve."""
+    from tlcore import attack  # the package builds attacks; imported here to avoid a cycle
+
+    return attack.make_attack(config.AttackConfig(method=method, epsilon=epsilon, steps=steps,
+                                                  seed=seed))
 
 
 def transfer(result: AttackResult, other: keras.Model) -> dict:
