@@ -1,6 +1,8 @@
 """Data: choose the data set, and look at it before training on it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from tlcore import archives, config, data, petimages, pets, visitors
@@ -9,6 +11,11 @@ from ui import cache, charts, jobs, state, widgets, work
 SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
            "petimages": "Cats vs Dogs (Microsoft PetImages, the lesson's 787 MB archive)",
            "zip": "Upload a zip of class folders", "folder": "A folder on this server"}
+BUILT_IN = ("demo", *pets.SOURCES, "petimages")  # the data set is the choice itself
+# What the Train page says while the chosen kind of source has no data set yet.
+NO_ZIP = ("No zip is uploaded yet: upload a zip of class folders on the Data page, or pick one "
+          "of your uploads there.")
+NO_FOLDER = "No folder is chosen yet: type the path of a folder of class folders on the Data page."
 
 st.title("Data")
 st.markdown("A classifier learns from labelled examples: here, one folder of images per class. "
@@ -38,16 +45,60 @@ def prepare(source: str) -> None:
     st.stop()
 
 
+def uploads_folder() -> Path:
+    """Where uploaded zips are extracted: a demo visitor's own folder, else the server's."""
+    owner = state.owner()
+    return data.uploads_folder() if owner is None else visitors.uploads_folder(owner)
+
+
+def zip_source(fresh: bool) -> str | None:
+    """Draw the uploader and the uploads to pick from; return the zip's data set, or None
+    until one is uploaded or picked (`fresh`: the kind was just chosen, nothing is)."""
+    folder = uploads_folder()
+    upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"],
+                              max_upload_size=config.limits().upload_mb)
+    picked = None if fresh else state.chosen_data_source()
+    if upload is not None and state.is_new_upload(upload.file_id):
+        state.set_uploaded_source(upload.file_id, None)  # refused, unless it gets through
+        if state.owner() is not None:  # a demo: within the visitor's disk quota
+            visitors.check_disk(state.owner(), archives.expanded_size(upload.getvalue()))
+        with work.heavy("Checking the upload") as job:  # decoding takes turns too
+            picked = data.from_zip(upload.getvalue(), name=upload.name, on_step=job.on_step,
+                                   into=folder).source
+        state.set_uploaded_source(upload.file_id, picked)
+        fresh = True  # the list below shows the new upload
+    earlier = data.extracted_zips(folder)
+    if not earlier:
+        return None
+    key = state.prepare_widget(state.UPLOAD_PICK_WIDGET, picked if picked in earlier else None,
+                               reset=fresh, allowed=[None, *earlier])
+    return st.selectbox("Your uploads", list(earlier), key=key, format_func=earlier.get,
+                        placeholder="Pick one, or upload a zip above")
+
+
+def folder_source(fresh: bool) -> str | None:
+    """Draw the folder field; return its data set, or None while it is empty."""
+    current = state.chosen_data_source()
+    typed = current if current is not None and current not in SOURCES else ""
+    folder = st.text_input("Folder of class folders", key=state.prepare_widget(
+        state.FOLDER_WIDGET, "" if fresh else typed, reset=fresh))
+    return cache.dataset(folder).source if folder else None
+
+
 # A public demo offers no server folders, and only the downloaded sets its host prepared.
 choices = [key for key in SOURCES if not config.public_demo()
            or (key != "folder" and not data.needs_download(key))]
-current = state.data_source()
-default = current if current in SOURCES else ("folder" if "folder" in choices else "zip")
-kind = st.radio("Source", choices, index=choices.index(default), format_func=SOURCES.get,
-                horizontal=True)
+current = state.chosen_data_source()
+guess = current if current in choices else (
+    "zip" if "folder" not in choices or current in data.extracted_zips(uploads_folder())
+    else "folder")
+# Keyed, with no index: the radio is the same widget on every run, so each click takes.
+kind = st.radio("Source", choices, format_func=SOURCES.get, horizontal=True,
+                key=state.data_kind_key(choices, guess))
+fresh = state.set_data_kind(kind)
 
 try:
-    if kind in ("demo", "petimages", *pets.SOURCES):
+    if kind in BUILT_IN:
         if kind in pets.SOURCES:
             st.caption("Downloaded once through TensorFlow Datasets (about 800 MB), then read "
                        "from disk. TFDS's own test split is kept, so results compare with "
@@ -58,33 +109,15 @@ try:
         state.set_data_source(kind)
         if kind in data.DOWNLOADED_SOURCES:
             prepare(kind)
-    elif kind == "zip":
-        owner = state.owner()
-        earlier = data.extracted_zips(visitors.uploads_folder(owner)) if owner else {}
-        if earlier:
-            picked = st.selectbox("Your uploads", [None, *earlier], format_func=lambda source:
-                                  "a new upload" if source is None else earlier[source])
-            if picked is not None:
-                state.set_data_source(picked)
-        upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"],
-                                  max_upload_size=config.limits().upload_mb)
-        if upload is not None and state.uploaded_source(upload.file_id) is None:
-            if owner is not None:  # a demo: into the visitor's own folder, within the quota
-                visitors.check_disk(owner, archives.expanded_size(upload.getvalue()))
-            with work.heavy("Checking the upload") as job:  # decoding takes turns too
-                extracted = data.from_zip(
-                    upload.getvalue(), name=upload.name, on_step=job.on_step,
-                    into=None if owner is None else visitors.uploads_folder(owner))
-            state.set_uploaded_source(upload.file_id, extracted.source)
-        if upload is not None:
-            state.set_data_source(state.uploaded_source(upload.file_id))
     else:
-        folder = st.text_input("Folder of class folders",
-                               value="" if current in SOURCES else current)
-        if folder:
-            state.set_data_source(cache.dataset(folder).source)
+        source = zip_source(fresh) if kind == "zip" else folder_source(fresh)
+        if source is None:  # nothing below the field until a data set is chosen
+            state.clear_data_source(NO_ZIP if kind == "zip" else NO_FOLDER)
+            st.stop()
+        state.set_data_source(source)
     dataset = cache.dataset(state.data_source())
 except (ValueError, archives.ArchiveError) as error:
+    state.clear_data_source(str(error))  # the Train page must not use an older choice
     widgets.error(error)
     st.stop()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,29 @@ def test_zip_with_a_top_level_folder(tmp_path):
     dataset = data.from_zip(buffer.getvalue(), name="pets")
     assert dataset.class_names == ("blue", "green", "red")
     assert data.load_dataset(dataset.source).class_names == dataset.class_names
+
+
+def _root_level_zip(tmp_path) -> bytes:
+    """A zip whose class folders sit at its root (no top folder)."""
+    root = make_image_folder(tmp_path / "flowers", per_class=3)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in root.rglob("*.png"):
+            archive.write(path, str(path.relative_to(root)))
+    return buffer.getvalue()
+
+
+def test_a_zip_uploaded_again_takes_its_new_file_name(tmp_path):
+    content, uploads = _root_level_zip(tmp_path), tmp_path / "up"
+    first = data.from_zip(content, name="flowers.zip", into=uploads)
+    (Path(first.source) / data.NAME_FILE).unlink()  # extracted by a version that kept none
+    assert data.load_dataset(first.source).name == Path(first.source).name  # its hash
+    again = data.from_zip(content, name="flowers.zip", into=uploads)
+    assert again.source == first.source
+    assert data.load_dataset(first.source).name == "flowers.zip"
+    data.from_zip(content, name="petals.zip", into=uploads)
+    assert data.load_dataset(first.source).name == "petals.zip"
+    assert data.extracted_zips(uploads) == {first.source: "petals.zip"}
 
 
 def test_split_arrays_are_pixels_and_labels(tiny_folder):

@@ -330,9 +330,11 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
 
     Args:
         archive: the zip's bytes (an upload) or its path (a zip on this server).
-        name: the data set's name; None takes the file's name (an upload: a hash).
+        name: the data set's name (an upload's file name), kept beside its files so that
+            opening the folder again finds it; None takes the zip's file name (bytes:
+            "upload-" and a hash).
         seed: seed of the split.
-        into: the folder that keeps extracted zips; None: `<cache>/uploads`.
+        into: the folder that keeps extracted zips; None: `uploads_folder()`.
         on_step: progress of checking the images, as in `from_folder`.
 
     Raises:
@@ -344,10 +346,13 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
         config.check_upload(len(archive), "the zip")
     content = archive if isinstance(archive, bytes) else Path(archive).read_bytes()
     digest = hashlib.sha256(content).hexdigest()[:16]
-    target = Path(into or config.cache_dir() / "uploads") / digest
+    target = Path(into or uploads_folder()) / digest
     default_name = Path(archive).stem if not isinstance(archive, bytes) else f"upload-{digest[:8]}"
-    if target.is_dir():
-        return from_folder(_class_root(target), name=name or default_name, seed=seed)
+    if target.is_dir():  # extracted before: it takes this upload's name (its folder is a hash)
+        kept = _uploaded_name(target)
+        if kept is None or (name is not None and name[:200] != kept):
+            atomic.write_file(target / NAME_FILE, (name or default_name).encode())
+        return from_folder(_class_root(target), name=name or kept or default_name, seed=seed)
     limits = config.limits()
     with atomic.staged_folder(target) as staging:  # the same zip twice: one copy stays
         archives.extract_zip(content, staging, max_files=limits.archive_files,
@@ -361,6 +366,11 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
         _verdicts_path(root).unlink(missing_ok=True)  # its scan goes too
         shutil.rmtree(target, ignore_errors=True)
         raise
+
+
+def uploads_folder() -> Path:
+    """Where `from_zip` extracts zips by default (the server's own, not a demo visitor's)."""
+    return config.cache_dir() / "uploads"
 
 
 def extracted_zips(folder: Path) -> dict[str, str]:

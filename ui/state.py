@@ -5,7 +5,15 @@ import streamlit as st
 
 from tlcore import attack, config, visitors, visualize
 
-_DATA_SOURCE = "data_source"
+_DATA_SOURCE = "data_source"  # a source, or None: the chosen kind has no data set yet
+_DATA_MISSING = "data_source_missing"  # why there is none, in words for the Train page
+_DATA_KIND = "data_kind"  # the Data page's Source choice, kept while other pages run
+# Keys of the Data page's widgets. Their values are given back from the two above when
+# Streamlit has dropped them (it does on other pages), never through `index`/`value`: a
+# default that moves between runs makes a new widget, and the click that moved it is lost.
+DATA_KIND_WIDGET = "data_kind_radio"
+UPLOAD_PICK_WIDGET = "data_upload_pick"
+FOLDER_WIDGET = "data_folder"
 _RUN_ID = "selected_run_id"
 _JOB_ID = "training_job_id"
 _TOKEN = "visitor_token"
@@ -41,14 +49,75 @@ def owner() -> str | None:
     return visitor_id() if config.public_demo() else None
 
 
+class NoDataSet(ValueError):
+    """The Data page's chosen source has no data set yet (no zip uploaded, no folder
+    typed); the message says what to do, in words for a newcomer."""
+
+
 def data_source() -> str:
-    """The chosen data set: "demo", a folder path or an extracted upload folder."""
+    """The data set the Data page shows, which the Train page uses: "demo", "pets",
+    "pets-species", "petimages", a folder path or an extracted upload folder.
+
+    Raises:
+        NoDataSet: the Data page's source has none yet (say what to do, never fall back
+            to the one chosen before: it is not what the Data page shows).
+    """
+    source = st.session_state.get(_DATA_SOURCE, "demo")
+    if source is None:
+        raise NoDataSet(st.session_state.get(_DATA_MISSING) or "No data set is chosen yet: "
+                        "choose one on the Data page.")
+    return source
+
+
+def chosen_data_source() -> str | None:
+    """The data set the Data page shows, or None while its source has none yet."""
     return st.session_state.get(_DATA_SOURCE, "demo")
 
 
 def set_data_source(source: str) -> None:
     """Choose the data set the Train page uses."""
     st.session_state[_DATA_SOURCE] = source
+
+
+def clear_data_source(missing: str) -> None:
+    """Choose no data set: the Data page's source has none yet, or it failed to open.
+
+    Args:
+        missing: what the Train page says instead, e.g. "No zip is uploaded yet: ...".
+    """
+    st.session_state[_DATA_SOURCE] = None
+    st.session_state[_DATA_MISSING] = missing
+
+
+def data_kind_key(kinds: list[str], guess: str) -> str:
+    """Prepare the Data page's Source radio and return its key.
+
+    Its value is the kind chosen last (given back after other pages, where Streamlit
+    drops it), else `guess` on a session's first visit (the kind of its data source).
+    """
+    if st.session_state.get(DATA_KIND_WIDGET) not in kinds:
+        remembered = st.session_state.get(_DATA_KIND)
+        st.session_state[DATA_KIND_WIDGET] = remembered if remembered in kinds else guess
+    return DATA_KIND_WIDGET
+
+
+def set_data_kind(kind: str) -> bool:
+    """Remember the Data page's Source choice; True when it replaces another one (a
+    click: that kind of source then starts with nothing chosen)."""
+    previous = st.session_state.get(_DATA_KIND)
+    st.session_state[_DATA_KIND] = kind
+    return previous is not None and previous != kind
+
+
+def prepare_widget(key: str, value: object, *, reset: bool = False,
+                   allowed: list | None = None) -> str:
+    """Give the Data page's keyed widget `key` a value before it is drawn, and return the
+    key: `value` when `reset`, when Streamlit has dropped the widget's own (other pages
+    ran), or when that is no longer one of `allowed` (a list's options)."""
+    if (reset or key not in st.session_state
+            or (allowed is not None and st.session_state[key] not in allowed)):
+        st.session_state[key] = value
+    return key
 
 
 def selected_run_id() -> str | None:
@@ -127,11 +196,12 @@ def set_robustness(model_key: str, curves: dict[str, list[dict]]) -> None:
     st.session_state[_CURVES] = (model_key, curves)
 
 
-def uploaded_source(file_id: str) -> str | None:
-    """The data source an uploaded zip (Streamlit's file id) was extracted to, or None."""
-    return st.session_state.get(_UPLOADS, {}).get(file_id)
+def is_new_upload(file_id: str) -> bool:
+    """True for an uploaded zip (Streamlit's file id) not handled yet in this session."""
+    return file_id not in st.session_state.get(_UPLOADS, {})
 
 
-def set_uploaded_source(file_id: str, source: str) -> None:
-    """Remember where an uploaded zip went, so reruns do not check it again."""
+def set_uploaded_source(file_id: str, source: str | None) -> None:
+    """Remember where an uploaded zip went (None: it was refused), so reruns neither check
+    it again nor let it override a data set picked later."""
     st.session_state.setdefault(_UPLOADS, {})[file_id] = source
