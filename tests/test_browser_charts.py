@@ -79,11 +79,11 @@ def test_grad_cam_of_an_unlikely_class_is_dim_on_the_common_scale(page, url_with
     page.get_by_role("option", name=other, exact=True).click()
     caption = evidence_caption(page, other)
     settle(page)
-    spot = float(re.search(r"strongest spot is ([0-9.]+) of", caption).group(1))
+    spot = float(re.search(r"Its strongest spot is ([0-9.]+) of", caption).group(1))
     probability = float(re.search(r"\(p = ([0-9.]+)\)", caption).group(1))
     common = grad_cam_brightness(page)
     toggle.click()
-    page.get_by_text("each map is scaled to its own peak").first.wait_for()
+    page.get_by_text("This map is scaled to its own peak").first.wait_for()
     settle(page)
     own = grad_cam_brightness(page)
     assert probability < 0.2 and spot < 0.9, caption

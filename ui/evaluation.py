@@ -137,10 +137,12 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
     st.caption(f"Evidence for **{widgets.plain(run.classes[class_index])}** "
                f"(p = {probability:.3f}). "
                "Grad-CAM: where the last convolutional layer's features speak for that class "
-               "(coarse: one cell per feature-map position); "
-               + (f"its strongest spot is {peak:.2f} of the strongest evidence for any class "
+               "(coarse: one cell per feature-map position). "
+               + ("" if peak == 0 else
+                  f"Its strongest spot is {peak:.2f} of the strongest evidence for any class "
                   "in this image. " if common else
-                  "each map is scaled to its own peak, so even an unlikely class looks hot. ")
+                  "This map is scaled to its own peak, which hides how strong that evidence "
+                  "is. ")
                + "Saliency: the pixels whose change moves its score most.")
 
 
