@@ -108,7 +108,8 @@ def test_cancel_stops_within_one_batch(tiny_folder, tmp_path):
     batches = []  # training batches reported, in order
 
     def on_step(step: int, total: int, metrics: dict) -> None:
-        if metrics["phase"] == "training" and not metrics["epoch_end"]:
+        if (metrics["phase"] == "training" and not metrics["epoch_end"]
+                and not metrics.get("epoch_begin")):
             batches.append(step)
 
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
@@ -349,7 +350,8 @@ def _poisonable_model():
 def _poison_at(model, epoch):
     """An on_step that puts NaN into the model after the first batch of `epoch`."""
     def on_step(step, total, metrics):
-        if metrics.get("epoch") == epoch and not metrics.get("epoch_end"):
+        if (metrics.get("epoch") == epoch and not metrics.get("epoch_end")
+                and not metrics.get("epoch_begin")):
             model.get_layer("scale").scale.assign(float("nan"))
     return on_step
 
