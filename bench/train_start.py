@@ -45,7 +45,7 @@ def _first_fraction_and_result(page, clicked: float) -> tuple[float | None, floa
         texts = page.locator("[data-testid='stProgress']").all_inner_texts()
         for text in texts:
             text = " ".join(text.split())
-            if text and (not seen or seen[-1] != text):
+            if text and text not in seen:
                 seen.append(text)
             if first is None and FRACTION.search(text):
                 first = time.perf_counter() - clicked
