@@ -16,9 +16,9 @@ if not all_runs:
     st.info("No trained run yet: train one on the **Train** page.", icon=":material/info:")
     st.stop()
 rows = [run.summary() for run in all_runs]
-st.dataframe(rows, width="stretch", hide_index=True,
-             column_config={"val_accuracy": st.column_config.NumberColumn(format="%.3f"),
-                            "test_accuracy": st.column_config.NumberColumn(format="%.3f")})
+table, columns, order = charts.runs_table(rows)
+st.dataframe(table, width="stretch", hide_index=True, column_config=columns,
+             column_order=order)
 st.plotly_chart(charts.run_comparison(rows), width="stretch")
 
 st.subheader("One run")

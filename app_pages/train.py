@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import backbones, checkpoints, config, runs
-from ui import cache, charts, jobs, state, training, widgets
+from ui import cache, charts, jobs, state, training, try_it, widgets
 
 st.title("Train")
 st.markdown(
@@ -67,11 +67,14 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     history = run.info["history"]
     epochs = [{key: values[i] for key, values in history.items()}
               for i in range(len(history.get("loss", [])))]
-    st.plotly_chart(charts.training_curves(epochs), width="stretch")
+    st.plotly_chart(charts.training_curves(epochs, head_epochs=run.info.get("head_epochs")),
+                    width="stretch")
     head = (f", the first {run.info['head_epochs']} head only"
             if run.info.get("head_epochs") else "")
     st.success(f"Saved as run `{run.run_id}` (best epoch {run.info.get('best_epoch')}{head}). "
                "Open **Evaluate** to see where it is right and wrong.", icon=":material/check:")
+    st.subheader("Try it")
+    try_it.panel(run, key="train-try")
 
 
 training.keep_form()
