@@ -6,11 +6,10 @@ shared model), then Grad-CAM for the top class (or another, chosen per image).
 Measured on the 2-core box with one TensorFlow thread (a public demo's setting), per
 image: a prediction takes 5 ms (small CNN at 32 px) to 250 ms (VGG16 at 224 px), so a
 batch (at most 10 images in a demo: 2.5 s) runs without waiting for a turn, holding only
-the model's lock. `cache.explanation` takes 0.2 s (small CNN) to 2 s (MobileNetV2) and
-6.5 s (VGG16, ResNet50), nearly all of it the SmoothGrad map it computes beside Grad-CAM,
-so it takes its turn with other heavy work (inside `cache.explanation`), image by image,
-after every image's probabilities are shown, and is cached: a rerun does not compute it
-again.
+the model's lock. Grad-CAM alone (`cache.explanation` without SmoothGrad, which would
+take 0.2-6 s more) costs 20 ms (small CNN) to 0.7 s (VGG16); it takes its turn with other
+heavy work (inside `cache.explanation`), image by image, after every image's
+probabilities are shown, and is cached: a rerun does not compute it again.
 """
 from __future__ import annotations
 
@@ -161,7 +160,7 @@ def _grad_cam(run: runs.Run, image: np.ndarray, predicted: int, key: str) -> Non
                                        f"{key}-explain-{run.run_id}-{image_id}", predicted)
     try:
         result = cache.explanation(str(run.run_dir), str(run.info.get("created")), image,
-                                   class_index)
+                                   class_index, saliency=False)
     except ValueError as problem:
         widgets.error(f"No Grad-CAM for this model: {problem}")
         return
