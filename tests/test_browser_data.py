@@ -27,6 +27,7 @@ DEMO_SET = "Built-in demo set (synthetic, offline)"
 ZIP = "Upload a zip of class folders"
 UPLOADER = "Zip of class folders"
 UPLOADS = "Your uploads"
+FOLDER = "A folder on this server"
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,8 @@ def shows_demo_set(page) -> None:
 def train_page_data(page) -> str:
     """What the Train page says it will train on (its "Data: ..." line, or its message)."""
     go_to(page, "Train")
-    said = page.locator("[data-testid='stCaptionContainer'], [data-testid='stAlert']").filter(
-        has_text=re.compile(r"^Data: |Data page")).first
+    said = page.locator("[data-testid='stCaptionContainer']").filter(
+        has_text=re.compile(r"^Data: ")).or_(page.locator("[data-testid='stAlert']")).first
     said.wait_for()
     return said.inner_text().strip()
 
@@ -109,6 +110,13 @@ def test_one_click_on_the_demo_set_after_an_upload_takes(app_url, page, zips, sh
     assert_no_exception(page, "Data after one click on the demo set")
     screenshot(page, shots / "data_demo_after_upload.png")
     assert train_page_data(page).startswith(f"Data: {demo.DEMO_NAME}")
+    # A server folder starts empty (never the upload's folder), and nothing shows below it.
+    go_to(page, "Data")
+    click_source(page, FOLDER)
+    expect(source_option(page, FOLDER)).to_be_checked()
+    assert page.get_by_label("Folder of class folders").input_value() == ""
+    assert data_set_name(page) == []
+    assert "No folder is chosen yet" in train_page_data(page)
 
 
 def test_upload_a_zip_shows_only_the_uploader_until_a_zip_is_chosen(app_url, page, zips,
@@ -174,3 +182,19 @@ def test_public_demo_one_click_on_the_demo_set_after_an_upload_takes(demo_url, p
     expect(box).to_have_value("")  # none picked: its placeholder says what to do
     expect(box).to_have_attribute("placeholder", re.compile("upload a zip"))
     screenshot(page, shots / "data_zip_public_pick.png")
+
+
+def test_a_refused_zip_leaves_nothing_to_train_on(app_url, page, tmp_path):
+    """A zip the server refuses shows why, nothing below, and the Train page does not fall
+    back to the data set chosen before it."""
+    one_class = load.make_zip(tmp_path / "one class.zip", classes=1, per_class=4, size=32)
+    open_data_page(page, app_url)
+    shows_demo_set(page)
+    click_source(page, ZIP)
+    page.locator("[data-testid='stFileUploader']").filter(has_text=UPLOADER).first \
+        .locator("input[type='file']").set_input_files(str(one_class))
+    page.locator("[data-testid='stAlert']").filter(has_text="at least two").first.wait_for()
+    settle(page)
+    assert data_set_name(page) == []
+    said = train_page_data(page)
+    assert not said.startswith("Data:") and "at least two" in said, said
