@@ -19,6 +19,10 @@ st.markdown(
 DATA_PAGE = "app_pages/data.py"
 try:
     dataset = cache.dataset(state.data_source())
+except state.NoDataSet as missing:  # a step not taken yet, not a failure
+    st.info(widgets.plain(missing), icon=":material/info:")
+    st.page_link(DATA_PAGE, label="Open the Data page", icon=":material/photo_library:")
+    st.stop()
 except ValueError as error:  # the message says what to do
     widgets.error(error)
     st.page_link(DATA_PAGE, label="Open the Data page", icon=":material/photo_library:")
