@@ -1,4 +1,6 @@
-"""A training killed with SIGKILL (no cleanup at all) resumes from its last checkpoint."""
+"""A training killed with SIGKILL (no cleanup at all) resumes from its last checkpoint; a
+server stopped with SIGTERM during a training exits within seconds and offers it for resuming.
+"""
 from __future__ import annotations
 
 import json
@@ -7,12 +9,28 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import pytest
+
+import test_browser
+from bench import load
+from conftest import make_image_folder
+from test_browser import choose, expect, go_to, set_number, settle, wait_title
 from tlcore import checkpoints, runs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 40
+browser = test_browser.browser  # headless Chromium (skipped without it, like test_browser)
+# A stopped server must be gone within this, even on a loaded 2-core box: it takes 0.3-1 s.
+# Before the fix, Python finalised its whole heap while TensorFlow's compute threads kept
+# both cores busy with the training's current call: 8-14 s here, over 50 s in issue 15.
+STOP_BOUND_S = 5
+# Fine-tuning VGG16 (the offline edge-detection weights, its top block) on 42 training
+# images in one 64-image batch at 224 px: each step is one long call into TensorFlow
+# (15-30 s on two cores, about 2.5 GB).
+PER_CLASS, IMAGE_SIZE, BATCH_SIZE = 20, "224", "64"
 
 
 def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_folder, tmp_path):
@@ -47,3 +65,114 @@ def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_fo
     assert len(run.info["history"]["loss"]) == EPOCHS
     assert [found.run_id for found in runs.list_runs(runs_dir)] == [run.run_id]
     assert checkpoints.list_interrupted(runs_dir) == []
+
+
+def _start_server(home: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free port with its own TLCORE_HOME; (process, base URL)."""
+    port = load.free_port()
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env={**os.environ, "TLCORE_HOME": str(home)}, stdout=log,
+            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + test_browser.START_TIMEOUT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                        timeout=2) as answer:
+                if answer.status == 200:
+                    return server, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.25)
+    server.kill()
+    server.wait()
+    pytest.fail(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.kill()
+    server.wait()
+
+
+def test_sigterm_during_a_training_stops_the_server_in_seconds_and_it_resumes(browser, tmp_path):
+    """SIGTERM while a training is inside a long TensorFlow call: the server exits within
+    STOP_BOUND_S, and the next server offers the training for resuming from its intact
+    checkpoint."""
+    folder = make_image_folder(tmp_path / "colours", per_class=PER_CLASS)
+    home, log_path = tmp_path / "home", tmp_path / "streamlit.log"
+    server, url = _start_server(home, log_path)
+    context = browser.new_context(viewport={"width": test_browser.WIDTH,
+                                            "height": test_browser.HEIGHT})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(test_browser.PAGE_TIMEOUT_MS)
+        page.goto(f"{url}/data")
+        wait_title(page, "Data")
+        page.locator("[data-testid='stRadio']").get_by_text("A folder on this server",
+                                                            exact=True).click()
+        settle(page)
+        field = page.get_by_label("Folder of class folders", exact=True)
+        field.fill(str(folder))
+        field.press("Enter")
+        settle(page)
+        go_to(page, "Train")  # the same session: the data source is kept
+        page.get_by_text("Data: colours").first.wait_for()
+        choose(page, "Backbone", "VGG16")
+        page.locator("[data-testid='stRadio']").get_by_text("Edge-detection body").click()
+        settle(page)
+        page.locator("[data-testid='stRadio']").get_by_text("Fine-tune").click()
+        settle(page)
+        for label, value in (("Fine-tuning epochs", "100"), ("Image size (px)", IMAGE_SIZE),
+                             ("Batch size", BATCH_SIZE), ("Head epochs first", "1"),
+                             ("Top blocks to train (of 5)", "1")):
+            set_number(page, label, value)
+        page.get_by_role("button", name="Train").click()
+
+        state_files = home / "runs" / checkpoints.FOLDER
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and server.poll() is None:
+            states = list(state_files.glob(f"*/{checkpoints.STATE_FILE}"))
+            if states and json.loads(states[0].read_text())["epochs_done"] >= 1:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no epoch was checkpointed:\n"
+                        f"{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(1)  # the next epoch's step is running
+        began = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+        seconds = time.monotonic() - began
+        print(f"server stopped {seconds:.1f} s after SIGTERM")
+        assert server.poll() is not None and seconds < STOP_BOUND_S, (
+            f"the server took {seconds:.1f} s to stop (bound {STOP_BOUND_S} s)")
+        assert server.returncode == 0
+    finally:
+        context.close()
+        _stop(server)
+
+    [interrupted] = checkpoints.list_interrupted(home / "runs")
+    assert interrupted.epochs_done >= 1 and interrupted.state["config"]["epochs"] == 100
+    assert interrupted.optimizer_state() and interrupted.best_weights() is not None  # readable
+
+    server, url = _start_server(home, log_path)
+    context = browser.new_context(viewport={"width": test_browser.WIDTH,
+                                            "height": test_browser.HEIGHT})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(test_browser.PAGE_TIMEOUT_MS)
+        page.goto(f"{url}/train")
+        wait_title(page, "Train")
+        page.get_by_text("Interrupted trainings (1)").first.wait_for()
+        expect(page.get_by_text(interrupted.run_id).first).to_be_visible()
+        expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    finally:
+        context.close()
+        server.terminate()
+        _stop(server)

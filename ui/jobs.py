@@ -9,18 +9,28 @@ downloaded (Oxford-IIIT Pets, PetImages). The registry is shared by the server
 ends. Each visitor may have one training running or waiting, and the server at most
 MAX_TRAINING_JOBS, so one visitor cannot starve the others; a data set is prepared by at
 most one job, which every visitor who asks for it watches.
+
+A server stopped by SIGTERM or SIGINT while a job runs ends its process at once, once
+Streamlit has closed its sessions (`_end_process_when_stopped`): a training resumes from
+its last finished epoch's checkpoint, a download from its partial file.
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
+import logging
+import os
 import secrets
+import sys
 import threading
 import time
 import traceback
+import weakref
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime import Runtime, RuntimeState
 
 from tlcore import backbones, checkpoints, config, data, runs, train, visitors
 
@@ -96,6 +106,7 @@ class BackgroundJob:
 
     def start(self) -> None:
         """Start the thread."""
+        _watch_for_shutdown(self)
         self._thread.start()
 
     def cancel(self) -> None:
@@ -207,6 +218,58 @@ class PrepareDataJob(BackgroundJob):
         data.load_dataset(self.data_source, on_step=self._on_step,
                           should_stop=self._cancel.is_set)
         return "done", None
+
+
+_STARTED: weakref.WeakSet[BackgroundJob] = weakref.WeakSet()  # jobs of this process
+_HOOK_LOCK = threading.Lock()
+
+
+def _watch_for_shutdown(job: BackgroundJob) -> None:
+    """Remember a job for `_end_process_when_stopped`, registered with the first job."""
+    with _HOOK_LOCK:
+        if not _STARTED:
+            # Called when the main thread ends, before Python joins the other threads:
+            # the thread pools decoding images for a training would otherwise first finish
+            # their whole queue (minutes for a large data set).
+            register = getattr(threading, "_register_atexit", atexit.register)
+            try:
+                register(_end_process_when_stopped)
+            except RuntimeError:  # already shutting down
+                pass
+        _STARTED.add(job)
+
+
+def _end_process_when_stopped() -> None:
+    """End the process without finalising the interpreter when Streamlit was stopped
+    (SIGTERM, SIGINT) while a job still runs.
+
+    A job's thread stays inside TensorFlow until its current call returns (one batch:
+    up to a minute on two loaded cores), its compute threads keeping the cores busy,
+    while Python's finalisation collects the whole heap of TensorFlow, Keras and
+    Streamlit on what CPU is left: the server took 8-14 s to stop on two cores, over 50 s
+    under load, and finalising beside a running TensorFlow call can crash (a SIGSEGV in a
+    minimal reproduction).
+    Nothing is lost by skipping it: checkpoints and runs are written atomically, as a
+    SIGKILL at any moment requires anyway. Elsewhere (tests, scripts, a server that did
+    not stop through Streamlit) Python exits as usual.
+    """
+    running = [job for job in list(_STARTED) if job._thread.is_alive()]
+    if not running or not Runtime.exists():
+        return
+    if Runtime.instance().state not in (RuntimeState.STOPPING, RuntimeState.STOPPED):
+        return
+    trainings = [job.run_id for job in running if isinstance(job, TrainingJob)]
+    logging.getLogger("tlcore").warning(
+        "stopped with %d job(s) running (trainings: %s); a training with a checkpoint "
+        "(end-to-end, fine-tuning) is offered for resuming on the Train page",
+        len(running), ", ".join(trainings) or "none")
+    logging.shutdown()  # flushes every handler
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)  # what Streamlit returns after a signal
 
 
 @dataclasses.dataclass
