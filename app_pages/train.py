@@ -81,9 +81,9 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
     try_it.panel(run, key="train-try")
 
 
-training.keep_form()
 job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())
 if job is not None and job.is_running():
+    training.keep_form()  # not drawn while it runs: Streamlit would forget its values
     training.running(job.train_config, _data_name(job.data_source))
     widgets.job_progress(job)
     st.stop()
