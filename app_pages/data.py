@@ -1,89 +1,17 @@
 """Data: choose the data set, and look at it before training on it."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from tlcore import archives, config, data, petimages, pets, visitors
-from ui import cache, charts, jobs, state, widgets, work
-
-SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
-           "petimages": "Cats vs Dogs (Microsoft PetImages, the lesson's 787 MB archive)",
-           "zip": "Upload a zip of class folders", "folder": "A folder on this server"}
-BUILT_IN = ("demo", *pets.SOURCES, "petimages")  # the data set is the choice itself
-# What the Train page says while the chosen kind of source has no data set yet.
-NO_ZIP = ("No zip is uploaded yet: upload a zip of class folders on the Data page, or pick one "
-          "of your uploads there.")
-NO_FOLDER = "No folder is chosen yet: type the path of a folder of class folders on the Data page."
+from tlcore import archives, config, data, pets
+from ui import cache, charts, state, widgets
+from ui.data_choice import (BUILT_IN, NO_FOLDER, NO_ZIP, SOURCES, folder_source, prepare,
+                            uploads_folder, zip_source)
 
 st.title("Data")
 st.markdown("A classifier learns from labelled examples: here, one folder of images per class. "
             "Look at the classes, their sizes and a few samples before training: most "
             "surprises in a model come from the data.")
-
-DOWNLOAD_BYTES = {"pets": pets.DOWNLOAD_BYTES, "pets-species": pets.DOWNLOAD_BYTES,
-                  "petimages": petimages.SIZE}
-
-
-def prepare(source: str) -> None:
-    """Stop the page with a download panel unless `source` is on this server and checked."""
-    job = jobs.preparing(source)
-    if job is not None and job.is_running():
-        st.caption("Runs in the background: you may change page and come back.")
-        widgets.job_progress(job)
-        st.stop()
-    if not data.needs_download(source):
-        return
-    if job is not None:
-        snapshot = job.snapshot()
-        widgets.error(snapshot.error or f"Download {snapshot.state}.", icon=":material/cloud_off:")
-    if st.button(f"Download ({DOWNLOAD_BYTES[source] / 1e6:,.0f} MB, once)",
-                 icon=":material/download:", type="primary"):
-        jobs.prepare_data(state.visitor_id(), source)
-        st.rerun()
-    st.stop()
-
-
-def uploads_folder() -> Path:
-    """Where uploaded zips are extracted: a demo visitor's own folder, else the server's."""
-    owner = state.owner()
-    return data.uploads_folder() if owner is None else visitors.uploads_folder(owner)
-
-
-def zip_source(fresh: bool) -> str | None:
-    """Draw the uploader and the uploads to pick from; return the zip's data set, or None
-    until one is uploaded or picked (`fresh`: the kind was just chosen, nothing is)."""
-    folder = uploads_folder()
-    upload = st.file_uploader("Zip of class folders (e.g. cats/…, dogs/…)", type=["zip"],
-                              max_upload_size=config.limits().upload_mb)
-    picked = None if fresh else state.chosen_data_source()
-    if upload is not None and state.is_new_upload(upload.file_id):
-        state.set_uploaded_source(upload.file_id, None)  # refused, unless it gets through
-        if state.owner() is not None:  # a demo: within the visitor's disk quota
-            visitors.check_disk(state.owner(), archives.expanded_size(upload.getvalue()))
-        with work.heavy("Checking the upload") as job:  # decoding takes turns too
-            picked = data.from_zip(upload.getvalue(), name=upload.name, on_step=job.on_step,
-                                   into=folder).source
-        state.set_uploaded_source(upload.file_id, picked)
-        fresh = True  # the list below shows the new upload
-    earlier = data.extracted_zips(folder)
-    if not earlier:
-        return None
-    key = state.prepare_widget(state.UPLOAD_PICK_WIDGET, picked if picked in earlier else None,
-                               reset=fresh, allowed=[None, *earlier])
-    return st.selectbox("Your uploads", list(earlier), key=key, format_func=earlier.get,
-                        placeholder="Pick one, or upload a zip above")
-
-
-def folder_source(fresh: bool) -> str | None:
-    """Draw the folder field; return its data set, or None while it is empty."""
-    current = state.chosen_data_source()
-    typed = current if current is not None and current not in SOURCES else ""
-    folder = st.text_input("Folder of class folders", key=state.prepare_widget(
-        state.FOLDER_WIDGET, "" if fresh else typed, reset=fresh))
-    return cache.dataset(folder).source if folder else None
-
 
 # A public demo offers no server folders, and only the downloaded sets its host prepared.
 choices = [key for key in SOURCES if not config.public_demo()
