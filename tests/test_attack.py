@@ -120,9 +120,11 @@ def test_transfer_scores_the_adversarial_image_with_a_second_model(model_and_ima
 
 
 def test_progress_counts_image_steps_to_the_end_and_the_pace_gives_an_estimate(
-        model_and_images):
-    model, images, labels = model_and_images
+        model_and_images, tiny_run):
+    _, images, labels = model_and_images
+    model = tiny_run.load_model()  # a fresh copy: nothing traced, no pace yet
     pgd = attack.PGD(epsilon=4, steps=3)
+    assert pgd.estimated_seconds(model, 10) is None
     seen = []
     pgd(model, images[:10], labels[:10], on_step=lambda *report: seen.append(report))
     done = [step for step, _, _ in seen]
@@ -144,7 +146,11 @@ def test_deepfool_reports_progress_and_stops_when_asked(model_and_images):
     seen = []
     attack.DeepFool(steps=5)(model, images[:3], labels[:3],
                              on_step=lambda *report: seen.append(report))
-    assert seen[-1][:2] == (15, 15) and "DeepFool: step 1 of at most 5" in seen[0][2]["detail"]
+    # It stops early, so it counts images done: flipped ones count before the chunk ends.
+    done = [step for step, _, _ in seen]
+    assert done == sorted(done) and seen[-1][:2] == (3, 3) and {t for _, t, _ in seen} == {3}
+    assert {metrics["phase"] for *_, metrics in seen} == {"images done"}
+    assert "DeepFool: step 1 of at most 5" in seen[0][2]["detail"]
     with pytest.raises(attack.AttackStopped):
         attack.DeepFool()(model, images[:3], labels[:3], should_stop=lambda: True)
 
@@ -157,6 +163,7 @@ def test_curves_report_one_fraction_over_every_budget_and_method(model_and_image
                                       on_step=lambda *report: seen.append(report))
     total = attack.curve_image_steps([0, 2, 8], ("fgsm", "pgd"), 2, 9)
     assert total == 2 * 9 * 1 + 2 * 9 * 2
+    assert seen[0] == (0, total, {"phase": "image steps", "detail": "starting"})
     done = [step for step, _, _ in seen]
     assert done == sorted(done) and done[-1] == total and {t for _, t, _ in seen} == {total}
     # One phase throughout: the progress bar times its ETA from the phase's start.

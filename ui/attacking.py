@@ -127,11 +127,11 @@ def show_result(picked: PickedModel, attack_config: config.AttackConfig,
     budget = f" / {attack_config.epsilon:.0f}" if bounded else " (no budget)"
     metrics[1].metric("L-inf (px)", f"{result.linf[0]:.0f}{budget}", help=DISTANCES)
     metrics[2].metric("L2 (px)", f"{result.l2[0]:.1f}", help=DISTANCES)
+    unbounded = {"lesson": "The lesson's descent has no budget: nothing limits how much a "
+                           "pixel changes.", "deepfool": DEEPFOOL_NOTE}
     st.caption("The saved PNG is what was scored: pixels rounded to whole levels" +
                (", still within epsilon." if bounded else
-                f". {METHODS[attack_config.method]} has no budget: nothing bounds its change."))
-    if attack_config.method == "deepfool":
-        st.caption(DEEPFOOL_NOTE)
+                f". {unbounded[attack_config.method]}"))
     highlight = [int(clean.argmax())] + ([] if result.target is None else [result.target])
     bars = st.columns(2)
     bars[0].plotly_chart(charts.probability_bars(clean, picked.classes, "Before",
@@ -213,10 +213,10 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
                            "made wrong (as on the robustness curve).")
     columns[3].metric("Mean L-inf (px)", f"{result.linf.mean():.1f}", help=DISTANCES)
     columns[4].metric("Mean L2 (px)", f"{result.l2.mean():.1f}", help=DISTANCES)
-    shown = np.flatnonzero(result.success)[:8]
+    shown = np.flatnonzero(flipped)[:8]
     if len(shown):
         st.image(images.image_grid(result.adversarial[shown], columns=8), width="stretch",
-                 caption=widgets.plain("Adversarial examples: " + ", ".join(
+                 caption=widgets.plain("Flipped by the attack: " + ", ".join(
                      f"{picked.classes[labels[i]]}->"
                      f"{picked.classes[result.adversarial_logits[i].argmax()]}" for i in shown)))
 
@@ -333,16 +333,16 @@ def steps_words(method: attack.Attack) -> str:
 def expected_time(seconds: float | None, amount: str, method: attack.Attack | None = None
                   ) -> str:
     """The expected time of some attack work, shown before it starts."""
-    upper = isinstance(method, attack.DeepFool)
     if seconds is None:
-        return (f"Work: {amount}. This model's speed is timed on its first attack here, so "
-                "the next ones show an expected time; the progress bar shows the time left.")
+        return (f"Work: {amount}. No expected time yet: this model has not run this kind of "
+                "attack here (the progress bar will show the time left).")
     if seconds < 1:
         length = "under 1 s"
     elif seconds < 90:
-        length = f"{'at most' if upper else 'about'} {seconds:.0f} s"
+        length = f"about {seconds:.0f} s"
     else:
-        length = f"{'at most' if upper else 'about'} {seconds / 60:.0f} min"
-    early = " It stops as soon as the labels flip, usually after 2-5 steps." if upper else ""
+        length = f"about {seconds / 60:.0f} min"
+    early = (" DeepFool stops as soon as the labels flip, usually after 2-5 steps."
+             if isinstance(method, attack.DeepFool) else "")
     return (f"Work: {amount}. Expected: {length} (timed on this model's last attack here)."
             f"{early}")

@@ -79,6 +79,7 @@ class Attack:
     name = "attack"
     title = "Attack"  # for people
     step_kind = "gradient"  # what one step costs (see `pace`)
+    progress_unit = "image steps"  # what `on_step` counts (see `progress_total`)
 
     def __init__(self, *, epsilon: float | None) -> None:
         if epsilon is not None and not 0 < epsilon <= 255:
@@ -104,8 +105,17 @@ class Attack:
 
     def image_steps(self, count: int) -> int:
         """The work of attacking `count` images, in image steps (images x steps, at most):
-        the unit of `on_step`'s progress and of `pace`'s estimates."""
+        the unit of `pace`'s estimates and, for most attacks, of `on_step`'s progress."""
         return int(count) * self.max_steps
+
+    def progress_total(self, count: int) -> int:
+        """What `on_step` counts to over `count` images, in `progress_unit`s."""
+        return self.image_steps(count)
+
+    def progress_done(self, chunk: int, finished: int) -> int:
+        """Progress at the start of the current step of a chunk of `chunk` images, of which
+        `finished` need no more steps (DeepFool's flipped ones)."""
+        return self.image_steps(self._offset) + min(self._steps_taken, self.max_steps) * chunk
 
     def __call__(self, model: keras.Model, images: np.ndarray, labels: np.ndarray | None = None,
                  *, target: int | None = None, should_stop: Callable[[], bool] | None = None,
@@ -118,9 +128,9 @@ class Attack:
             labels: (N,) true classes; None uses the model's own clean predictions.
             target: a class to reach (targeted attack), or None to just flip the label.
             should_stop: polled at every gradient step; True raises AttackStopped.
-            on_step: progress at every step, as on_step(image steps done,
-                `image_steps(N)`, {"phase": "image steps", "detail": which step of which
-                images}); an image that succeeds early (DeepFool) skips its other steps.
+            on_step: progress at every step, as on_step(done, `progress_total(N)`,
+                {"phase": `progress_unit`, "detail": which step of which images}): image
+                steps, or for DeepFool (which stops early) images done.
 
         Returns:
             An AttackResult describing the 8-bit adversarial images.
@@ -152,10 +162,9 @@ class Attack:
                                                 else np.asarray(labels)[chunk], target))
                 size = len(parts[-1].labels)
                 if _tracing_count(model) == traced:  # a chunk that built a graph is no guide
-                    # The forward passes that score the chunk cost about one more step.
                     timings.setdefault(size, []).append(
-                        (time.monotonic() - began) / (max(self._steps_taken, 1) + 1))
-                self._report(self.image_steps(start + size),
+                        (time.monotonic() - began) / self.paced_steps(self._steps_taken))
+                self._report(self.progress_total(start + size),
                              f"{start + size} of {len(clean)} image(s) done")
         finally:
             for size, seconds in timings.items():
@@ -198,28 +207,30 @@ class Attack:
         if self._should_stop is not None and self._should_stop():
             raise AttackStopped("the attack was stopped (cancelled or out of time)")
 
+    def paced_steps(self, steps_taken: int) -> float:
+        """What a chunk's time is divided by for `pace` (and multiplied by for estimates):
+        its steps, plus about one for the forward passes that score the result."""
+        return max(steps_taken, 1) + 1
+
     def estimated_seconds(self, model: keras.Model, count: int) -> float | None:
         """Expected seconds to attack `count` images with `model`, from the pace of its
-        earlier attacks in this process (`pace`), or None when it has none yet.
-
-        Counts every image's `max_steps` (an upper bound for DeepFool, which stops early)
-        plus about one step per chunk for the forward passes that score the result.
-        """
+        earlier attacks in this process (`pace`), or None when it has none yet."""
         seconds = 0.0
         for start in range(0, int(count), CHUNK_IMAGES):
             size = min(CHUNK_IMAGES, int(count) - start)
             step = pace.seconds_per_step(model, self.step_kind, size)
             if step is None:
                 return None
-            seconds += step * (self.max_steps + 1)
+            seconds += step * self.paced_steps(self.max_steps)
         return seconds
 
-    def begin_step(self) -> None:
+    def begin_step(self, finished: int = 0) -> None:
         """Report progress and honour a stop; every attack calls this once per step
-        (`loss_gradient` does, so a gradient attack need not). A one-step attack (FGSM)
-        reports after each chunk only: its step's start is the previous chunk's end."""
+        (`loss_gradient` does, so a gradient attack need not), with how many of the chunk's
+        images need no more steps. A one-step attack (FGSM) reports after each chunk only:
+        its step's start is the previous chunk's end."""
         chunk = len(self._clean) if self._clean is not None else 0
-        done = self.image_steps(self._offset) + min(self._steps_taken, self.max_steps) * chunk
+        done = self.progress_done(chunk, finished)
         self._steps_taken += 1
         if self.max_steps > 1:
             first, last = self._offset + 1, self._offset + chunk
@@ -233,9 +244,9 @@ class Attack:
         """on_step(image steps done, image steps in all, {"phase", "detail" (this attack
         and `position`), "position" (which step of which images)})."""
         if self._on_step is not None:
-            self._on_step(done, self.image_steps(self._count),
-                          {"phase": "image steps", "detail": f"{self.title}: {position}",
-                           "position": position})
+            self._on_step(done, self.progress_total(self._count),
+                          {"phase": self.progress_unit, "position": position,
+                           "detail": f"{self.title}: {position}"})
 
     def step_limit_words(self) -> str:
         """How many steps an image gets, in words ("10"; DeepFool: "at most 50")."""

@@ -33,13 +33,27 @@ class DeepFool(Attack):
 
     name = "deepfool"
     title = "DeepFool"
-    step_kind = "deepfool"  # one backward pass per candidate class, eager
+    step_kind = "deepfool"  # paced per chunk (see `paced_steps`)
+    progress_unit = "images done"  # it stops early, so steps make a poor fraction
 
     def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
         super().__init__(epsilon=None)
         if steps < 1 or candidates < 2:
             raise ValueError(f"steps={steps} must be >= 1 and candidates={candidates} >= 2")
         self.steps, self.candidates, self.overshoot = int(steps), int(candidates), float(overshoot)
+
+    def progress_total(self, count: int) -> int:
+        """DeepFool counts images: each is done once its label flips (or at `steps`)."""
+        return int(count)
+
+    def progress_done(self, chunk: int, finished: int) -> int:
+        """Images of earlier chunks, and those of this chunk already flipped."""
+        return self._offset + finished
+
+    def paced_steps(self, steps_taken: int) -> float:
+        """A chunk counts as one unit of `pace`: how many steps it takes varies with the
+        images, so the last attack's time per chunk is the best guess for the next."""
+        return 1.0
 
     def step_limit_words(self) -> str:
         """DeepFool stops as soon as every label has flipped, usually within 2-5 steps."""
@@ -60,7 +74,7 @@ class DeepFool(Attack):
         total = np.zeros_like(images)
         active = np.ones(len(images), dtype=bool)
         for _ in range(self.steps):
-            self.begin_step()
+            self.begin_step(finished=int((~active).sum()))
             candidate = np.clip(images + (1 + self.overshoot) * total, 0, 255)
             logits, gradients = _candidate_gradients(model, candidate, ranked)
             active &= logits.argmax(-1) == labels

@@ -1,14 +1,15 @@
 """How long one attack step takes on a model, measured on real attacks, for estimates.
 
 A page shows the expected time of an attack before it starts. Nothing is run to measure
-it: each attack times its chunks (a chunk's time over its steps plus one, for the forward
-passes that score it), leaves out a chunk that traced a graph (the first use of a model),
-and records the mean over the call. A model not attacked yet in this process has no pace
+it: each attack times its chunks (a chunk's time over `Attack.paced_steps`: its steps plus
+one for the forward passes that score it; a whole chunk for DeepFool, whose number of
+steps varies), leaves out a chunk that traced a graph (the first use of a model), and
+records the mean over the call. A model not attacked yet in this process has no pace
 (the page then gives the amount of work only).
 
-Two kinds of step cost differently: a gradient step (FGSM, PGD, the lesson's descent: one
-forward and one backward pass, compiled) and a DeepFool iteration (one backward pass per
-candidate class, eager). A step's time depends on how many images it carries, so it is
+Two kinds are kept apart: a gradient step (FGSM, PGD, the lesson's descent: one forward
+and one backward pass, compiled) and a DeepFool chunk (a few iterations of one backward
+pass per candidate class, eager). A step's time depends on how many images it carries, so it is
 kept per chunk size.
 """
 from __future__ import annotations

@@ -86,6 +86,8 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
     attacked = [epsilon for epsilon in epsilons if epsilon != 0]
     total = curve_image_steps(epsilons, methods, steps, len(images))
     curves, done_before = {}, 0
+    if on_step is not None:  # the phase starts now: its ETA counts from here
+        on_step(0, total, {"phase": "image steps", "detail": "starting"})
     for method in methods:
         rows = []
         for epsilon in epsilons:
