@@ -149,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     robustness.add_argument("--split", default="validation",
                             choices=["train", "validation", "val", "test"])
     robustness.add_argument("--limit", type=int, default=200,
-                            help="at most this many images of the split (the first ones)")
+                            help="at most this many images of the split, drawn from every "
+                                 "class (seeded)")
     return parser
 
 
@@ -392,8 +393,8 @@ def _robustness(arguments: argparse.Namespace) -> dict[str, Any]:
 
     run = runs.load_run(arguments.run_dir)
     split = "validation" if arguments.split == "val" else arguments.split
-    images, labels = evaluate.dataset_of(run).split_arrays(split, run.image_size,
-                                                           limit=arguments.limit)
+    images, labels = evaluate.sample_arrays(evaluate.dataset_of(run), split, run.image_size,
+                                            arguments.limit)
     images = images.astype("float32")
     if not len(labels):
         raise ValueError(f"the {split} split of {run.run_id} has no images")

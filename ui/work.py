@@ -21,6 +21,8 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 
 from tlcore import config, turns
 
+REDRAWS_PER_SECOND = 5  # progress bar updates; Cancel is seen at the next one
+
 
 class Progress:
     """Progress of one piece of heavy work: pass `on_step` and `should_stop` to tlcore."""
@@ -32,7 +34,9 @@ class Progress:
         self._deadline: float | None = None  # set when the turn comes: waiting is free
         self._session = getattr(get_script_run_ctx(), "session_id", None)
         self._bar = box.progress(0.0, text=f"{what}: starting...")
-        self._phase, self._phase_started = "", time.monotonic()
+        self._counted = (0, 0)  # (step, total) of the last report
+        self._counting_since = time.monotonic()
+        self._phase, self._drawn = "", 0.0
         box.button("Cancel", key=f"cancel-{what}", icon=":material/cancel:")
 
     def start(self) -> None:
@@ -45,13 +49,23 @@ class Progress:
         """Show the phase, the fraction done and the time left (a tlcore StepCallback);
         `metrics["detail"]`, when given, is appended (e.g. the class probability)."""
         phase = str(metrics.get("phase") or self.what)
-        if phase != self._phase:
-            self._phase, self._phase_started = phase, time.monotonic()
+        now = time.monotonic()
+        # The rate is timed from where this count began: a new total, or a count going
+        # back. A count that carries on through several phases keeps its clock.
+        if total != self._counted[1] or step < self._counted[0]:
+            self._counting_since = now
+        self._counted = (step, total)
+        # At most REDRAWS_PER_SECOND (a curve reports thousands of steps), but always a
+        # new phase and the last step.
+        if (phase == self._phase and step != total
+                and now - self._drawn < 1 / REDRAWS_PER_SECOND):
+            return
+        self._phase, self._drawn = phase, now
         detail = f" ({metrics['detail']})" if metrics.get("detail") else ""
         if not total:
             self._bar.progress(0.0, text=f"{self.what}: {phase}...{detail}")
             return
-        elapsed = time.monotonic() - self._phase_started
+        elapsed = now - self._counting_since
         left = f", about {elapsed / step * (total - step):.0f} s left" if step else ""
         self._bar.progress(min(1.0, step / total), text=f"{self.what}: {phase}: "
                                                         f"{step:,}/{total:,}{left}{detail}")

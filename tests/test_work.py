@@ -1,0 +1,47 @@
+"""ui.work.Progress: what the progress bar of heavy page work says."""
+from __future__ import annotations
+
+from ui import work
+
+
+class _Bar:
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def progress(self, fraction: float, text: str) -> "_Bar":
+        self.texts.append(text)
+        return self
+
+
+class _Box:
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def progress(self, fraction: float, text: str) -> _Bar:
+        return _Bar(self.texts)
+
+    def button(self, *args, **kwargs) -> bool:
+        return False
+
+
+def test_a_count_through_several_phases_keeps_its_clock_and_redraws_are_few(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(work.time, "monotonic", lambda: clock[0])
+    box = _Box()
+    progress = work.Progress("Curves", box)
+    progress.on_step(0, 100, {"phase": "FGSM"})
+    clock[0] += 10
+    progress.on_step(50, 100, {"phase": "PGD"})  # the same count, another phase
+    assert box.texts[-1].endswith("50/100, about 10 s left")
+    drawn = len(box.texts)
+    for step in range(51, 60):  # within 1/5 s: not redrawn
+        clock[0] += 0.01
+        progress.on_step(step, 100, {"phase": "PGD"})
+    assert len(box.texts) == drawn
+    clock[0] += 1
+    progress.on_step(100, 100, {"phase": "PGD"})  # the last step always shows
+    assert box.texts[-1].startswith("Curves: PGD: 100/100")
+    progress.on_step(0, 10, {"phase": "scoring"})  # a new count: a new clock
+    clock[0] += 2
+    progress.on_step(5, 10, {"phase": "scoring"})
+    assert box.texts[-1].endswith("5/10, about 2 s left")
