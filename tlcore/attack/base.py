@@ -196,9 +196,15 @@ class Attack:
     def _build_graphs(self, model: keras.Model, image: np.ndarray) -> None:
         """Trace the graphs this attack runs on, once per model, on one image: tracing
         takes seconds, and done inside a chunk it would spoil that chunk's timing."""
+        gradient = _gradient_function(model)
+        untraced = models.compiled(model).experimental_get_tracing_count() == 0 or (
+            self.step_kind == "gradient" and gradient.experimental_get_tracing_count() == 0)
+        if untraced and self._on_step is not None:  # seconds (MobileNetV2: about 5 s)
+            self._on_step(0, self.progress_total(self._count),
+                          {"phase": self.progress_unit,
+                           "detail": "preparing the model's gradients, once per model"})
         if models.compiled(model).experimental_get_tracing_count() == 0:
             evaluate.predict_logits(model, image)
-        gradient = _gradient_function(model)
         if self.step_kind == "gradient" and gradient.experimental_get_tracing_count() == 0:
             gradient(image, np.zeros(1, dtype=np.int64), tf.constant(False))
 
