@@ -304,7 +304,15 @@ def load(quick: bool, repeats: int) -> list[Row]:
     return load_benchmark.run(quick)
 
 
-BENCHMARKS = [embedding, training, ideal_steps, attack_latency, app_start, scaling, load]
+def scrub(quick: bool, repeats: int) -> list[Row]:
+    """9. Scrubbing a finished TV sweep in headless Chromium: the slider's input to the next
+    image shown, against one rerun of the page (bench/scrub.py)."""
+    from bench import scrub as scrub_benchmark
+
+    return scrub_benchmark.run(quick)
+
+
+BENCHMARKS = [embedding, training, ideal_steps, attack_latency, app_start, scaling, load, scrub]
 
 
 def device() -> str:

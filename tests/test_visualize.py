@@ -64,6 +64,32 @@ def test_a_sweep_renders_one_image_per_weight_and_tv_falls(tiny_run):
     np.testing.assert_allclose(alone.image, results[1].image, atol=0.05)
 
 
+def test_a_sweep_reports_every_step_asked_with_all_its_images_and_can_stop(tiny_run):
+    model = tiny_run.load_model()
+    calls = []
+    results = visualize.render_sweep(
+        model, 0, config.RenderConfig(steps=6), [0.0, 1.0], report_every=1,
+        on_step=lambda *event: calls.append(event), should_stop=lambda: len(calls) >= 4)
+    assert [step for step, _, _ in calls] == [1, 2, 3, 4]
+    assert {total for _, total, _ in calls} == {6}
+    assert calls[-1][2]["images"].shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(calls[-1][2]["image"], calls[-1][2]["images"][0])
+    assert len(results[0].objective_trace) == 4  # stopped early, keeping what it had
+
+
+def test_a_render_measures_its_pace_and_expects_the_next(tiny_run):
+    model = tiny_run.load_model()
+    assert visualize.expected_seconds(model, 10, 3) is None  # never rendered: unknown
+    result = visualize.render_sweep(model, 0, config.RenderConfig(steps=8), [0.0, 0.1, 1.0])[0]
+    assert result.first_step_seconds > 0 and result.step_seconds > 0
+    assert result.first_step_seconds + 7 * result.step_seconds <= result.seconds
+    expected = visualize.expected_seconds(model, 8, 3)
+    assert expected == pytest.approx(result.first_step_seconds + 7 * result.step_seconds)
+    # Another batch size is scaled per image from the nearest measured one.
+    assert visualize.expected_seconds(model, 8, 6) == pytest.approx(2 * expected)
+    assert visualize.expected_seconds(model, 15, 3) > expected
+
+
 def test_the_fourier_image_stays_in_bounds_and_inverts_a_start():
     start = np.random.default_rng(1).uniform(10, 245, (1, 16, 16, 3)).astype(np.float32)
     fourier = visualize.FourierImage((1, 16, 16, 3), start)

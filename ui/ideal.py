@@ -1,10 +1,14 @@
 """The Ideal image page's views: pick a model, render, sweep TV weights, look at feature maps."""
 from __future__ import annotations
 
+import base64
 import dataclasses
+import time
+from typing import Any, Sequence
 
 import keras
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from tlcore import config, features, images, turns, visualize
@@ -13,6 +17,10 @@ from ui.model_choice import PickedModel
 
 PRESET_LABELS = {"custom": "Custom (pixels, Adam, your TV weight)", **visualize.PRESETS}
 PREVIEW_EVERY = 10
+RECIPE_POSITION = 4  # the recipe's own weight among a sweep's (`_sweep_weights`)
+PROGRESS_SECONDS = 0.5  # a sweep's bar moves at most this often
+PREVIEW_SECONDS = 2.0  # and its images at most this often
+SCRUB_SIDE = 256  # the scrubbed images are enlarged (nearest pixel) to about this side
 
 
 def settings_form(picked: PickedModel, key: str, sweep: bool = False
@@ -46,6 +54,8 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
                                          key=f"{key}-transforms-{name}")
         fourier = columns[3].checkbox("Fourier image", base.parameterization == "fourier",
                                       key=f"{key}-fourier-{name}")
+        st.caption(expected_time(picked.model, int(steps),
+                                 len(_sweep_weights(base.tv_weight)) if sweep else 1))
         start = st.file_uploader("Start from an image instead of noise (optional)",
                                  type=["png", "jpg", "jpeg", "webp"], key=f"{key}-start")
         if not st.form_submit_button("Render the sweep" if sweep else "Render", type="primary",
@@ -112,35 +122,137 @@ def show_result(picked: PickedModel, result: visualize.RenderResult) -> None:
 def sweep_view(picked: PickedModel) -> None:
     """Render one image per TV weight in one batch; a slider then scrubs through them."""
     st.markdown("One batch renders the same start with every TV weight at once; then move "
-                "the slider to compare them instantly.")
+                "the slider under the picture to compare them instantly.")
     submitted = settings_form(picked, "sweep-form", sweep=True)
     if submitted is not None:
         target, render_config, start_image = submitted
         weights = _sweep_weights(render_config.tv_weight)
-        with work.heavy(f"Rendering {len(weights)} images together") as job, picked.lock:
-            results = visualize.render_sweep(
-                picked.model, target, render_config, weights, start_image=start_image,
-                on_step=lambda step, total, metrics: job.on_step(
-                    step, total, {"phase": "climbing the class score"}),
-                should_stop=job.should_stop)
-        _say_if_stopped(job, len(results[0].objective_trace), render_config.steps)
-        state.set_sweep_results(picked.key, results)
+        state.set_sweep_results(picked.key, sweep_live(picked, target, render_config, weights,
+                                                       start_image))
     results = state.sweep_results(picked.key)
     if not results:
         return
-    chosen = st.select_slider("TV weight", [r.tv_weight for r in results],
-                              format_func=lambda v: f"{v:g}")
-    result = next(r for r in results if r.tv_weight == chosen)
-    left, right = st.columns([1, 2])
-    with left:
-        widgets.show_image(result.image, f"TV weight {chosen:g}", width=256)
-        st.metric("Class probability", f"{result.probability:.3f}")
-        st.metric("Total variation (px)", f"{result.total_variation:.1f}")
+    left, right = st.columns([2, 3])
+    # Every image goes to the browser once, in one figure: its slider redraws there, with
+    # no script run (a rerun per step took 1.2-1.8 s at 224 px).
+    left.plotly_chart(scrub_figure(results, picked.classes), width="stretch",
+                      config={"displayModeBar": False}, key=f"sweep-scrub-{picked.key}")
     right.plotly_chart(charts.sweep(results), width="stretch")
     st.caption(f"{len(results)} images in {results[0].seconds:.1f} s. The TV term charges for "
                "every jump between neighbouring pixels, so as its weight rises the optimiser "
                "can only raise the class score with smooth, larger shapes; too high and it "
                "cannot raise it at all.")
+
+
+def sweep_live(picked: PickedModel, target: int, render_config: config.RenderConfig,
+               weights: list[float], start_image: np.ndarray | None
+               ) -> list[visualize.RenderResult]:
+    """Render the sweep in its turn, with the phase, steps done, time left, Cancel and the
+    images so far; a sweep stopped early (time budget, visitor gone) keeps what it has."""
+    preview = st.empty()
+    with work.heavy(f"Rendering {len(weights)} images together") as job, picked.lock:
+        pacer = _Pacer(job, preview, "climbing the class score", f"TV weight {weights[0]:g}")
+        results = visualize.render_sweep(
+            picked.model, target, render_config, weights, start_image=start_image,
+            on_step=pacer.on_step, should_stop=job.should_stop, report_every=1)
+    preview.empty()
+    _say_if_stopped(job, len(results[0].objective_trace), render_config.steps)
+    return results
+
+
+class _Pacer:
+    """Turns a render's per-step reports into progress a few times a second.
+
+    Before the first report the phase says the first step builds the computation (it can
+    take many seconds on a large model); the images so far show every PREVIEW_SECONDS.
+    """
+
+    def __init__(self, job: work.Progress, preview: Any, phase: str, first_image: str
+                 ) -> None:
+        self.job, self.preview, self.phase, self.first_image = job, preview, phase, first_image
+        self.last_shown = self.last_preview = 0.0
+        job.on_step(0, 0, {"phase": "preparing (the first step builds the computation)"})
+
+    def on_step(self, step: int, total: int, metrics: dict) -> None:
+        """A tlcore StepCallback: the bar at most every PROGRESS_SECONDS, and at the end."""
+        now = time.monotonic()
+        if self.last_shown and now - self.last_shown < PROGRESS_SECONDS and step < total:
+            return
+        detail = ("" if metrics.get("probability") is None
+                  else f"p = {metrics['probability']:.3f} at {self.first_image}")
+        # The first report starts the phase's clock (shown as zero steps done), so the time
+        # left leaves out the first step, which built the computation; it reads a little
+        # low for the first few reports (the work page's estimate divides by all steps).
+        self.job.on_step(step if self.last_shown else 0, total,
+                         {"phase": self.phase, "detail": detail})
+        if now - self.last_preview >= PREVIEW_SECONDS or step >= total:
+            self.preview.image(images.image_grid(_enlarge(metrics["images"], 96), columns=8),
+                               caption=f"The images after {step} of {total} steps",
+                               width="content")
+            self.last_preview = now
+        self.last_shown = now
+
+
+def scrub_figure(results: Sequence[visualize.RenderResult], classes: Sequence[str]
+                 ) -> go.Figure:
+    """The sweep's images in one figure with a slider (one step per TV weight) that shows
+    each image and its numbers in the browser, without a script run."""
+    figure = go.Figure()
+    chosen = _recipe_index(results)
+    for index, result in enumerate(results):
+        figure.add_trace(go.Image(source=_data_uri(result.image), visible=index == chosen,
+                                  hoverinfo="skip", name=f"TV weight {result.tv_weight:g}"))
+    steps = [{"method": "update", "label": f"{result.tv_weight:g}",
+              "args": [{"visible": [index == shown for index in range(len(results))]},
+                       {"title.text": _scrub_title(result, classes)}]}
+             for shown, result in enumerate(results)]
+    figure.update_layout(
+        title={"text": _scrub_title(results[chosen], classes), "font": {"size": 14}},
+        sliders=[{"active": chosen, "steps": steps, "pad": {"t": 10, "b": 0},
+                  "currentvalue": {"prefix": "TV weight ", "font": {"size": 13}}}],
+        height=480, margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False, scaleanchor="x")
+    return figure
+
+
+def _recipe_index(results: Sequence[visualize.RenderResult]) -> int:
+    """Where the slider starts: the recipe's own weight (the middle of the sweep)."""
+    return min(len(results) - 1, RECIPE_POSITION)
+
+
+def _scrub_title(result: visualize.RenderResult, classes: Sequence[str]) -> str:
+    name = charts.escaped(classes[result.target]) if result.target is not None else ""
+    probability = "" if result.probability is None else f"p({name}) = {result.probability:.3f}, "
+    return (f"<b>TV weight {result.tv_weight:g}</b><br>{probability}"
+            f"total variation {result.total_variation:.1f} px")
+
+
+def _data_uri(image: np.ndarray) -> str:
+    """A PNG data URI of the image, small ones enlarged without smoothing."""
+    pixels = _enlarge(images.to_uint8(image)[None], SCRUB_SIDE)[0]
+    return "data:image/png;base64," + base64.b64encode(images.png_bytes(pixels)).decode()
+
+
+def expected_time(model: keras.Model, steps: int, count: int) -> str:
+    """How long a render (count 1) or sweep of `steps` steps should take, in words: from
+    this model's measured pace, or the amount of work before it has one."""
+    images_text = f" of {count} images" if count > 1 else ""
+    seconds = visualize.expected_seconds(model, steps, count)
+    if seconds is None:
+        return (f"{steps:,} steps{images_text}, each a forward and backward pass of the "
+                "model: seconds for a small model, minutes for a large one at 224 px. The "
+                "first render measures this model's pace; the bar then shows the time left.")
+    first = visualize.expected_seconds(model, 1, count)
+    per_step = visualize.expected_seconds(model, 2, count) - first
+    return (f"Expected time for {steps:,} steps{images_text}: about {_duration(seconds)}: "
+            f"{per_step:.2g} s a step after a first step of {first:.2g} s (it builds the "
+            "computation), the pace this model's latest render had on this server. Waiting "
+            "for a turn comes on top.")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} minutes"
 
 
 def _sweep_weights(recipe_weight: float) -> list[float]:

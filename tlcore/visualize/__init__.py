@@ -11,9 +11,10 @@ from tlcore.visualize.parameterizations import FourierImage, PixelImage
 from tlcore.visualize.presets import PRESETS, lesson_tv_weight, preset
 from tlcore.visualize.regularizers import (blur_distance, l1_from_grey, l2_from_grey,
                                            total_variation)
-from tlcore.visualize.rendering import RenderResult, render, render_sweep, start_noise
+from tlcore.visualize.rendering import (RenderResult, expected_seconds, render, render_sweep,
+                                        start_noise)
 
 __all__ = ["FourierImage", "Objective", "PRESETS", "PixelImage", "RenderResult",
-           "blur_distance", "channel", "class_logit", "class_probability", "l1_from_grey",
-           "l2_from_grey", "lesson_tv_weight", "neuron", "preset", "render", "render_sweep",
-           "start_noise", "total_variation"]
+           "blur_distance", "channel", "class_logit", "class_probability", "expected_seconds",
+           "l1_from_grey", "l2_from_grey", "lesson_tv_weight", "neuron", "preset", "render",
+           "render_sweep", "start_noise", "total_variation"]

@@ -9,7 +9,9 @@ render's wall time per image on a CPU, and less on a GPU.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
+import weakref
 from typing import Callable, Sequence
 
 import keras
@@ -21,6 +23,12 @@ from tlcore.config import StepCallback
 from tlcore.visualize import objectives, parameterizations, regularizers, transforms
 
 NOISE_STD = 20.0  # the default starting noise around mid-grey, in pixels
+
+# The pace of the latest render per model (weakly: a dropped model is forgotten) and batch
+# size: (seconds of the first step, which traces the graph, seconds of each later step).
+_PACES: "weakref.WeakKeyDictionary[keras.Model, dict[int, tuple[float, float]]]" = (
+    weakref.WeakKeyDictionary())
+_PACE_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +45,8 @@ class RenderResult:
         seconds: wall time of the whole render (a sweep's images share it).
         tv_weight: the TV weight this image was rendered with.
         description: the objective, for people.
+        first_step_seconds: wall time to the end of the first step (it builds the graph).
+        step_seconds: mean wall time of each later step (0 with a single step).
     """
 
     image: np.ndarray
@@ -48,6 +58,8 @@ class RenderResult:
     seconds: float
     tv_weight: float = 0.0
     description: str = ""
+    first_step_seconds: float = 0.0
+    step_seconds: float = 0.0
 
     @property
     def probability(self) -> float | None:
@@ -99,9 +111,16 @@ def render(model: keras.Model, objective: objectives.Objective | int,
 def render_sweep(model: keras.Model, objective: objectives.Objective | int,
                  render_config: config.RenderConfig, tv_weights: Sequence[float], *,
                  start_image: np.ndarray | None = None, on_step: StepCallback | None = None,
-                 should_stop: Callable[[], bool] | None = None,
+                 should_stop: Callable[[], bool] | None = None, report_every: int = 10,
                  compiled: bool = True) -> list[RenderResult]:
     """Render one image per TV weight, optimised together in one batch from the same start.
+
+    Args:
+        model, objective, render_config, start_image, should_stop, compiled: as `render`.
+        tv_weights: one weight >= 0 per image.
+        on_step: as `render`'s, with one more entry, "images": (N, S, S, 3), every image
+            of the batch now ("image" and the numbers are the first one's).
+        report_every: steps between `on_step` calls.
 
     Returns:
         One RenderResult per weight, in the order given.
@@ -112,7 +131,29 @@ def render_sweep(model: keras.Model, objective: objectives.Objective | int,
     if not tv_weights or min(tv_weights) < 0:
         raise ValueError(f"tv_weights={list(tv_weights)} must be one or more weights >= 0")
     return _render_batch(model, objective, render_config, list(tv_weights), start_image,
-                         on_step, should_stop, 10, compiled)
+                         on_step, should_stop, report_every, compiled)
+
+
+def expected_seconds(model: keras.Model, steps: int, images: int = 1) -> float | None:
+    """The expected wall time of a render (images=1) or sweep on `model`, from the pace of
+    the latest render of it in this process; None when it has not rendered yet.
+
+    The first step (it builds the graph) is counted apart. A batch size never measured is
+    scaled per image from the nearest one measured: from a smaller batch that overestimates
+    a little (a step's fixed costs are shared), from a larger one it underestimates.
+    """
+    with _PACE_LOCK:
+        measured = dict(_PACES.get(model, {}))
+    if not measured or images <= 0 or steps <= 0:
+        return None
+    nearest = min(measured, key=lambda size: (abs(size - images), -size))
+    first, later = measured[nearest]
+    return (first + (steps - 1) * later) * images / nearest
+
+
+def _record_pace(model: keras.Model, images: int, first: float, later: float) -> None:
+    with _PACE_LOCK:
+        _PACES.setdefault(model, {})[images] = (first, later)
 
 
 def _as_objective(objective: objectives.Objective | int, render_config: config.RenderConfig,
@@ -162,29 +203,43 @@ def _render_batch(model: keras.Model, objective: objectives.Objective | int,
         step = tf.function(step)
     objective_trace: list[list[float]] = [[] for _ in range(count)]
     logit_trace: list[list[float]] = [[] for _ in range(count)]
+    stepping = time.perf_counter()
+    first_step = later_steps = 0.0
     for index in range(1, render_config.steps + 1):
         totals, logits = step()
         totals, logits = totals.numpy(), logits.numpy()
+        now = time.perf_counter()
+        if index == 1:
+            first_step = now - started
+        else:
+            later_steps += now - stepping
+        stepping = now
         for member in range(count):
             objective_trace[member].append(float(totals[member]))
             if objective.target is not None:
                 logit_trace[member].append(float(logits[member, objective.target]))
         if on_step is not None and (index % report_every == 0 or index == render_config.steps):
             target = objective.target
+            now_images = image.image().numpy()
             on_step(index, render_config.steps, {
                 "objective": float(totals[0]),
                 "logit": None if target is None else float(logits[0, target]),
                 "probability": None if target is None
                 else float(evaluate.softmax(logits)[0, target]),
-                "image": image.image().numpy()[0]})
+                "image": now_images[0], "images": now_images})
         if should_stop is not None and should_stop():
             break
+    done = len(objective_trace[0])
+    later_step = later_steps / (done - 1) if done > 1 else 0.0
+    if done > 1:
+        _record_pace(model, count, first_step, later_step)
     finals = image.image().numpy()
     probabilities = evaluate.softmax(evaluate.predict_logits(model, finals))
     seconds = time.perf_counter() - started
     return [RenderResult(finals[i], objective.target, objective_trace[i], logit_trace[i],
                          probabilities[i], image_utils.total_variation(finals[i]), seconds,
-                         float(tv_weights[i]), objective.description) for i in range(count)]
+                         float(tv_weights[i]), objective.description, first_step,
+                         later_step) for i in range(count)]
 
 
 def _step_function(scorer: keras.Model, objective: objectives.Objective,
