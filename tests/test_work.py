@@ -45,3 +45,15 @@ def test_a_count_through_several_phases_keeps_its_clock_and_redraws_are_few(monk
     clock[0] += 2
     progress.on_step(5, 10, {"phase": "scoring"})
     assert box.texts[-1].endswith("5/10, about 2 s left")
+
+
+def test_a_count_first_heard_of_half_way_gives_no_time_left_until_it_moves(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(work.time, "monotonic", lambda: clock[0])
+    box = _Box()
+    progress = work.Progress("Rendering", box)
+    progress.on_step(150, 300, {"phase": "climbing"})
+    assert "left" not in box.texts[-1]
+    clock[0] += 3
+    progress.on_step(200, 300, {"phase": "climbing"})
+    assert box.texts[-1].endswith("200/300, about 6 s left")

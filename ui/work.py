@@ -35,7 +35,7 @@ class Progress:
         self._session = getattr(get_script_run_ctx(), "session_id", None)
         self._bar = box.progress(0.0, text=f"{what}: starting...")
         self._counted = (0, 0)  # (step, total) of the last report
-        self._counting_since = time.monotonic()
+        self._count_began = (time.monotonic(), 0)  # (time, step) of the count's first report
         self._phase, self._drawn = "", 0.0
         box.button("Cancel", key=f"cancel-{what}", icon=":material/cancel:")
 
@@ -53,7 +53,7 @@ class Progress:
         # The rate is timed from where this count began: a new total, or a count going
         # back. A count that carries on through several phases keeps its clock.
         if total != self._counted[1] or step < self._counted[0]:
-            self._counting_since = now
+            self._count_began = (now, step)
         self._counted = (step, total)
         # At most REDRAWS_PER_SECOND (a curve reports thousands of steps), but always a
         # new phase and the last step.
@@ -65,8 +65,9 @@ class Progress:
         if not total:
             self._bar.progress(0.0, text=f"{self.what}: {phase}...{detail}")
             return
-        elapsed = now - self._counting_since
-        left = f", about {elapsed / step * (total - step):.0f} s left" if step else ""
+        began, first = self._count_began  # the rate since then, not from step 0: a
+        left = (f", about {(now - began) / (step - first) * (total - step):.0f} s left"
+                if step > first else "")  # count may first be heard of half-way
         self._bar.progress(min(1.0, step / total), text=f"{self.what}: {phase}: "
                                                         f"{step:,}/{total:,}{left}{detail}")
 

@@ -18,8 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate, models
-from tlcore.attack import pace
+from tlcore import config, evaluate, models, pace
 from tlcore.config import StepCallback
 
 # Images attacked together: a batch is attacked in chunks of this many, so memory does not

@@ -9,26 +9,19 @@ render's wall time per image on a CPU, and less on a GPU.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
-import weakref
 from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate, features, images as image_utils, models
+from tlcore import config, evaluate, features, images as image_utils, models, pace
 from tlcore.config import StepCallback
 from tlcore.visualize import objectives, parameterizations, regularizers, transforms
 
 NOISE_STD = 20.0  # the default starting noise around mid-grey, in pixels
 
-# The pace of the latest render per model (weakly: a dropped model is forgotten) and batch
-# size: (seconds of the first step, which traces the graph, seconds of each later step).
-_PACES: "weakref.WeakKeyDictionary[keras.Model, dict[int, tuple[float, float]]]" = (
-    weakref.WeakKeyDictionary())
-_PACE_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,24 +129,19 @@ def render_sweep(model: keras.Model, objective: objectives.Objective | int,
 
 def expected_seconds(model: keras.Model, steps: int, images: int = 1) -> float | None:
     """The expected wall time of a render (images=1) or sweep on `model`, from the pace of
-    the latest render of it in this process; None when it has not rendered yet.
-
-    The first step (it builds the graph) is counted apart. A batch size never measured is
-    scaled per image from the nearest one measured: from a smaller batch that overestimates
-    a little (a step's fixed costs are shared), from a larger one it underestimates.
-    """
-    with _PACE_LOCK:
-        measured = dict(_PACES.get(model, {}))
-    if not measured or images <= 0 or steps <= 0:
+    the latest render of it in this process (`tlcore.pace`); None when it has not rendered
+    yet. The first step (it builds the graph) is counted apart; a batch size never
+    measured is scaled per image from the nearest one measured."""
+    first = pace.seconds_per_step(model, "render-first", images)
+    if first is None or steps <= 0:
         return None
-    nearest = min(measured, key=lambda size: (abs(size - images), -size))
-    first, later = measured[nearest]
-    return (first + (steps - 1) * later) * images / nearest
+    later = pace.seconds_per_step(model, "render", images)
+    return first + (steps - 1) * (first if later is None else later)
 
 
 def _record_pace(model: keras.Model, images: int, first: float, later: float) -> None:
-    with _PACE_LOCK:
-        _PACES.setdefault(model, {})[images] = (first, later)
+    pace.record_step(model, "render-first", images, first)
+    pace.record_step(model, "render", images, later)
 
 
 def _as_objective(objective: objectives.Objective | int, render_config: config.RenderConfig,

@@ -1,16 +1,15 @@
-"""How long one attack step takes on a model, measured on real attacks, for estimates.
+"""How long one step of heavy work takes on a model, measured on real work, for estimates.
 
-A page shows the expected time of an attack before it starts. Nothing is run to measure
-it: each attack times its chunks (a chunk's time over `Attack.paced_steps`: its steps plus
-one for the forward passes that score it; a whole chunk for DeepFool, whose number of
-steps varies), leaves out a chunk that traced a graph (the first use of a model), and
-records the mean over the call. A model not attacked yet in this process has no pace
-(the page then gives the amount of work only).
+A page shows the expected time of an attack, a render or a sweep before it starts. Nothing
+is run to measure it: the work times its own steps and records them here, per model
+(weakly: a dropped model is forgotten), kind of step and images per step; the latest
+measure wins (it reflects the machine's current load). A model not measured yet in this
+process has no pace (the page then gives the amount of work only).
 
-Two kinds are kept apart: a gradient step (FGSM, PGD, the lesson's descent: one forward
-and one backward pass, compiled) and a DeepFool chunk (a few iterations of one backward
-pass per candidate class, eager). A step's time depends on how many images it carries, so it is
-kept per chunk size.
+Kinds: "gradient" (an attack step of FGSM, PGD or the lesson's descent: one compiled forward
+and backward pass, over `Attack.paced_steps`, leaving out a chunk that traced a graph),
+"deepfool" (a whole DeepFool chunk: its number of steps varies), "render-first" (a
+render's first step, which builds its graph) and "render" (each later render step).
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ _LOCK = threading.Lock()
 
 def record_step(model: keras.Model, kind: str, images: int, seconds: float) -> None:
     """Remember that one step of `kind` over a chunk of `images` images took `seconds` on
-    `model` (the latest attack's mean wins: it reflects the machine's current load)."""
+    `model` (the latest measure wins: it reflects the machine's current load)."""
     if images > 0 and seconds > 0:
         with _LOCK:
             _PACES.setdefault(model, {})[(kind, int(images))] = float(seconds)
