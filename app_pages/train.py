@@ -83,7 +83,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
 
 job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())
 if job is not None and job.is_running():
-    training.keep_form()  # not drawn while it runs: Streamlit would forget its values
+    training.keep_form(drawn=False)
     training.running(job.train_config, _data_name(job.data_source))
     widgets.job_progress(job)
     st.stop()
@@ -110,6 +110,7 @@ if interrupted and not config.public_demo():
                 checkpoints.remove(checkpoint.folder)
                 st.rerun()
 
+training.keep_form(drawn=True)
 train_config = training.form(dataset)
 if train_config is not None:
     try:

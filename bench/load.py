@@ -356,13 +356,17 @@ def _on_sigterm(signum, frame) -> None:
     raise _Terminated("terminated (SIGTERM)")
 
 
-def start_server(app_root: Path, home: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` as a public demo on a free port, in its own process group;
-    returns it and its base URL once its health check answers."""
+def start_server(app_root: Path, home: Path, log_path: Path, public_demo: bool = True
+                 ) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free port with its own TLCORE_HOME and no GPU, in its own
+    process group, as a public demo or (`public_demo=False`) a host's own server; returns
+    it and its base URL once its health check answers. The log is appended to."""
     port = free_port()
-    environment = {**os.environ, "TLCORE_HOME": str(home), "TLCORE_PUBLIC_DEMO": "1",
-                   "CUDA_VISIBLE_DEVICES": ""}
-    with open(log_path, "wb") as log:
+    environment = {**os.environ, "TLCORE_HOME": str(home), "CUDA_VISIBLE_DEVICES": ""}
+    environment.pop("TLCORE_PUBLIC_DEMO", None)
+    if public_demo:
+        environment["TLCORE_PUBLIC_DEMO"] = "1"
+    with open(log_path, "ab") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false",

@@ -312,7 +312,17 @@ def scrub(quick: bool, repeats: int) -> list[Row]:
     return scrub_benchmark.run(quick)
 
 
-BENCHMARKS = [embedding, training, ideal_steps, attack_latency, app_start, scaling, load, scrub]
+def train_start(quick: bool, repeats: int) -> list[Row]:
+    """10. A newcomer's Train click on a real public-demo server in headless Chromium: to the
+    first progress bar with a fraction and to the saved run, on a fresh and a warm server,
+    beside the same training from the command line (bench/train_start.py)."""
+    from bench import train_start as train_start_benchmark
+
+    return train_start_benchmark.run(quick)
+
+
+BENCHMARKS = [embedding, training, ideal_steps, attack_latency, app_start, scaling, load, scrub,
+              train_start]
 
 
 def device() -> str:

@@ -111,17 +111,26 @@ def measure(app_root: Path = ROOT) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# The same measure before issue 15 (a clone of that commit served by this file), 2 cores.
+BEFORE_FILE = load.RESULTS / "cpu-2-x86_64-train-start-before-cc1091f.json"
+
+
 def rows(result: dict) -> list[dict]:
-    """Suite rows: each page timing beside the library's own time for the same work."""
+    """Suite rows: each page timing beside the library's own time for the same work, and
+    the first-progress time beside the one before issue 15 when that file is here."""
     from bench.suite import row
 
+    before = json.loads(BEFORE_FILE.read_text()) if BEFORE_FILE.is_file() else None
     out = []
     for case, library in (("fresh", result["library_fresh_s"]),
                           ("warm", result["library_warm_s"])):
         timing = result[case]
+        first = before[case]["first_progress_s"] if before else None
         out.append(row("train_start", f"{case} server: click to first progress with a fraction",
-                       timing["first_progress_s"] or float("nan"), None, "s",
-                       higher_is_better=False))
+                       timing["first_progress_s"] or float("nan"), first, "s",
+                       higher_is_better=False,
+                       note=f"baseline: before issue 15 (commit {before['app_commit']})"
+                       if before else ""))
         out.append(row("train_start", f"{case} server: click to saved run", timing["result_s"],
                        library, "s", higher_is_better=False,
                        note="baseline: the same training from the command line, fresh process"))

@@ -130,3 +130,20 @@ def served_petimages(monkeypatch, tmp_path):
     monkeypatch.setattr(petimages, "SHA256", hashlib.sha256(payload).hexdigest())
     yield
     httpd.shutdown()
+
+
+def train_small_run(home: Path) -> None:
+    """Train one run into `home` from the command line, as a host would (not in a public
+    demo): the small CNN, 2 epochs on the demo set at 32 px. For tests that serve the app
+    over a home of their own."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "TLCORE_PUBLIC_DEMO"}
+    environment.update(TLCORE_HOME=str(home), CUDA_VISIBLE_DEVICES="")
+    subprocess.run([sys.executable, "-m", "tlcore", "train", "--data", "demo", "--backbone",
+                    "scratch_cnn", "--weights", "none", "--mode", "end-to-end", "--epochs", "2",
+                    "--image-size", "32"], cwd=Path(__file__).resolve().parents[1],
+                   env=environment, check=True, capture_output=True, timeout=600)

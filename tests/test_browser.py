@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1400, 900
 MAX_SHOT_HEIGHT = 6000
 MAX_SHOT_BYTES = 400_000
-START_TIMEOUT_S = 120
 PAGE_TIMEOUT_MS = 90_000
 TRAIN_TIMEOUT_MS = 180_000
 
@@ -67,42 +62,15 @@ def browser():
 def app_url(browser, tmp_path_factory) -> str:
     """`streamlit run app.py` on a free port with its own empty TLCORE_HOME; the base URL."""
     folder = tmp_path_factory.mktemp("browser-app")
-    port = load.free_port()
-    log_path = folder / "streamlit.log"
-    environment = {**os.environ, "TLCORE_HOME": str(folder / "home")}
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             # Edits to the sources during the run must not put a "Source file changed"
-             # prompt (a status widget) on the page.
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"streamlit exited with {server.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer its health check in {START_TIMEOUT_S} s:"
-                            f"\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.25)
-        yield f"http://127.0.0.1:{port}"
+        server, url = load.start_server(ROOT, folder / "home", folder / "streamlit.log",
+                                        public_demo=False)
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    try:
+        yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        load.stop_server(server)
 
 
 @pytest.fixture

@@ -9,17 +9,13 @@ these reuse.
 """
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from bench import load
-from test_browser import (PAGE_TIMEOUT_MS, ROOT, START_TIMEOUT_S,  # noqa: F401
+from conftest import train_small_run
+from test_browser import (PAGE_TIMEOUT_MS, ROOT,  # noqa: F401
                           assert_no_exception, browser, expect, metric, page, plot_titled,
                           screenshot, set_number, settle, shots, wait_title)
 
@@ -33,37 +29,11 @@ def app_url(browser, tmp_path_factory) -> str:
     """The app (not a public demo) on a home with one run: the small CNN, 2 epochs on the
     demo set at 32 px, trained from the command line before the server starts."""
     folder = tmp_path_factory.mktemp("attack-page")
-    home = folder / "home"
-    environment = {key: value for key, value in os.environ.items()
-                   if key != "TLCORE_PUBLIC_DEMO"}
-    environment.update(TLCORE_HOME=str(home), CUDA_VISIBLE_DEVICES="")
-    subprocess.run([sys.executable, "-m", "tlcore", "train", "--data", "demo", "--backbone",
-                    "scratch_cnn", "--weights", "none", "--mode", "end-to-end", "--epochs", "2",
-                    "--image-size", "32"], cwd=ROOT, env=environment, check=True,
-                   capture_output=True, timeout=600)
-    port = load.free_port()
-    log_path = folder / "streamlit.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+    train_small_run(folder / "home")
+    server, url = load.start_server(ROOT, folder / "home", folder / "streamlit.log",
+                                    public_demo=False)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert server.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.25)
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         load.stop_server(server)
 

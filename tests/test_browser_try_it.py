@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import re
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from PIL import Image
 from bench import load
 from bench.load import CHROMIUM, CHROMIUM_ARGS
 from tlcore import config, demo
+from conftest import train_small_run
 from test_browser import (PAGE_TIMEOUT_MS, ROOT, assert_no_exception, expect,  # noqa: F401
                           image_loaded, page, screenshot, settle, shots, wait_title)
 
@@ -56,13 +55,7 @@ def home(browser, tmp_path_factory) -> Path:
     """A TLCORE_HOME holding one run: the small CNN, 2 epochs on the demo set at 32 px,
     trained from the command line by the host (outside the demo)."""
     folder = tmp_path_factory.mktemp("try-it") / "home"
-    environment = {key: value for key, value in os.environ.items()
-                   if key != "TLCORE_PUBLIC_DEMO"}
-    environment["TLCORE_HOME"] = str(folder)
-    subprocess.run([sys.executable, "-m", "tlcore", "train", "--data", "demo", "--backbone",
-                    "scratch_cnn", "--weights", "none", "--mode", "end-to-end", "--epochs", "2",
-                    "--image-size", "32"], cwd=ROOT, env=environment, check=True,
-                   capture_output=True, timeout=600)
+    train_small_run(folder)
     return folder
 
 

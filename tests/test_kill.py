@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -69,27 +68,11 @@ def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_fo
 
 
 def _start_server(home: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on a free port with its own TLCORE_HOME; (process, base URL)."""
-    port = load.free_port()
-    with open(log_path, "ab") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env={**os.environ, "TLCORE_HOME": str(home)}, stdout=log,
-            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + test_browser.START_TIMEOUT_S
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
-                                        timeout=2) as answer:
-                if answer.status == 200:
-                    return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.25)
-    server.kill()
-    server.wait()
-    pytest.fail(f"streamlit did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+    """The app on its own TLCORE_HOME (a host's server); (process, base URL)."""
+    try:
+        return load.start_server(ROOT, home, log_path, public_demo=False)
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 def _stop(server: subprocess.Popen) -> None:

@@ -1,6 +1,8 @@
 """Training: both modes learn, the embedding cache hits, cancelling keeps what is done."""
 from __future__ import annotations
 
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -81,7 +83,8 @@ def test_every_phase_says_so_before_its_work(tiny_folder, tmp_path):
     each phase is first reported at step 0 (building the model, decoding, embedding,
     each training epoch), and embedding reports every batch, not every chunk."""
     progress = []
-    dataset = data.from_folder(tiny_folder)
+    # A copy of its own: other tests may have cached the embeddings of the tiny folder.
+    dataset = data.from_folder(shutil.copytree(tiny_folder, tmp_path / "copy" / "colours"))
     for mode, weights, epochs in (("end-to-end", None, 2), ("fast", "edges", 2)):
         progress.clear()
         train_config = config.TrainConfig(backbone="scratch_cnn" if weights is None

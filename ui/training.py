@@ -22,12 +22,20 @@ WEIGHTS_LABELS = {"imagenet": "ImageNet",
 IMAGENET_STATES = {"on disk": "on this server", "downloadable": "downloaded once at Train",
                    "unavailable": "not on this server"}
 FORM_KEY = "train-form-"  # prefix of the training form's widget keys
+_FORM_HIDDEN = "train-hidden-form"  # a run did not draw the form (not a widget key)
 
 
-def keep_form() -> None:
+def keep_form(drawn: bool) -> None:
     """Keep the training form's values through page runs that do not draw it (a training
-    in progress): Streamlit forgets the values of widgets that were not drawn, and the
-    form came back half reset, showing one backbone and training another."""
+    in progress), and give them back in the first run that draws it again: Streamlit
+    forgets the values of widgets that were not drawn, and the browser redraws a widget
+    that comes back with its default unless the run sets its value; the form came back
+    reset, showing one training and starting another. (Setting them in every run made
+    Streamlit log a warning at every run.)"""
+    if drawn and not st.session_state.pop(_FORM_HIDDEN, False):
+        return
+    if not drawn:
+        st.session_state[_FORM_HIDDEN] = True
     for key in [key for key in st.session_state if str(key).startswith(FORM_KEY)]:
         st.session_state[key] = st.session_state[key]
 

@@ -199,9 +199,10 @@ class Attack:
         untraced = models.compiled(model).experimental_get_tracing_count() == 0 or (
             self.step_kind == "gradient" and gradient.experimental_get_tracing_count() == 0)
         if untraced and self._on_step is not None:  # seconds (MobileNetV2: about 5 s)
+            preparing = "preparing the model's gradients, once per model"
             self._on_step(0, self.progress_total(self._count),
-                          {"phase": self.progress_unit,
-                           "detail": "preparing the model's gradients, once per model"})
+                          {"phase": self.progress_unit, "position": preparing,
+                           "detail": preparing})
         if models.compiled(model).experimental_get_tracing_count() == 0:
             evaluate.predict_logits(model, image)
         if self.step_kind == "gradient" and gradient.experimental_get_tracing_count() == 0:
