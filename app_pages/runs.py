@@ -23,6 +23,7 @@ st.plotly_chart(charts.run_comparison(rows), width="stretch")
 
 st.subheader("One run")
 run = widgets.run_picker(all_runs, key="runs_run")
+st.caption(f"Id `{run.run_id}`; weights: {widgets.plain(run.info.get('weights_label', '?'))}.")
 # Read when clicked, not at every rerun (a model is tens to hundreds of MB).
 st.download_button("Download the model (.keras)", run.model_path.read_bytes,
                    file_name=f"{run.run_id}.keras", icon=":material/download:",

@@ -218,10 +218,14 @@ def test_ideal_image_sweep_scrubs_without_rendering_again(tiny_run, monkeypatch)
     assert not app.exception and renders == []
 
 
-def test_ideal_image_page_without_imagenet_weights_says_how_to_fetch_them(tiny_run):
+def test_ideal_image_page_without_imagenet_weights_says_how_to_add_them(tiny_run):
+    """In the app's words (no command line flag): the file's whole address and folder."""
     app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
     by_label(app.radio, "Model").set_value("imagenet").run()
-    assert not app.exception and "--with-head" in app.info[0].value
+    message = app.info[0].value
+    missing = backbones.missing_imagenet_weights("mobilenet_v2", with_head=True)
+    assert not app.exception and "--" not in message
+    assert f"({missing.url})" in message and str(missing.folder) in message
 
 
 def test_attack_page_attacks_a_test_image_and_asks_a_second_model(tiny_run, tmp_path):

@@ -302,10 +302,13 @@ def imagenet_availability(name: str, input_size: int | None = None) -> str:
             else "unavailable")
 
 
-def missing_imagenet_weights(name: str, input_size: int | None = None) -> MissingWeights:
-    """The ImageNet weights file of a backbone: its name, folder and published address."""
+def missing_imagenet_weights(name: str, input_size: int | None = None,
+                             with_head: bool = False) -> MissingWeights:
+    """The ImageNet weights file of a backbone's body (or, `with_head`, of its whole
+    classifier): its name, folder and published address."""
     spec = get_spec(name)
-    path = imagenet_weights_path(name, input_size)
+    path = (imagenet_top_weights_path(name) if with_head
+            else imagenet_weights_path(name, input_size))
     if path is None:
         raise ValueError(f"{spec.display_name} has no ImageNet weights")
     return MissingWeights(spec.display_name, path.name, path.parent,

@@ -228,7 +228,7 @@ def trace(values: Sequence[float], title: str, y_title: str) -> go.Figure:
 
 RUN_COLUMNS = {
     # key of Run.summary(): (label, width in pixels, number format or None, help)
-    "name": ("Run", 155, None, "The name you gave the run (rename it below), else when it "
+    "name": ("Run", 140, None, "The name you gave the run (rename it below), else when it "
              "was trained."),
     "val_accuracy": ("Validation", 90, "%.3f", "Accuracy on the validation images (they "
                      "picked the best epoch)."),
@@ -236,15 +236,13 @@ RUN_COLUMNS = {
                       "training."),
     "seconds": ("Time", 75, "%.1f s", "Training time in seconds."),
     "model_mb": ("Size", 75, "%.1f MB", "The saved model file, in megabytes."),
-    "backbone": ("Backbone", 110, None, "The network body."),
+    "backbone": ("Backbone", 100, None, "The network body."),
     "mode": ("Mode", 90, None, "fast: a head on frozen features; fine-tune: the head, then "
              "the body's top blocks; end-to-end: everything from scratch."),
-    "weights": ("Weights", 85, None, "Where the body's starting weights came from (the full "
-                "description: the last columns)."),
+    "weights": ("Weights", 85, None, "Where the body's starting weights came from (in full "
+                "under One run, below)."),
     "data": ("Data", 105, None, "The data set it was trained on."),
     "epochs": ("Epochs", 65, "%d", "Epochs trained, head-only ones included."),
-    "weights_detail": ("Weights, in full", 260, None, None),
-    "run": ("Id", 300, None, "The run's folder name."),
 }
 
 
@@ -257,7 +255,8 @@ def runs_table(rows: Sequence[dict]) -> tuple[list[dict], dict[str, Any], list[s
     Returns:
         (rows, column_config, column_order) for `st.dataframe(rows, column_config=...,
         column_order=...)`: the run's name pinned, then validation and test accuracy,
-        time and size; the long weights description and the id last.
+        time and size. The long weights description and the id are left out (the table
+        fits 1400 px without scrolling sideways); the run's own section shows them.
     """
     column_config: dict[str, Any] = {}
     for key, (label, width, number_format, help_text) in RUN_COLUMNS.items():

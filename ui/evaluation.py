@@ -203,9 +203,9 @@ def backbone_view(report: dict, run: runs.Run) -> None:
                 "demo server.", icon=":material/cloud_off:")
         return
     if not path.is_file():
-        st.info(f"This needs {spec.display_name}'s whole ImageNet classifier, `{path.name}`, "
-                f"in `{path.parent}`. Fetch it once with `python -m tlcore weights "
-                f"{backbone} --with-head` (or copy the file there)."
+        st.info(f"This needs {spec.display_name}'s whole ImageNet classifier, which is not "
+                "on this server. " + widgets.how_to_add(backbones.missing_imagenet_weights(
+                    backbone, with_head=True))
                 + (" This run's body is the HED edge detector, not ImageNet: the ImageNet "
                    "VGG16 would still show what VGG16 features were made for."
                    if run.info["config"]["weights"] == "edges" else ""),

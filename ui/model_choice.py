@@ -49,8 +49,9 @@ def pick_model(key: str) -> PickedModel | None:
         if not present:
             st.info("No backbone's whole ImageNet classifier is on this server yet"
                     + (": this demo's host has not installed one." if config.public_demo() else
-                       ". Fetch one once with `python -m tlcore weights mobilenet_v2 "
-                       "--with-head` (or vgg16, resnet50, ...), then reload."),
+                       ". " + widgets.how_to_add(backbones.missing_imagenet_weights(
+                           "mobilenet_v2", with_head=True)).replace("To add it", "To add "
+                                                                    "MobileNetV2's")),
                     icon=":material/cloud_off:")
             return None
         name = st.selectbox("Backbone", present, key=f"{key}-backbone",

@@ -171,9 +171,7 @@ def missing_weights(missing: MissingWeights) -> None:
         return
     st.warning(f"{missing.backbone}'s ImageNet weights are not on this server, and this "
                f"server cannot download them (it has no network). {fix}\n\n"
-               f"To add them: download [{missing.file}]({missing.url}) on a machine with a "
-               f"network and copy it into `{missing.folder}` here; then reload this page.",
-               icon=":material/cloud_off:")
+               + widgets.how_to_add(missing), icon=":material/cloud_off:")
 
 
 def running(job_config: config.TrainConfig, data_name: str) -> None:

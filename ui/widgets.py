@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from tlcore import config, evaluate, images, runs
+from tlcore import backbones, config, evaluate, images, runs
 from ui import charts, jobs, state
 
 # Every ASCII punctuation mark: escaped, markdown shows it as itself (no links, images,
@@ -44,6 +44,13 @@ def redact(text: str) -> str:
         if len(root) > 1:
             text = text.replace(root, "…")
     return text
+
+
+def how_to_add(missing: backbones.MissingWeights) -> str:
+    """How a host adds a weights file this server cannot download, in the app's words:
+    the file's whole address as a link, and the folder it goes in."""
+    return (f"To add it: download [{missing.file}]({missing.url}) on a machine with a "
+            f"network and copy it into `{missing.folder}` here; then reload this page.")
 
 
 def error(problem: object, icon: str = ":material/error:") -> None:
