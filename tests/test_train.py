@@ -98,6 +98,9 @@ def test_every_phase_says_so_before_its_work(tiny_folder, tmp_path):
             if metrics["phase"] == "training" and mode == "end-to-end":
                 first_of_epoch.setdefault(metrics["epoch"], (step, total // epochs))
         assert set(first_of_phase.values()) == {0}, first_of_phase
+        if mode == "end-to-end":  # each epoch's validation pass reports too
+            assert {f"checking epoch {epoch} on the validation images"
+                    for epoch in range(1, epochs + 1)} <= set(first_of_phase)
         for epoch, (step, per_epoch) in first_of_epoch.items():
             assert step == (epoch - 1) * per_epoch
         if mode == "fast":

@@ -57,3 +57,25 @@ def test_a_count_first_heard_of_half_way_gives_no_time_left_until_it_moves(monke
     clock[0] += 3
     progress.on_step(200, 300, {"phase": "climbing"})
     assert box.texts[-1].endswith("200/300, about 6 s left")
+
+
+def test_a_training_job_times_its_count_not_its_phase(monkeypatch):
+    """After an epoch's validation pass (another count), the training's count goes on at
+    its step: the time left comes from the batches since, not from all steps so far."""
+    from ui import jobs
+
+    clock = [1000.0]
+    monkeypatch.setattr(jobs.time, "time", lambda: clock[0])
+    job = jobs.BackgroundJob("someone")
+    job._on_step(0, 100, {"phase": "training"})
+    clock[0] += 10
+    job._on_step(50, 100, {"phase": "training"})
+    assert job.snapshot().eta_seconds == 10
+    job._on_step(0, 5, {"phase": "checking epoch 1 on the validation images"})
+    clock[0] += 5
+    job._on_step(5, 5, {"phase": "checking epoch 1 on the validation images"})
+    job._on_step(50, 100, {"phase": "training"})
+    assert job.snapshot().eta_seconds is None  # nothing measured since it went on
+    clock[0] += 2
+    job._on_step(60, 100, {"phase": "training"})
+    assert job.snapshot().eta_seconds == 8

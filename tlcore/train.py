@@ -42,9 +42,11 @@ class ProgressCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, phase: str, epochs: int, steps_per_epoch: int,
-                 on_step: StepCallback | None, should_stop: Callable[[], bool] | None) -> None:
+                 on_step: StepCallback | None, should_stop: Callable[[], bool] | None,
+                 validation_steps: int = 0) -> None:
         super().__init__()
         self.phase, self.epochs, self.steps_per_epoch = phase, epochs, steps_per_epoch
+        self.validation_steps = validation_steps
         self.on_step, self.should_stop = on_step, should_stop
         self.epoch = 0
         self.completed_epochs = 0
@@ -69,6 +71,22 @@ class ProgressCallback(keras.callbacks.Callback):
             self.diverged = (self.epoch + 1, batch + 1)
             self.model.stop_training = True
         self._report(self.epoch * self.steps_per_epoch + batch + 1, logs, epoch_end=False)
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        """Say that the epoch's validation pass began (a fine-tuned VGG16 spends seconds
+        there, after its last batch)."""
+        self._validating(0)
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Report the validation pass batch by batch."""
+        self._validating(batch + 1)
+
+    def _validating(self, step: int) -> None:
+        if self.on_step is not None and self.validation_steps:
+            self.on_step(step, self.validation_steps,
+                         {"phase": f"checking epoch {self.epoch + 1} on the validation images",
+                          "epoch": self.epoch + 1, "epochs": self.epochs, "epoch_end": False,
+                          "validating": True})
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Count whole epochs and report the epoch's metrics."""
@@ -592,8 +610,9 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
+    validation_steps = -(-len(validation[1]) // train_config.batch_size)
     progress = ProgressCallback(phase, train_config.epochs, steps_per_epoch, on_step,
-                                should_stop)
+                                should_stop, validation_steps)
     best = BestEpoch(baseline)
     initial_epoch = 0
     prior = {key: list(values) for key, values in (prior_history or {}).items()}
@@ -626,6 +645,7 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     result = model.fit(inputs, labels, validation_data=validation_data,
                        epochs=train_config.epochs, initial_epoch=initial_epoch,
                        batch_size=None if augment else train_config.batch_size,
+                       validation_batch_size=train_config.batch_size,
                        shuffle=not augment, verbose=0, callbacks=callbacks,
                        class_weight=balanced_class_weights(train[1]) if class_weights else None)
     # A diverged epoch ends like a cancelled one: Keras logs the partial epoch; drop it.

@@ -56,6 +56,8 @@ class JobSnapshot:
     epochs: list[dict[str, float]]
     run_dir: str | None = None
     error: str | None = None
+    count_started: float = 0.0  # when the current count (step of total) was first heard of
+    count_from: int = 0  # and at which step
 
     @property
     def fraction(self) -> float:
@@ -65,10 +67,10 @@ class JobSnapshot:
     @property
     def eta_seconds(self) -> float | None:
         """Seconds left in the current phase, from its rate so far."""
-        if not self.step or self.state != "running":
+        if self.step <= self.count_from or self.state != "running":
             return None
-        elapsed = time.time() - self.phase_started
-        return elapsed / self.step * (self.total - self.step)
+        elapsed = time.time() - self.count_started
+        return elapsed / (self.step - self.count_from) * (self.total - self.step)
 
     def progress_text(self) -> str:
         """One line for a progress bar: phase, amount done (MB when downloading), ETA."""
@@ -125,8 +127,15 @@ class BackgroundJob:
     def _on_step(self, step: int, total: int, metrics: dict[str, Any]) -> None:
         with self._lock:
             snapshot = self._snapshot
+            now = time.time()
             if metrics.get("phase") != snapshot.phase:
-                snapshot.phase, snapshot.phase_started = metrics.get("phase", ""), time.time()
+                snapshot.phase, snapshot.phase_started = metrics.get("phase", ""), now
+            # The rate is timed from where a count began (a new total, or a count going
+            # back), not from the phase's start: after an epoch's validation pass the
+            # training's count goes on where it was, and its time left must not come from
+            # all its steps over a few seconds.
+            if total != snapshot.total or step < snapshot.step or not snapshot.count_started:
+                snapshot.count_started, snapshot.count_from = now, step
             snapshot.step, snapshot.total = step, total
             if metrics.get("epoch_end"):
                 snapshot.epochs.append({key: value for key, value in metrics.items()
