@@ -9,7 +9,7 @@ from streamlit import config as streamlit_config
 from streamlit.runtime.scriptrunner import script_runner
 
 from tlcore import config
-from ui import cache, jobs, state
+from ui import cache, jobs, state, work
 
 # After every script run, Streamlit calls keras.backend.clear_session(): a full garbage
 # collection, TensorFlow's kernel caches dropped, and Keras's global state (layer names,
@@ -53,6 +53,7 @@ def training_status(job: jobs.TrainingJob) -> None:
 
 cache.housekeeping()
 cache.warm_up()
+work.say_if_stopped()
 with st.sidebar:
     st.caption(f"Device: **{cache.device()}**")
     job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())

@@ -99,6 +99,8 @@ def test_running_curve_shows_progress_and_cancel(app_url, page, shots):
     assert re.search(r"epsilon \d of 5", text), text
     screenshot(page, shots / "attack_curve_running.png")
     page.get_by_role("button", name=re.compile("Cancel")).click()
+    # The run after Cancel says the curves stopped (they do not just vanish).
+    page.get_by_text(re.compile("stopped before it finished")).first.wait_for()
     settle(page)
     assert page.locator("[data-testid='stProgress']").count() == 0
     assert_no_exception(page, "Attack, cancelled curve")

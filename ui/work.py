@@ -22,6 +22,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 from tlcore import config, turns
 
 REDRAWS_PER_SECOND = 5  # progress bar updates; Cancel is seen at the next one
+CANCEL_KEY = "cancel-"  # prefix of the Cancel buttons' keys, then what they stop
 
 
 class Progress:
@@ -37,7 +38,7 @@ class Progress:
         self._counted = (0, 0)  # (step, total) of the last report
         self._count_began = (time.monotonic(), 0)  # (time, step) of the count's first report
         self._phase, self._drawn = "", 0.0
-        box.button("Cancel", key=f"cancel-{what}", icon=":material/cancel:")
+        box.button("Cancel", key=f"{CANCEL_KEY}{what}", icon=":material/cancel:")
 
     def start(self) -> None:
         """The turn has come: the time budget starts now."""
@@ -102,6 +103,16 @@ def heavy(what: str) -> Iterator[Progress]:
         st.stop()
     finally:
         slot.empty()
+
+
+def say_if_stopped() -> None:
+    """In the run that a Cancel button started, say what it stopped, so a cancelled job
+    does not just vanish. (That run starts at once; the stopped one ends at its next
+    progress update, so the button's own value is what tells.)"""
+    for key in list(st.session_state):
+        if str(key).startswith(CANCEL_KEY) and st.session_state[key] is True:
+            st.toast(f"{str(key)[len(CANCEL_KEY):]}: stopped before it finished; nothing "
+                     "from it was kept.", icon=":material/cancel:")
 
 
 def _visitor_present(session_id: str | None) -> bool:
