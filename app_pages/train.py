@@ -17,6 +17,7 @@ st.markdown(
     "*Small CNN from scratch* has nothing to transfer: the baseline.")
 
 DATA_PAGE = "app_pages/data.py"
+EMBEDDINGS = {"hit": "reused", "miss": "computed", "off": "not kept"}  # run.json's cache state
 try:
     dataset = cache.dataset(state.data_source())
 except state.NoDataSet as missing:  # a step not taken yet, not a failure
@@ -67,14 +68,17 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
                                (columns[1], "test_accuracy", "Test accuracy")):
         column.metric(label, f"{metrics[key]:.3f}" if key in metrics else "n/a")
     columns[2].metric("Seconds", f"{metrics['seconds']:.1f}")
-    columns[3].metric("Embedding cache", run.info.get("embedding_cache") or "n/a")
+    columns[3].metric("Image features", EMBEDDINGS.get(run.info.get("embedding_cache"), "n/a"),
+                      help="A feature extractor turns every image into a vector once; the "
+                           "vectors are kept on disk for later trainings of the same body, "
+                           "images and size.")
     history = run.info["history"]
     epochs = [{key: values[i] for key, values in history.items()}
               for i in range(len(history.get("loss", [])))]
     st.plotly_chart(charts.training_curves(epochs, head_epochs=run.info.get("head_epochs")),
                     width="stretch")
-    head = (f", the first {run.info['head_epochs']} head only"
-            if run.info.get("head_epochs") else "")
+    head = (f"; the first {widgets.count(run.info['head_epochs'], 'epoch')} trained the "
+            "head only" if run.info.get("head_epochs") else "")
     st.success(f"Saved as run `{run.run_id}` (best epoch {run.info.get('best_epoch')}{head}). "
                "Open **Evaluate** to see where it is right and wrong.", icon=":material/check:")
     st.subheader("Try it")

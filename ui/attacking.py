@@ -66,8 +66,6 @@ def settings_form(picked: PickedModel) -> config.AttackConfig | None:
         chosen = attack.make_attack(config.AttackConfig(method=method, steps=int(steps)))
         st.caption(expected_time(chosen.estimated_seconds(picked.model, 1),
                                  f"1 image x {steps_words(chosen)}", chosen))
-        if method == "deepfool":
-            st.caption(DEEPFOOL_NOTE)
         targets = [None, *range(len(picked.classes))]
         target = None
         if method != "deepfool":
@@ -86,7 +84,8 @@ def run_attack(picked: PickedModel, attack_config: config.AttackConfig, pixels: 
     when it was stopped or refused."""
     chosen = attack.make_attack(attack_config)
     try:
-        with work.heavy(f"Attacking {len(pixels)} image(s)") as job, picked.lock:
+        with work.heavy(f"Attacking {widgets.count(len(pixels), 'image')}") as job, \
+                picked.lock:
             return chosen(
                 picked.model, pixels.astype(np.float32), labels, target=attack_config.target,
                 should_stop=job.should_stop, on_step=job.on_step)

@@ -152,8 +152,11 @@ def expected_time(train_config: config.TrainConfig, dataset: data.Dataset) -> No
              "reference)")
     cached = " The embeddings of these images are cached: only the head trains." \
         if expected.cached and train_config.mode == "fast" else ""
+    epochs = widgets.count(train_config.epochs, "epoch")
+    if train_config.mode == "fine-tune":
+        epochs = f"{train_config.head_epochs} head + {train_config.epochs} fine-tuning epochs"
     st.caption(f":material/schedule: Expected: **{expected.describe()}**, {basis}, for "
-               f"{train_config.epochs} epochs at {train_config.image_size} px.{cached}")
+               f"{epochs} at {train_config.image_size} px.{cached}")
 
 
 def missing_weights(missing: MissingWeights) -> None:
@@ -178,7 +181,7 @@ def running(job_config: config.TrainConfig, data_name: str) -> None:
     """One line naming what the running training trains, since its form is hidden."""
     spec = backbones.get_spec(job_config.backbone)
     epochs = (f"{job_config.head_epochs} head + {job_config.epochs} fine-tuning epochs"
-              if job_config.mode == "fine-tune" else f"{job_config.epochs} epochs")
+              if job_config.mode == "fine-tune" else widgets.count(job_config.epochs, "epoch"))
     st.markdown(f"**Training now:** {spec.display_name}, "
                 f"{backbones.weights_label(job_config.weights)}, "
                 f"{MODE_NAMES[job_config.mode]}, {epochs} at {job_config.image_size} px, "

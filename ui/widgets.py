@@ -26,6 +26,11 @@ TV_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100
               1000.0, 3000.0)
 
 
+def count(number: int, noun: str) -> str:
+    """"1 image", "3 images": a number with its noun (plural by a trailing s)."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def plain(text: object) -> str:
     """Text that came from a visitor (a class, file or data-set name) made safe for
     markdown: shown literally, on one line."""

@@ -164,7 +164,7 @@ class Attack:
                     timings.setdefault(size, []).append(
                         (time.monotonic() - began) / self.paced_steps(self._steps_taken))
                 self._report(self.progress_total(start + size),
-                             f"{start + size} of {len(clean)} image(s) done")
+                             f"{start + size} of {len(clean)} done")
         finally:
             for size, seconds in timings.items():
                 pace.record_step(model, self.step_kind, size, float(np.mean(seconds)))
