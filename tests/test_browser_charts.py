@@ -46,7 +46,9 @@ def evidence_caption(page, class_name: str) -> str:
 def test_grad_cam_of_an_unlikely_class_is_dim_on_the_common_scale(page, url_with_a_run, tiny_run):
     page.goto(f"{url_with_a_run}/evaluate")
     page.get_by_role("tab", name="Explain an image").click()
-    toggle = page.get_by_text("Same Grad-CAM scale for every class")
+    # The confusion matrix's tab has the same toggle, hidden: take the open tab's.
+    toggle = page.get_by_role("tabpanel", name="Explain an image").get_by_text(
+        "Same Grad-CAM scale for every class")
     toggle.wait_for()
     settle(page)
     predicted = re.search(r"Evidence for (\S+) \(p = ([0-9.]+)\)",
