@@ -126,11 +126,13 @@ def rows(result: dict) -> list[dict]:
                           ("warm", result["library_warm_s"])):
         timing = result[case]
         first = before[case]["first_progress_s"] if before else None
+        # A training over before the page's one-second poll drew a bar: its result counts.
+        shown = timing["first_progress_s"] or timing["result_s"]
         out.append(row("train_start", f"{case} server: click to first progress with a fraction",
-                       timing["first_progress_s"] or float("nan"), first, "s",
-                       higher_is_better=False,
-                       note=f"baseline: before issue 15 (commit {before['app_commit']})"
-                       if before else ""))
+                       shown, first, "s", higher_is_better=False,
+                       note=(f"baseline: before issue 15 (commit {before['app_commit']})"
+                             if before else "") + ("" if timing["first_progress_s"] else
+                                                   "; done before a bar was drawn")))
         out.append(row("train_start", f"{case} server: click to saved run", timing["result_s"],
                        library, "s", higher_is_better=False,
                        note="baseline: the same training from the command line, fresh process"))
