@@ -168,6 +168,9 @@ def test_good_and_bad_files(demo_url, home, files, page, shots):
     expect(card(page, "huge.png").locator("[data-testid='stAlert']")).to_contain_text(
         "6000x5000 pixels is more than")
     assert bars(card(page, "notes.jpg")) == [] and bars(card(page, "huge.png")) == []
+    # Beside answered images, a bad file is a warning, not an error.
+    assert card(page, "notes.jpg").locator("[data-testid='stAlertContentWarning']").count()
+    assert not page.locator("[data-testid='stAlertContentError']").count()
     assert_no_exception(page, "Try it with bad files")
     screenshot(page, shots / "runs_try_it.png")
 

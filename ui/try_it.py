@@ -126,7 +126,7 @@ def answers(run: runs.Run, files: Sequence[tuple[str, Any]], key: str) -> None:
         card = st.container(border=True)
         card.markdown(f"**{widgets.plain(title)}**")
         with card:
-            image = widgets.decode_upload(file, shared.image_size)
+            image = widgets.decode_upload(file, shared.image_size, one_of_many=True)
         if image is not None:
             cards.append(card)
             pixels.append(image)

@@ -58,11 +58,13 @@ def how_to_add(missing: backbones.MissingWeights) -> str:
             f"network and copy it into `{missing.folder}` here; then reload this page.")
 
 
-def error(problem: object, icon: str = ":material/error:") -> None:
-    """Show an error message: in a public demo with server paths removed, and always as
-    plain text (it may quote a visitor's file or class name)."""
+def error(problem: object, icon: str = ":material/error:", warn: bool = False) -> None:
+    """Show an error message (with `warn`, as a warning: a problem beside things that
+    worked): in a public demo with server paths removed, and always as plain text (it may
+    quote a visitor's file or class name)."""
     message = str(problem)
-    st.error(plain(redact(message) if config.public_demo() else message), icon=icon)
+    (st.warning if warn else st.error)(plain(redact(message) if config.public_demo()
+                                             else message), icon=icon)
 
 
 def run_picker(all_runs: list[runs.Run], key: str) -> runs.Run | None:
@@ -100,14 +102,15 @@ def uploaded_image(size: int, key: str | None = None) -> np.ndarray | None:
     return None if upload is None else decode_upload(upload, size)
 
 
-def decode_upload(upload: Any, size: int) -> np.ndarray | None:
+def decode_upload(upload: Any, size: int, one_of_many: bool = False) -> np.ndarray | None:
     """An uploaded image file as float pixels at `size`, or None with the reason shown
-    (over the upload limit, or not a readable image)."""
+    (over the upload limit, or not a readable image): as an error, or, when it is
+    `one_of_many` files that are otherwise answered, as a warning beside them."""
     try:
         config.check_upload(upload.size, "the image")
         return images.load_image(upload.getvalue(), size).astype(np.float32)
     except ValueError as problem:  # ImageError is one
-        error(problem, icon=":material/broken_image:")
+        error(problem, icon=":material/broken_image:", warn=one_of_many)
         return None
 
 
