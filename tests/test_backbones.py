@@ -111,3 +111,28 @@ def test_preprocessing_modes(mode, expected):
     red = np.array([[[[255.0, 0.0, 0.0]]]], dtype=np.float32)
     output = keras.ops.convert_to_numpy(layers.PixelPreprocessing(mode)(red))[0, 0, 0]
     assert output == pytest.approx(expected, abs=1e-3)
+
+
+# Keras's own preprocessing for each family with ImageNet weights (issue 16): the weights
+# must meet the input they were trained on.
+KERAS_PREPROCESS = {"vgg16": keras.applications.vgg16.preprocess_input,
+                    "vgg19": keras.applications.vgg19.preprocess_input,
+                    "resnet50": keras.applications.resnet50.preprocess_input,
+                    "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
+                    "mobilenet_v3_small": keras.applications.mobilenet_v3.preprocess_input,
+                    "mobilenet_v3_large": keras.applications.mobilenet_v3.preprocess_input,
+                    "efficientnet_b0": keras.applications.efficientnet.preprocess_input}
+
+
+@pytest.mark.parametrize("name", [name for name in backbones.names()
+                                  if backbones.get_spec(name).imagenet_file])
+def test_preprocessing_matches_keras_for_every_imagenet_backbone(name):
+    """Each backbone's registered convention gives, on random pixels, what Keras's own
+    `preprocess_input` for that family gives (so ImageNet weights see their own input)."""
+    from tlcore.layers import PixelPreprocessing
+
+    assert name in KERAS_PREPROCESS, f"{name}: add its Keras preprocess_input here"
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    ours = np.asarray(PixelPreprocessing(backbones.get_spec(name).preprocessing)(pixels))
+    theirs = np.asarray(KERAS_PREPROCESS[name](pixels.copy()))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
