@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import math
@@ -44,6 +45,7 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -391,6 +393,17 @@ def start_server(app_root: Path, home: Path, log_path: Path, public_demo: bool =
                                f"{START_TIMEOUT_S} s: "
                                f"{log_path.read_text(errors='replace')[-1500:]}")
         time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def serving(app_root: Path, home: Path, log_path: Path, public_demo: bool = True
+            ) -> Iterator[str]:
+    """`start_server` for the block: yields its base URL and stops it on the way out."""
+    server, url = start_server(app_root, home, log_path, public_demo)
+    try:
+        yield url
+    finally:
+        stop_server(server)
 
 
 def stop_server(server: subprocess.Popen) -> None:

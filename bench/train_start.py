@@ -95,16 +95,13 @@ def measure(app_root: Path = ROOT) -> dict:
         baseline_home = folder / "cli-home"
         library_fresh = _library_seconds(baseline_home)  # no embedding cache yet
         library_warm = _library_seconds(baseline_home)  # a cache hit
-        server, url = load.start_server(app_root, folder / "home", folder / "streamlit.log")
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=str(load.CHROMIUM),
-                                                     args=load.CHROMIUM_ARGS)
-                fresh = _train_once(browser, url)
-                warm = _train_once(browser, url)
-                browser.close()
-        finally:
-            load.stop_server(server)
+        with load.serving(app_root, folder / "home", folder / "streamlit.log") as url, \
+                sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(load.CHROMIUM),
+                                                 args=load.CHROMIUM_ARGS)
+            fresh = _train_once(browser, url)
+            warm = _train_once(browser, url)
+            browser.close()
         return {"fresh": fresh, "warm": warm, "library_fresh_s": library_fresh,
                 "library_warm_s": library_warm}
     finally:

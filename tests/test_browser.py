@@ -62,15 +62,9 @@ def browser():
 def app_url(browser, tmp_path_factory) -> str:
     """`streamlit run app.py` on a free port with its own empty TLCORE_HOME; the base URL."""
     folder = tmp_path_factory.mktemp("browser-app")
-    try:
-        server, url = load.start_server(ROOT, folder / "home", folder / "streamlit.log",
-                                        public_demo=False)
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    try:
+    with load.serving(ROOT, folder / "home", folder / "streamlit.log",
+                      public_demo=False) as url:
         yield url
-    finally:
-        load.stop_server(server)
 
 
 @pytest.fixture

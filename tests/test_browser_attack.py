@@ -30,12 +30,9 @@ def app_url(browser, tmp_path_factory) -> str:
     demo set at 32 px, trained from the command line before the server starts."""
     folder = tmp_path_factory.mktemp("attack-page")
     train_small_run(folder / "home")
-    server, url = load.start_server(ROOT, folder / "home", folder / "streamlit.log",
-                                    public_demo=False)
-    try:
+    with load.serving(ROOT, folder / "home", folder / "streamlit.log",
+                      public_demo=False) as url:
         yield url
-    finally:
-        load.stop_server(server)
 
 
 def open_attack_page(page, app_url: str) -> None:

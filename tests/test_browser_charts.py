@@ -23,11 +23,8 @@ browser, page = test_browser.browser, test_browser.page
 def url_with_a_run(browser, tiny_run, tmp_path_factory) -> str:
     """`streamlit run app.py` over the tests' TLCORE_HOME, which holds `tiny_run`."""
     log_path = tmp_path_factory.mktemp("browser-charts") / "streamlit.log"
-    server, url = load.start_server(ROOT, config.tlcore_home(), log_path, public_demo=False)
-    try:
+    with load.serving(ROOT, config.tlcore_home(), log_path, public_demo=False) as url:
         yield url
-    finally:
-        load.stop_server(server)
 
 
 def grad_cam_brightness(page) -> float:

@@ -42,11 +42,8 @@ def zips(tmp_path_factory) -> dict[str, Path]:
 def demo_url(browser, tmp_path_factory) -> str:
     """The app served as a public demo (bench/load.py's server), with its own home."""
     folder = tmp_path_factory.mktemp("browser-demo")
-    server, url = load.start_server(ROOT, folder / "home", folder / "streamlit.log")
-    try:
+    with load.serving(ROOT, folder / "home", folder / "streamlit.log") as url:
         yield url
-    finally:
-        load.stop_server(server)
 
 
 def open_data_page(page, base: str) -> None:

@@ -41,11 +41,8 @@ def ideal_url(browser, tmp_path_factory):
     settings = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
                                   epochs=2, image_size=32, batch_size=16, patience=0)
     train.train_classifier(settings, data.demo_dataset(), runs_dir=folder / "home" / "runs")
-    server, url = load.start_server(load.ROOT, folder / "home", folder / "server.log")
-    try:
+    with load.serving(load.ROOT, folder / "home", folder / "server.log") as url:
         yield url
-    finally:
-        load.stop_server(server)
 
 
 def open_sweep_tab(page, url: str) -> None:

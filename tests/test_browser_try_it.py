@@ -62,11 +62,8 @@ def home(browser, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def demo_url(home) -> str:
     """The app served as a public demo on that home."""
-    server, url = load.start_server(ROOT, home, home.parent / "streamlit.log")
-    try:
+    with load.serving(ROOT, home, home.parent / "streamlit.log") as url:
         yield url
-    finally:
-        load.stop_server(server)
 
 
 @pytest.fixture(scope="module")
