@@ -108,6 +108,67 @@ def test_external_softmax_model_is_wrapped_to_pixels_and_logits(tmp_path):
         models.wrap_external_model(external, "sepia")
 
 
+def _pre_softmax_cases() -> dict[str, keras.Model]:
+    """Softmax classifiers ending in each way a softmax is written, over 8 px RGB input."""
+    def features(inputs):
+        return keras.layers.Dense(5, activation="relu")(keras.layers.Flatten()(inputs))
+
+    cases = {}
+    inputs = keras.Input((8, 8, 3))
+    cases["dense with softmax"] = keras.Model(
+        inputs, keras.layers.Dense(3, activation="softmax")(features(inputs)))
+    inputs = keras.Input((8, 8, 3))
+    cases["softmax layer"] = keras.Model(
+        inputs, keras.layers.Softmax()(keras.layers.Dense(3)(features(inputs))))
+    cases["sequential"] = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                                            keras.layers.Dense(3, activation="softmax")])
+    inner = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="softmax")])
+    inputs = keras.Input((8, 8, 3))
+    cases["nested"] = keras.Model(inputs, inner(features(inputs)))
+    return cases
+
+
+@pytest.mark.parametrize("case", sorted(_pre_softmax_cases()))
+def test_softmax_models_are_read_before_their_softmax(tmp_path, case):
+    """The wrapper returns the pre-softmax scores (not log p, which differs from them by a
+    per-image constant), so a class-logit objective climbs the real logit; the saved
+    original keeps its softmax."""
+    external = _pre_softmax_cases()[case]
+    external.save(tmp_path / "external.keras")
+    loaded = models.load_model(tmp_path / "external.keras")
+    wrapped = models.wrap_external_model(loaded, "tf")
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
+    logits = evaluate.predict_logits(wrapped, pixels)
+    probabilities = keras.ops.convert_to_numpy(loaded(pixels / 127.5 - 1))
+    assert models.scores_kind(wrapped) == models.SCORES_PRE_SOFTMAX
+    assert np.allclose(evaluate.softmax(logits), probabilities, atol=1e-5)
+    # Logits, not log-probabilities: their exponentials do not sum to one.
+    assert not np.allclose(np.exp(logits).sum(axis=-1), 1.0, atol=1e-3)
+    assert np.allclose(keras.ops.convert_to_numpy(loaded(pixels / 127.5 - 1)).sum(-1), 1.0,
+                       atol=1e-5), "the original model lost its softmax"
+
+
+def test_softmax_that_cannot_be_taken_off_falls_back_to_log_probabilities():
+    """A final layer called twice (its first input is not the model's path to it) is caught
+    by the check on random inputs: log p stands in rather than wrong logits."""
+    inputs = keras.Input((8, 8, 3))
+    flat = keras.layers.Flatten()(inputs)
+    shared = keras.layers.Dense(3, activation="softmax")
+    shared(keras.layers.Dense(flat.shape[-1])(flat))  # its first call, not the model's output
+    external = keras.Model(inputs, shared(flat))
+    wrapped = models.wrap_external_model(external, "tf")
+    pixels = np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    logits = evaluate.predict_logits(wrapped, pixels)
+    expected = keras.ops.convert_to_numpy(external(pixels / 127.5 - 1))
+    assert models.scores_kind(wrapped) == models.SCORES_LOG_PROBABILITIES
+    assert np.allclose(np.exp(logits), expected, atol=1e-5)
+
+
+def test_models_without_softmax_keep_their_outputs():
+    wrapped = models.wrap_external_model(tiny_classifier(3), "none")
+    assert models.scores_kind(wrapped) == models.SCORES_LOGITS
+
+
 def test_run_json_is_plain_json(tmp_path):
     run = runs.save_run(tiny_classifier(), {"classes": ["a", "b", "c"], "image_size": 32,
                                             "config": {}, "metrics": {"accuracy": np.float32(0.5)}},

@@ -1,11 +1,12 @@
 """Ideal images: the class logit climbs, and TV falls as its weight rises."""
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlcore import config, images, visualize
+from tlcore import config, images, layers, models, visualize
 
 
 def test_tf_total_variation_matches_numpy():
@@ -142,6 +143,59 @@ def test_the_lesson_preset_is_its_recipe():
         visualize.preset("nope", 224)
     with pytest.raises(ValueError, match="parameterization"):
         config.RenderConfig(parameterization="wavelet")
+
+
+def _same_network_two_conventions() -> tuple[keras.Model, keras.Model]:
+    """One small ReLU network (no biases, so its gradient does not change when its input is
+    scaled) behind VGG16's convention (pixels minus a mean) and behind MobileNetV2's
+    (pixels / 127.5 - 1): the same network per unit of its own input."""
+    keras.utils.set_random_seed(3)
+    network = keras.Sequential([keras.Input((16, 16, 3)),
+                                keras.layers.Conv2D(8, 3, activation="relu", use_bias=False),
+                                keras.layers.GlobalAveragePooling2D(),
+                                keras.layers.Dense(3, use_bias=False)])
+    pixels = keras.Input((16, 16, 3))
+    caffe_like = keras.Model(pixels, network(keras.layers.Rescaling(1.0, offset=-127.5)(pixels)))
+    pixels = keras.Input((16, 16, 3))
+    rescaling = keras.Model(pixels, network(layers.PixelPreprocessing("tf")(pixels)))
+    return caffe_like, rescaling
+
+
+def test_the_lesson_moves_pixels_as_far_on_a_rescaling_model():
+    """The lesson's steps of 1 pixel were made for an input in pixels; behind [-1, 1] the
+    same network's pixel gradient is 127.5 times smaller, and the image stayed grey. With
+    the class term scaled by the input scale the first steps move pixels as far."""
+    caffe_like, rescaling = _same_network_two_conventions()
+    assert models.input_scale(caffe_like) == pytest.approx(1.0)
+    assert models.input_scale(rescaling) == pytest.approx(1 / 127.5)
+    moved = []
+    for model in (caffe_like, rescaling):
+        settings = visualize.preset("lesson", 16, input_scale=models.input_scale(model),
+                                    steps=20, tv_weight=0.0)
+        start = visualize.start_noise(16, settings.seed, settings.noise_std)
+        image = visualize.render(model, 1, settings).image
+        moved.append(float(np.sqrt(np.mean((image - start) ** 2))))
+    assert moved[0] > 0.05, moved  # the lesson's own case moves at all
+    assert 0.5 < moved[1] / moved[0] < 2.0, moved
+
+
+def test_the_lesson_says_what_it_scaled():
+    assert visualize.lesson_note(1.0) == ""
+    assert visualize.lesson_class_weight(1.0) == 10.0
+    note = visualize.lesson_note(1 / 127.5)
+    assert "127.5" in note and "1275 x" in note
+    assert visualize.preset("lesson", 96, input_scale=1 / 127.5).objective_weight == pytest.approx(1275)
+
+
+@pytest.mark.parametrize("name, scale", [("vgg16", 1.0), ("mobilenet_v2", 1 / 127.5),
+                                         ("mobilenet_v3_small", 1 / 127.5),
+                                         ("scratch_cnn", 1 / 255)])
+def test_input_scale_reads_preprocessing_and_built_in_rescaling(name, scale):
+    from tlcore import backbones
+
+    body = backbones.build_backbone(name, weights=None, input_size=32)
+    classifier = models.build_classifier(name, body, 3)
+    assert models.input_scale(classifier) == pytest.approx(scale, rel=1e-5)
 
 
 def test_the_lesson_objective_is_minus_the_cross_entropy(tiny_run):

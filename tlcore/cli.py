@@ -343,15 +343,22 @@ def _ideal(arguments: argparse.Namespace) -> dict[str, Any]:
                                             seed=arguments.seed)
     else:
         render_config = visualize.preset(arguments.preset, models.input_size(model), **chosen,
+                                         input_scale=models.input_scale(model),
                                          seed=arguments.seed)
     result = visualize.render(model, target, render_config)
     saved = images.to_uint8(result.image)
     images.save_png(saved, arguments.out)
+    notes = [visualize.lesson_note(models.input_scale(model))
+             if arguments.preset == "lesson" else "", models.scores_note(model)]
     return {"target": classes[target], "target_index": target,
             "probability": result.probability, "total_variation": images.total_variation(saved),
+            "pixel_std": round(float(saved.std()), 2),
             "steps": render_config.steps, "tv_weight": render_config.tv_weight,
+            "objective_weight": round(render_config.objective_weight, 4),
             "preset": arguments.preset, "steps_per_second": round(result.steps_per_second, 2),
-            "seconds": round(result.seconds, 3), "out": str(arguments.out)}
+            "seconds": round(result.seconds, 3), "out": str(arguments.out),
+            "notes": [note for note in notes if note]}
+
 
 
 def _attack(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -30,6 +30,11 @@ MAX_CONFIG_BYTES = 4 * 2**20
 BODY_NAME = "backbone"
 HEAD_NAME = "head"
 POOL_NAME = "pool"
+# What a model's outputs are (`scores_kind`).
+SCORES_LOGITS = "logits"
+SCORES_PRE_SOFTMAX = "the scores before its softmax"
+SCORES_LOG_PROBABILITIES = "log-probabilities"
+_SCORES_KINDS: "weakref.WeakKeyDictionary[keras.Model, str]" = weakref.WeakKeyDictionary()
 # Names a user may give for the input convention of a model made elsewhere.
 PREPROCESS_ALIASES = {
     **{mode: mode for mode in PREPROCESSING_MODES},
@@ -149,6 +154,41 @@ def input_size(model: keras.Model) -> int:
     if shape[1] is None or shape[1] != shape[2]:
         raise ValueError(f"model input shape {shape} is not a fixed square; tlcore needs one")
     return int(shape[1])
+
+
+# Layers that only rescale and shift pixels on the way into a network.
+_INPUT_SCALING_LAYERS = (PixelPreprocessing, keras.layers.Rescaling, keras.layers.Normalization)
+
+
+def input_scale(model: keras.Model) -> float:
+    """How far the network's own input moves when a pixel moves by one: 1 for VGG16's
+    caffe input (pixels minus a mean), 1/127.5 for [-1, 1] (MobileNetV2), about 1/58 for
+    per-channel ImageNet standardisation (EfficientNet's built-in one).
+
+    It is read from the rescaling layers a model starts with (`PixelPreprocessing`,
+    `Rescaling`, `Normalization`, also inside a nested body), by passing a black and a
+    white pixel through them: the median over the three channels.
+    """
+    probe = np.stack([np.zeros((1, 1, 3)), np.full((1, 1, 3), 255.0)]).astype(np.float32)
+    moved = keras.ops.convert_to_numpy(_through_input_scaling(model, probe)[0])
+    return float(np.median(np.abs(moved[1] - moved[0]).reshape(-1) / 255.0))
+
+
+def _through_input_scaling(model: keras.Model, values: Any) -> tuple[Any, bool]:
+    """Pass `values` through the rescaling layers `model` starts with; also whether a layer
+    that is not one was reached (the walk ends there)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, _INPUT_SCALING_LAYERS):
+            values = layer(values)
+        elif isinstance(layer, keras.Model):
+            values, ended = _through_input_scaling(layer, values)
+            if ended:
+                return values, True
+        else:
+            return values, True
+    return values, False
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
@@ -294,23 +334,101 @@ def _saved_config(path: Path) -> tuple[dict[str, Any], bool]:
 def wrap_external_model(model: keras.Model, preprocess: str) -> keras.Model:
     """Wrap a model trained elsewhere so that it takes raw pixels and returns logits.
 
+    A model whose last layer applies a softmax (a Dense layer with softmax activation, a
+    Softmax layer, or a nested model ending in one) is read before that softmax: its
+    pre-softmax scores are its logits, and a class-logit objective climbs them, not log p
+    (which can rise by lowering the other classes, and draws worse images). The original
+    model is untouched: the last layer is copied with a linear activation. Where no
+    pre-softmax output can be had, log-probabilities stand in (they give the same softmax
+    and usable gradients). `scores_kind` tells which the wrapper returns.
+
     Args:
         model: a Keras image classifier with a fixed square input.
         preprocess: the input convention it was trained with (a PREPROCESS_ALIASES key).
 
     Returns:
-        pixels [0, 255] -> PixelPreprocessing -> model -> logits (log-probabilities when
-        the model ends in a softmax, which give the same softmax and usable gradients).
+        pixels [0, 255] -> PixelPreprocessing -> model -> logits.
     """
     if preprocess not in PREPROCESS_ALIASES:
         raise ValueError(f"preprocess={preprocess!r} is not one of {sorted(PREPROCESS_ALIASES)}")
     _check_image_classifier(model)
     size = input_size(model)
     pixels = keras.Input((size, size, 3), name="pixels")
-    outputs = model(PixelPreprocessing(PREPROCESS_ALIASES[preprocess], name="preprocessing")(pixels))
+    kind, scorer = SCORES_LOGITS, model
     if ends_in_softmax(model):
+        scorer = before_softmax(model)
+        kind = SCORES_PRE_SOFTMAX if scorer is not None else SCORES_LOG_PROBABILITIES
+    outputs = (scorer or model)(PixelPreprocessing(PREPROCESS_ALIASES[preprocess],
+                                                   name="preprocessing")(pixels))
+    if kind == SCORES_LOG_PROBABILITIES:
         outputs = keras.ops.log(keras.ops.clip(outputs, 1e-12, 1.0))
-    return keras.Model(pixels, outputs, name=f"wrapped_{model.name}")
+    wrapped = keras.Model(pixels, outputs, name=f"wrapped_{model.name}")
+    _SCORES_KINDS[wrapped] = kind
+    return wrapped
+
+
+def scores_kind(model: keras.Model) -> str:
+    """What a model's outputs are: SCORES_LOGITS (its own outputs, no softmax),
+    SCORES_PRE_SOFTMAX (a wrapped model read before its final softmax) or
+    SCORES_LOG_PROBABILITIES (a wrapped softmax model whose softmax could not be removed)."""
+    return _SCORES_KINDS.get(model, SCORES_LOGITS)
+
+
+def scores_note(model: keras.Model) -> str:
+    """For people: which scores of a wrapped model tlcore treats as its logits, or "" when
+    they are its own outputs."""
+    kind = scores_kind(model)
+    if kind == SCORES_PRE_SOFTMAX:
+        return ("The model ends in a softmax; tlcore reads its scores before the softmax (its "
+                "logits), so a class-logit objective climbs the class's own score.")
+    if kind == SCORES_LOG_PROBABILITIES:
+        return ("The model ends in a softmax tlcore cannot take off, so its log-probabilities "
+                "stand in for logits: a class-logit objective then climbs log p, which can "
+                "rise by lowering the other classes and tends to draw texture, not objects.")
+    return ""
+
+
+def before_softmax(model: keras.Model) -> keras.Model | None:
+    """A model giving `model`'s scores before its final softmax, or None when they cannot
+    be had (the softmax is not a separate layer or activation tlcore can take off).
+
+    The original keeps its softmax: a final Softmax layer is skipped, a final layer with a
+    softmax activation is copied (same weights) with a linear one, a final nested model is
+    opened the same way. The result is checked on random inputs: its softmax must be the
+    model's output (a layer shared between two calls, say, could otherwise read the wrong
+    input).
+    """
+    try:
+        scorer = _pre_softmax_graph(model)
+    except (ValueError, AttributeError, TypeError):  # several inputs, a custom layer
+        return None
+    if scorer is None:
+        return None
+    probe = np.random.default_rng(0).uniform(-1, 1, (2, *model.input_shape[1:]))
+    probe = probe.astype(np.float32)
+    expected = keras.ops.convert_to_numpy(model(probe, training=False))
+    scores = keras.ops.convert_to_numpy(scorer(probe, training=False))
+    same = np.allclose(keras.ops.convert_to_numpy(keras.ops.softmax(scores)), expected,
+                       atol=1e-4)
+    return scorer if same else None
+
+
+def _pre_softmax_graph(model: keras.Model) -> keras.Model | None:
+    last = model.layers[-1]
+    source = last.input
+    if isinstance(last, keras.Model):
+        inner = _pre_softmax_graph(last)
+        return None if inner is None else keras.Model(model.inputs[0], inner(source))
+    if isinstance(last, keras.layers.Softmax) or (
+            isinstance(last, keras.layers.Activation) and _is_softmax(last.activation)):
+        return keras.Model(model.inputs[0], source)
+    if _is_softmax(getattr(last, "activation", None)):
+        settings = {**last.get_config(), "activation": "linear", "name": f"{last.name}_logits"}
+        linear = type(last).from_config(settings)
+        outputs = linear(source)
+        linear.set_weights(last.get_weights())
+        return keras.Model(model.inputs[0], outputs)
+    return None
 
 
 def _check_image_classifier(model: keras.Model) -> None:
@@ -333,7 +451,13 @@ def _check_image_classifier(model: keras.Model) -> None:
 
 
 def ends_in_softmax(model: keras.Model) -> bool:
-    """Return True when a model's last layer outputs probabilities (softmax)."""
+    """Return True when a model's last layer outputs probabilities (softmax), also when
+    that layer is a nested model ending in one."""
     last = model.layers[-1]
-    activation = getattr(last, "activation", None)
-    return isinstance(last, keras.layers.Softmax) or getattr(activation, "__name__", "") == "softmax"
+    if isinstance(last, keras.Model):
+        return ends_in_softmax(last)
+    return isinstance(last, keras.layers.Softmax) or _is_softmax(getattr(last, "activation", None))
+
+
+def _is_softmax(activation: Any) -> bool:
+    return getattr(activation, "__name__", "") == "softmax"

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from tlcore import config, features, images, turns, visualize
+from tlcore import config, features, images, models, turns, visualize
 from ui import charts, state, widgets, work
 from ui.model_choice import PickedModel
 
@@ -29,8 +29,11 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
     # The recipe sits outside the form: choosing one resets the fields below to its values.
     name = st.radio("Recipe", list(PRESET_LABELS), format_func=PRESET_LABELS.get,
                     key=f"{key}-preset")
+    scale = models.input_scale(picked.model)
     base = (config.RenderConfig(steps=150, tv_weight=0.3) if name == "custom"
-            else visualize.preset(name, picked.size))
+            else visualize.preset(name, picked.size, input_scale=scale))
+    if name == "lesson" and visualize.lesson_note(scale):
+        st.caption(visualize.lesson_note(scale))
     with st.form(key):
         target = widgets.class_picker(picked.classes, "Class (type to search)", f"{key}-target")
         tv_weight = base.tv_weight
