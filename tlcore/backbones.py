@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import keras
+import numpy as np
 
 from tlcore import config, downloads
 
@@ -111,17 +112,40 @@ def _mobilenet_v2_rows(input_size: int) -> int:
     return input_size if input_size in (96, 128, 160, 192, 224) else 224
 
 
-def _application(function: Callable, **extra) -> Callable[..., keras.Model]:
+def _application(function: Callable, after_loading: Callable[[keras.Model], None] | None = None,
+                 **extra) -> Callable[..., keras.Model]:
     def construct(input_size: int, weights_path: str | None,
                   include_top: bool = False) -> keras.Model:
         """The body; with `include_top`, the whole ImageNet classifier giving logits."""
-        if include_top:
-            extra_top = {"classifier_activation": None}
-            return function(include_top=True, weights=weights_path,
-                            input_shape=(input_size, input_size, 3), **extra, **extra_top)
-        return function(include_top=False, weights=weights_path,
-                        input_shape=(input_size, input_size, 3), **extra)
+        extra_top = {"classifier_activation": None} if include_top else {}
+        model = function(include_top=include_top, weights=weights_path,
+                         input_shape=(input_size, input_size, 3), **extra, **extra_top)
+        if weights_path is not None and after_loading is not None:
+            after_loading(model)
+        return model
     return construct
+
+
+# Keras's EfficientNet ImageNet files hold the ImageNet standard deviations where the input
+# Normalization layer expects variances, so it divides by sqrt(std) instead of std. Keras
+# makes up for it with one more Rescaling layer, but only when given weights="imagenet"
+# (tensorflow/tensorflow#49930). tlcore gives it the file's path: without this, the stem
+# saw inputs about half as large as in training on ImageNet (0.47x to 0.48x per channel).
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+
+
+def _undo_efficientnet_variance_quirk(model: keras.Model) -> None:
+    """Make the input Normalization divide by the standard deviation, as Keras's
+    weights="imagenet" model does, when it holds the ImageNet file's quirky variances (a
+    file saved after this, or without ImageNet statistics, is left alone)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            mean, variance, count = layer.get_weights()
+            if np.allclose(variance, IMAGENET_STDDEV_RGB, rtol=0, atol=1e-6):
+                layer.set_weights([mean, variance * np.asarray(IMAGENET_STDDEV_RGB, np.float32),
+                                   count])
+                layer.finalize_state()  # the layer divides by a copy made at loading
+            return
 
 
 def _scratch_cnn(input_size: int, weights_path: str | None) -> keras.Model:
@@ -177,7 +201,8 @@ _SPECS = (
                  "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5", KERAS_APPLICATIONS_URL + "mobilenet_v3/",
                  "Faster than MobileNetV2 at similar accuracy; preprocessing is built in.",
                  gflops=0.43, reference_images_per_second=100.0),
-    BackboneSpec("efficientnet_b0", "EfficientNetB0", _application(_APPS.EfficientNetB0), 224,
+    BackboneSpec("efficientnet_b0", "EfficientNetB0",
+                 _application(_APPS.EfficientNetB0, _undo_efficientnet_variance_quirk), 224,
                  "none", "top_activation", ("stem_conv", "block2a", "block3a", "block4a",
                                             "block5a", "block6a", "block7a", "top_conv"),
                  "efficientnetb0_notop.h5", EFFICIENTNET_URL,
