@@ -148,6 +148,31 @@ def test_train_page_says_imagenet_weights_are_missing_before_the_click(monkeypat
     assert app.button(key="train-submit").disabled
 
 
+def test_train_page_asks_for_the_imagenet_file_of_the_chosen_image_size(monkeypatch, tmp_path,
+                                                                        tiny_folder):
+    """MobileNetV2 has one ImageNet file per input size: with only the 224 px file here (it
+    serves the data's 32 px too), choosing 96 px says that size's file is missing and turns
+    Train off, instead of failing after the click."""
+    from ui import training
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(downloads, "reachable", lambda url, timeout=2.0: False)
+    training._imagenet_state.clear()
+    present = backbones.imagenet_weights_path("mobilenet_v2", 224)
+    present.parent.mkdir(parents=True)
+    present.write_bytes(b"only its presence is asked about before the click")
+    app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
+    by_label(app.selectbox, "Backbone").set_value("mobilenet_v2").run()
+    assert by_label(app.radio, "Weights").value == "imagenet"
+    assert not app.button(key="train-submit").disabled
+    by_label(app.number_input, "Image size (px)").set_value(96).run()
+    assert not app.exception
+    missing = backbones.missing_imagenet_weights("mobilenet_v2", 96)
+    assert any(missing.file in warning.value for warning in app.warning)
+    assert app.button(key="train-submit").disabled
+    training._imagenet_state.clear()
+
+
 def test_evaluate_page_shows_every_view_of_a_run(tiny_run):
     app = open_page("app_pages/evaluate.py", selected_run_id=tiny_run.run_id)
     report = evaluate.evaluate_run(tiny_run, "test")

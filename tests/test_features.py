@@ -36,3 +36,24 @@ def test_strongest_channels_first():
     activations = np.zeros((2, 2, 4))
     activations[..., 2], activations[..., 0] = 5.0, 1.0
     assert features.strongest_channels(activations, 2).tolist() == [2, 0]
+
+
+def test_cache_key_follows_the_weights_file(tmp_path, monkeypatch):
+    """A replaced weights file (ImageNet's too, e.g. after a loader fix or a new download)
+    is a new cache key, so old embeddings of other weights are never served."""
+    import os
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    path = backbones.imagenet_weights_path("efficientnet_b0", 224)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"first")
+    first = features.cache_key("efficientnet_b0", "imagenet", 224, "data")
+    assert first == features.cache_key("efficientnet_b0", "imagenet", 224, "data")
+    path.write_bytes(b"second version")
+    os.utime(path, ns=(1, 1))
+    assert features.cache_key("efficientnet_b0", "imagenet", 224, "data") != first
+    local = tmp_path / "body.weights.h5"
+    local.write_bytes(b"x")
+    assert features.cache_key("vgg16", str(local), 96, "data") is not None
+    with pytest.raises(FileNotFoundError):
+        features.cache_key("vgg16", str(tmp_path / "gone.h5"), 96, "data")

@@ -1,6 +1,6 @@
 """Embeddings: pooled body features per image, computed in batches and cached on disk.
 
-The cache key is the backbone, the weights (a file's identity for local files), the input
+The cache key is the backbone, the weights (with the identity of their file), the input
 size and a fingerprint of the data, so a second training on the same data and backbone
 skips the slow part. Random weights are never cached: every build draws new ones.
 """
@@ -19,7 +19,9 @@ import numpy as np
 from tlcore import atomic, backbones, config, models
 from tlcore.config import StepCallback
 
-CACHE_VERSION = 2  # 2: one .npy file, read by blocks (1: .npz)
+# 2: one .npy file, read by blocks (1: .npz); 3: EfficientNetB0's ImageNet input scaling
+# fixed (`backbones._undo_efficientnet_variance_quirk`), so its older entries are wrong.
+CACHE_VERSION = 3
 EMBED_BATCH_SIZE = 32
 
 
@@ -58,9 +60,14 @@ def cache_key(backbone: str, weights: str | None, input_size: int, data_fingerpr
     if weights in backbones.RANDOM_WEIGHTS:
         return None
     weights_id = str(weights)
-    if weights not in ("imagenet", "edges"):
-        stat = os.stat(weights)
-        weights_id = f"{os.path.abspath(weights)}|{stat.st_size}|{stat.st_mtime_ns}"
+    # A file's identity: a replaced weights file (ImageNet's too) is a new key.
+    path = (backbones.imagenet_weights_path(backbone, input_size) if weights == "imagenet"
+            else None if weights == "edges" else Path(weights))
+    if path is not None and path.is_file():
+        stat = path.stat()
+        weights_id = f"{weights_id}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    elif path is not None and weights != "imagenet":
+        path.stat()  # a missing local file: FileNotFoundError, as before
     parts = {"version": CACHE_VERSION, "backbone": backbone, "weights": weights_id,
              "input_size": input_size, "data": data_fingerprint}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]

@@ -61,7 +61,11 @@ def form(dataset: data.Dataset) -> config.TrainConfig | None:
     spec = backbones.get_spec(backbone)
     st.caption(spec.notes)
     size_default = min(dataset.native_size or spec.default_input_size, _largest_size())
-    imagenet = _imagenet_state(backbone, size_default, config.public_demo())
+    size_key = f"{FORM_KEY}size-{size_default}"
+    # The image size field is further down; its value from the last rerun decides which
+    # ImageNet file is asked about (MobileNetV2 has one per size).
+    chosen_size = int(st.session_state.get(size_key, size_default))
+    imagenet = _imagenet_state(backbone, chosen_size, config.public_demo())
     choices = backbones.weights_choices(backbone)
     default_weights = ("imagenet" if imagenet in ("on disk", "downloadable") else
                        "edges" if "edges" in choices else choices[-1])
@@ -71,11 +75,11 @@ def form(dataset: data.Dataset) -> config.TrainConfig | None:
     weights = st.radio("Weights", choices, index=choices.index(default_weights),
                        format_func=lambda choice: WEIGHTS_LABELS[choice] + (
                            f" ({IMAGENET_STATES[imagenet]})" if choice == "imagenet" else ""),
-                       horizontal=True, key=f"{FORM_KEY}weights-{backbone}-{imagenet}")
+                       horizontal=True, key=f"{FORM_KEY}weights-{backbone}")
     usable = True
     if weights == "imagenet" and imagenet == "unavailable":
         usable = False
-        missing_weights(backbones.missing_imagenet_weights(backbone, size_default))
+        missing_weights(backbones.missing_imagenet_weights(backbone, chosen_size))
     if weights == "file":
         weights = st.text_input("Weights file (.h5 or .weights.h5 for this backbone's body)",
                                 help="e.g. ImageNet weights downloaded on another machine",
@@ -94,8 +98,7 @@ def form(dataset: data.Dataset) -> config.TrainConfig | None:
                                          {"fast": 10, "fine-tune": 3}.get(mode, 5),
                                          key=f"{FORM_KEY}epochs-{mode}")
         image_size = columns[1].number_input("Image size (px)", 32, _largest_size(),
-                                             size_default, step=16,
-                                             key=f"{FORM_KEY}size-{size_default}")
+                                             size_default, step=16, key=size_key)
         batch_size = columns[2].number_input("Batch size", 1, 256, 16,
                                              key=f"{FORM_KEY}batch")
         rate_default = config.default_learning_rate(mode, None if weights == "none" else weights)
