@@ -77,6 +77,79 @@ def test_deepfool_flips_with_less_l2_than_pgd_where_pgd_first_succeeds(model_and
     assert compared >= 4
 
 
+def _linear_model_near_its_boundary(side: int = 8, count: int = 32, seed: int = 0):
+    """[-1, 1] preprocessing and one Dense layer (2 classes), and whole-pixel images within
+    a fraction of a pixel of its boundary: each is a random image moved onto the boundary,
+    then rounded. DeepFool's float step is far below half a pixel, so rounding undoes it.
+    Returns the model, images, their predicted labels and the margin's gradient
+    (logit 1 - logit 0) per pixel."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((side, side, 3)),
+                              keras.layers.Rescaling(1 / 127.5, offset=-1),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    kernel = model.layers[-1].kernel.numpy()
+    gradient = (kernel[:, 1] - kernel[:, 0]).reshape(side, side, 3) / 127.5
+    images = np.random.default_rng(seed).integers(40, 216, (count, side, side, 3)).astype(
+        np.float32)
+    margins = evaluate.predict_logits(model, images) @ np.array([-1.0, 1.0])
+    images = np.rint(images - (margins / (gradient ** 2).sum())[:, None, None, None] * gradient)
+    return model, images, evaluate.predict_logits(model, images).argmax(-1), gradient
+
+
+def _fewest_ones_that_flip(model, image, label, gradient) -> int:
+    """How many pixels, changed by one each on the largest gradients, flip a linear model:
+    the smallest whole-pixel change a linear model allows (with ones)."""
+    order = np.argsort(-np.abs(gradient.reshape(-1)))
+    sign = 1.0 if label == 0 else -1.0  # label 0 needs the margin to rise
+    for count in range(1, order.size + 1):
+        change = np.zeros(image.size, dtype=np.float32)
+        change[order[:count]] = sign * np.sign(gradient.reshape(-1)[order[:count]])
+        moved = (image.reshape(-1) + change).reshape(1, *image.shape)
+        if evaluate.predict_logits(model, moved).argmax(-1)[0] != label:
+            return count
+    raise AssertionError("no change of ones flips it")
+
+
+def _assert_an_honest_whole_pixel_result(model, result):
+    assert np.array_equal(result.adversarial, np.rint(result.adversarial))
+    again = evaluate.predict_logits(model, result.adversarial).argmax(-1)
+    assert np.array_equal(again != result.labels, result.success)
+
+
+def test_deepfool_finds_the_smallest_whole_pixel_flip_when_its_float_step_is_sub_pixel():
+    """Issue 16: a float step far below one pixel is erased by rounding; lengthening it by
+    at most 2x reported every image as a failure, though a few pixels flip each."""
+    model, images, labels, gradient = _linear_model_near_its_boundary()
+    result = attack.DeepFool()(model, images, labels)
+    _assert_an_honest_whole_pixel_result(model, result)
+    assert result.success.all(), result.success
+    fewest = [_fewest_ones_that_flip(model, image, label, gradient)
+              for image, label in zip(images, labels)]
+    # Within one pixel (squared L2) of the smallest flip, and far below PGD's at 1/255.
+    assert (result.l2 ** 2 <= np.array(fewest) + 1 + 1e-3).all(), (result.l2 ** 2, fewest)
+    assert (result.linf == 1).all()
+    pgd = attack.PGD(epsilon=1, steps=10)(model, images, labels)
+    assert (result.l2 < pgd.l2).all()
+
+
+def test_deepfool_falls_back_to_a_signed_whole_pixel_step(monkeypatch):
+    """Where scaling the step finds no flip (here: the search is cut to its first try),
+    a step of whole pixels along its sign still flips the label, reported as it is."""
+    from tlcore.attack import minimum_norm
+
+    monkeypatch.setattr(minimum_norm, "SEARCH_FACTOR", 1.0)
+    monkeypatch.setattr(minimum_norm, "BISECTIONS", 0)
+    model, images, labels, _ = _linear_model_near_its_boundary(seed=1)
+    result = attack.DeepFool()(model, images, labels)
+    _assert_an_honest_whole_pixel_result(model, result)
+    assert result.success.all(), result.success
+    every_pixel = np.sqrt(images[0].size)  # a signed step of one pixel changes them all
+    assert (result.l2 <= every_pixel + 1e-3).all()
+    assert np.isclose(result.l2, every_pixel).any() and (result.l2 < every_pixel).any()
+
+
 def test_the_lesson_descent_reaches_its_target_without_a_budget(model_and_images):
     model, images, labels = model_and_images
     chosen = labels != 2

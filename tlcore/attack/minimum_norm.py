@@ -4,10 +4,18 @@ Where FGSM and PGD spend a fixed budget, DeepFool asks how little change flips t
 At each iteration it linearises the classifier around the current image: for every
 candidate class k, the boundary with the current class is where (logit_k - logit_true)
 reaches 0, at distance |f_k| / ||grad f_k||; it steps to the nearest one, slightly beyond
-(the overshoot), until the prediction changes. A step that only just crosses can be undone
-by rounding to whole pixels, so the step is then lengthened along its own direction (by at
-most 2x) until the rounded image is still flipped: the result is the smallest perturbation
-found that survives being saved.
+(the overshoot), until the prediction changes.
+
+That float step is often far below one pixel (a trained MobileNetV2 at 160 px: a median
+L-inf of 0.29/255), so rounding to the whole pixels a saved image holds gives the clean
+image back. The result is therefore the smallest *8-bit* change found that flips the label:
+the step is scaled along its own direction, doubling from the first factor at which rounding
+changes a pixel up to 64x that, then bisected (to within 1 %) between the last factor that
+did not flip and the first that did. An image still not flipped (or flipped with a larger L2
+than a signed step could have) tries a signed step of 1, 2, ... 8 whole pixels along the
+same direction. Of the rounded images that flip, the one with the smallest L2 is returned
+(already whole pixels, so the base class's rounding keeps it as it is); an image none of
+them flips is reported as a failure.
 """
 from __future__ import annotations
 
@@ -18,12 +26,22 @@ import tensorflow as tf
 from tlcore import evaluate
 from tlcore.attack.base import Attack
 
-REFINE_FACTORS = (1.0, 1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)
+# The search along the float step, in multiples of its length. It starts where the largest
+# component reaches half a pixel (a hair over: np.rint rounds exact halves to even), since
+# below that rounding returns the clean image, or at 1x for a step already that large.
+HALF_PIXEL = 0.51
+SEARCH_FACTOR = 64.0  # doublings up to this multiple of the first factor (7 tries)
+# Then bisection (geometric) until the factors that did not flip and did are within 1 %: a
+# float step already over a pixel often needs only a few % more to survive rounding.
+PRECISION, BISECTIONS = 1.01, 10
+SIGN_PIXELS = range(1, 9)  # the fallback: a signed step of this many whole pixels
 
 
 class DeepFool(Attack):
     """Untargeted minimum-L2 attack: the smallest change in total size (L2), not per pixel;
-    a few pixels may change a lot (its L-infinity is often larger than PGD's budget).
+    a few pixels may change a lot (its L-infinity is often larger than PGD's budget). The
+    change is the smallest found in whole pixels (what a saved image holds), not the float
+    step, which rounding often erases (see the module's docstring).
 
     Args:
         steps: iterations at most (it usually needs 2-5).
@@ -61,7 +79,8 @@ class DeepFool(Attack):
 
     def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
             target: int | None) -> np.ndarray:
-        """Step each image toward its nearest boundary until its prediction changes."""
+        """Step each image toward its nearest boundary until its prediction changes, then
+        find the smallest whole-pixel change along that step that still flips it."""
         if target is not None:
             raise ValueError("DeepFool is untargeted; use PGD or the lesson's descent for a "
                              "target")
@@ -89,23 +108,101 @@ class DeepFool(Attack):
             step = ((np.abs(differences[picked, nearest]) + 1e-4) / norms[picked, nearest] ** 2)
             update = step[:, None, None, None] * directions[picked, nearest]
             total = total + np.where(active[:, None, None, None], update, 0.0)
-        return self._survive_rounding(model, images, labels, total)
+        return self._smallest_rounded_flip(model, images, labels, (1 + self.overshoot) * total)
 
-    def _survive_rounding(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
-                          total: np.ndarray) -> np.ndarray:
-        """Lengthen each image's step along its direction until the flip survives rounding
-        to whole pixels (a step that just crosses the boundary is often undone by it)."""
-        chosen = np.clip(images + (1 + self.overshoot) * total, 0, 255)
-        pending = np.ones(len(images), dtype=bool)
-        for factor in REFINE_FACTORS:
-            candidate = np.clip(images + factor * (1 + self.overshoot) * total, 0, 255)
-            flipped = evaluate.predict_logits(model, np.rint(candidate)).argmax(-1) != labels
-            take = pending & flipped
-            chosen[take] = candidate[take]
-            pending &= ~flipped
-            if not pending.any():
+    def _smallest_rounded_flip(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                               step: np.ndarray) -> np.ndarray:
+        """The smallest-L2 whole-pixel image found that flips each label, searched along the
+        float step `step` (N, S, S, 3): scaled, then as a signed step of whole pixels. An
+        image none of them flips keeps its float step (the base class reports a failure)."""
+        # What survives clipping to [0, 255]: a component pushing a saturated pixel outward
+        # does nothing, and must not set the scale the search starts from.
+        step = np.clip(images + step, 0, 255) - images
+        flips = _RoundedFlips(model, images, labels)
+        size = np.abs(step).reshape(len(images), -1).max(axis=1)
+        moving = size > 0
+        still = np.flatnonzero(~moving)  # already misclassified: DeepFool did not move them
+        if len(still):
+            flips.offer(still, images[still])
+        self._search_scale(flips, images, step, size, moving)
+        self._signed_steps(flips, images, step, moving)
+        failed = np.clip(images + step, 0, 255)
+        return np.where(flips.found[:, None, None, None], flips.best, failed).astype(np.float32)
+
+    def _search_scale(self, flips: _RoundedFlips, images: np.ndarray, step: np.ndarray,
+                      size: np.ndarray, moving: np.ndarray) -> None:
+        """Double each image's factor on `step` from where rounding first changes a pixel
+        (up to SEARCH_FACTOR times that), then bisect between the last factor that did not flip
+        and the first that did; one batched forward pass over the pending images a try."""
+        safe = np.where(moving, size, 1.0)
+        first = np.maximum(1.0, HALF_PIXEL / safe)
+        low = np.minimum(first, 0.5 / safe)  # at most ties change below: the clean image
+        high = np.full(len(images), np.inf)
+        factor = first.copy()
+        pending = moving.copy()
+        while pending.any():
+            indices = np.flatnonzero(pending)
+            flipped = self._offer_scaled(flips, images, step, indices, factor[indices])
+            high[indices[flipped]] = factor[indices[flipped]]
+            low[indices[~flipped]] = factor[indices[~flipped]]
+            pending[indices[flipped]] = False
+            factor[indices] *= 2
+            pending &= factor <= SEARCH_FACTOR * first
+        for _ in range(BISECTIONS):
+            indices = np.flatnonzero(np.isfinite(high) & (high > PRECISION * low))
+            if not len(indices):
                 break
-        return chosen.astype(np.float32)
+            middle = np.sqrt(low[indices] * high[indices])
+            flipped = self._offer_scaled(flips, images, step, indices, middle)
+            high[indices[flipped]] = middle[flipped]
+            low[indices[~flipped]] = middle[~flipped]
+
+    def _offer_scaled(self, flips: _RoundedFlips, images: np.ndarray, step: np.ndarray,
+                      indices: np.ndarray, factors: np.ndarray) -> np.ndarray:
+        """Offer images[indices] + factors x step[indices]; which of them flip (N,) bool."""
+        self.check_stop()
+        return flips.offer(indices, images[indices] + factors[:, None, None, None] * step[indices])
+
+    def _signed_steps(self, flips: _RoundedFlips, images: np.ndarray, step: np.ndarray,
+                      moving: np.ndarray) -> None:
+        """Offer the sign of each image's step, SIGN_PIXELS whole pixels long, where nothing
+        flips yet or where it may be smaller in L2 than what flipped (a step of k pixels has
+        an L2 of at most k x the square root of its nonzero components)."""
+        direction = np.sign(step)
+        root = np.sqrt(np.count_nonzero(direction.reshape(len(images), -1), axis=1))
+        for pixels in SIGN_PIXELS:
+            indices = np.flatnonzero(moving & (flips.l2 > pixels * root))
+            if not len(indices):
+                break
+            self.check_stop()
+            flips.offer(indices, images[indices] + pixels * direction[indices])
+
+
+class _RoundedFlips:
+    """For each image, the smallest-L2 whole-pixel candidate offered so far that flips its
+    label, judged as the base class judges: on the rounded image, by the model's argmax."""
+
+    def __init__(self, model: keras.Model, images: np.ndarray, labels: np.ndarray) -> None:
+        self.model, self.images, self.labels = model, images, labels
+        self.best = np.rint(np.clip(images, 0, 255))
+        self.l2 = np.full(len(images), np.inf)  # inf: nothing flips yet
+
+    @property
+    def found(self) -> np.ndarray:
+        """(N,) bool: some offered candidate flips the image's label."""
+        return np.isfinite(self.l2)
+
+    def offer(self, indices: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Round candidates (len(indices), S, S, 3) to whole pixels in [0, 255], keep each
+        one that flips with a smaller L2 than the best so far; which of them flip."""
+        rounded = np.rint(np.clip(candidates, 0, 255)).astype(np.float32)
+        predictions = evaluate.predict_logits(self.model, rounded).argmax(-1)
+        flipped = predictions != self.labels[indices]
+        l2 = np.sqrt(((rounded - self.images[indices]) ** 2).reshape(len(indices), -1).sum(1))
+        better = flipped & (l2 < self.l2[indices])
+        self.best[indices[better]] = rounded[better]
+        self.l2[indices[better]] = l2[better]
+        return flipped
 
 
 def _candidate_gradients(model: keras.Model, images: np.ndarray, ranked: np.ndarray
