@@ -59,6 +59,27 @@ def tiny_run(tiny_folder, tmp_path_factory):
     return train.train_classifier(train_config, dataset)
 
 
+@pytest.fixture(scope="session")
+def two_conventions():
+    """One small ReLU network (no biases, so its gradient does not change when its input is
+    scaled) behind VGG16's convention (pixels minus a mean) and behind MobileNetV2's
+    (pixels / 127.5 - 1): the same network per unit of its own input. Returns the two."""
+    import keras
+
+    from tlcore import layers
+
+    keras.utils.set_random_seed(3)
+    network = keras.Sequential([keras.Input((16, 16, 3)),
+                                keras.layers.Conv2D(8, 3, activation="relu", use_bias=False),
+                                keras.layers.GlobalAveragePooling2D(),
+                                keras.layers.Dense(3, use_bias=False)])
+    pixels = keras.Input((16, 16, 3))
+    caffe_like = keras.Model(pixels, network(keras.layers.Rescaling(1.0, offset=-127.5)(pixels)))
+    pixels = keras.Input((16, 16, 3))
+    rescaling = keras.Model(pixels, network(layers.PixelPreprocessing("tf")(pixels)))
+    return caffe_like, rescaling
+
+
 class ServerDied(Exception):
     """Stands in for a killed process: the training stops without any cleanup."""
 

@@ -1,12 +1,11 @@
 """Ideal images: the class logit climbs, and TV falls as its weight rises."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlcore import config, images, layers, models, visualize
+from tlcore import config, images, models, visualize
 
 
 def test_tf_total_variation_matches_numpy():
@@ -145,27 +144,11 @@ def test_the_lesson_preset_is_its_recipe():
         config.RenderConfig(parameterization="wavelet")
 
 
-def _same_network_two_conventions() -> tuple[keras.Model, keras.Model]:
-    """One small ReLU network (no biases, so its gradient does not change when its input is
-    scaled) behind VGG16's convention (pixels minus a mean) and behind MobileNetV2's
-    (pixels / 127.5 - 1): the same network per unit of its own input."""
-    keras.utils.set_random_seed(3)
-    network = keras.Sequential([keras.Input((16, 16, 3)),
-                                keras.layers.Conv2D(8, 3, activation="relu", use_bias=False),
-                                keras.layers.GlobalAveragePooling2D(),
-                                keras.layers.Dense(3, use_bias=False)])
-    pixels = keras.Input((16, 16, 3))
-    caffe_like = keras.Model(pixels, network(keras.layers.Rescaling(1.0, offset=-127.5)(pixels)))
-    pixels = keras.Input((16, 16, 3))
-    rescaling = keras.Model(pixels, network(layers.PixelPreprocessing("tf")(pixels)))
-    return caffe_like, rescaling
-
-
-def test_the_lesson_moves_pixels_as_far_on_a_rescaling_model():
+def test_the_lesson_moves_pixels_as_far_on_a_rescaling_model(two_conventions):
     """The lesson's steps of 1 pixel were made for an input in pixels; behind [-1, 1] the
     same network's pixel gradient is 127.5 times smaller, and the image stayed grey. With
     the class term scaled by the input scale the first steps move pixels as far."""
-    caffe_like, rescaling = _same_network_two_conventions()
+    caffe_like, rescaling = two_conventions
     assert models.input_scale(caffe_like) == pytest.approx(1.0)
     assert models.input_scale(rescaling) == pytest.approx(1 / 127.5)
     moved = []

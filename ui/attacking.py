@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from tlcore import attack, config, data, evaluate, images
+from tlcore import attack, config, data, evaluate, images, models
 from ui import cache, charts, state, widgets, work
 from ui.model_choice import PickedModel
 
@@ -62,7 +62,14 @@ def settings_form(picked: PickedModel) -> config.AttackConfig | None:
             "Step size (0: automatic)", 0.0, 1e6, 1.0 if method == "lesson" else 0.0,
             disabled=method in ("fgsm", "deepfool"), key=f"attack-step-{method}",
             help="PGD: pixels per step (automatic: 2.5 x epsilon / steps). The lesson's "
-                 "descent: pixels per unit of gradient (the lesson uses 1).")
+                 "descent: pixels per unit of the gradient with respect to the model's own "
+                 "input (the lesson uses 1, on VGG16, whose input is pixels minus a mean).")
+        scale = models.input_scale(picked.model)
+        if method == "lesson" and abs(scale - 1) > 1e-3:
+            st.caption(f"This model rescales its pixels (its input moves {1 / scale:.4g} times "
+                       "less per pixel than VGG16's), so each descent step is "
+                       f"{1 / scale:.4g} times longer in pixels: as far, per unit of the "
+                       "model's input, as the lesson's steps on VGG16.")
         chosen = attack.make_attack(config.AttackConfig(method=method, steps=int(steps)))
         st.caption(expected_time(chosen.estimated_seconds(picked.model, 1),
                                  f"1 image x {steps_words(chosen)}", chosen))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tlcore import models
 from tlcore.attack.base import Attack
 
 
@@ -68,11 +69,16 @@ class LessonDescent(Attack):
 
     The lesson takes 100 unbounded steps and turns a dog into a "Siamese cat" for VGG16; the
     change is often visible, which is the point of comparing it with a bounded PGD. Without
-    a target it climbs the true class's cross-entropy instead.
+    a target it climbs the true class's cross-entropy instead. As the lesson's render recipe
+    (`visualize.lesson_class_weight`), the step is per unit of the gradient with respect to
+    the model's own input: on VGG16 (pixels minus a mean) exactly the lesson's; behind
+    `[-1, 1]` the pixel gradient is 127.5 times smaller and the step 127.5 times longer, so
+    the image does not stay where it was.
 
     Args:
         steps: gradient steps.
-        step_size: pixels per unit of gradient (the lesson's learning rate, 1).
+        step_size: pixels per unit of gradient with respect to the model's input (the
+            lesson's learning rate, 1).
     """
 
     name = "lesson"
@@ -89,7 +95,8 @@ class LessonDescent(Attack):
             target: int | None) -> np.ndarray:
         """Follow the raw gradient (not its sign), keeping pixels inside [0, 255]."""
         adversarial = images.copy()
+        step = self.step_size / models.input_scale(model)
         for _ in range(self.steps):
             gradient = self.loss_gradient(model, adversarial, labels, target)
-            adversarial = np.clip(adversarial + self.step_size * gradient, 0, 255)
+            adversarial = np.clip(adversarial + step * gradient, 0, 255)
         return adversarial
