@@ -9,6 +9,16 @@ CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
 TORCH_RGB_MEANS = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 TORCH_RGB_STDS = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
+# Each convention as (RGB to BGR first?, means, steps): output = (pixels - means) / steps
+# per channel. A step is how far a pixel must move to move the network's input by one
+# (`models.input_scale` reads it).
+PREPROCESSING = {
+    "caffe": (True, CAFFE_BGR_MEANS, (1.0, 1.0, 1.0)),
+    "tf": (False, (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+    "torch": (False, TORCH_RGB_MEANS, TORCH_RGB_STDS),
+    "unit": (False, (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+    "none": (False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
 PREPROCESSING_MODES = {
     "caffe": "RGB to BGR, minus the ImageNet channel means (VGG, ResNet50)",
     "tf": "scaled to [-1, 1] (MobileNetV2, Inception)",
@@ -36,16 +46,10 @@ class PixelPreprocessing(keras.layers.Layer):
     def call(self, images: keras.KerasTensor) -> keras.KerasTensor:
         """Convert a batch of [0, 255] RGB pixels to this layer's convention."""
         images = ops.cast(images, "float32")
-        if self.mode == "caffe":
-            return ops.flip(images, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEANS)
-        if self.mode == "tf":
-            return images / 127.5 - 1.0
-        if self.mode == "torch":
-            return (images - ops.convert_to_tensor(TORCH_RGB_MEANS)) / ops.convert_to_tensor(
-                TORCH_RGB_STDS)
-        if self.mode == "unit":
-            return images / 255.0
-        return images
+        flip, means, steps = PREPROCESSING[self.mode]
+        if flip:
+            images = ops.flip(images, axis=-1)
+        return (images - ops.convert_to_tensor(means)) / ops.convert_to_tensor(steps)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         """The shape is unchanged."""

@@ -23,7 +23,7 @@ from keras.src.backend.common.stateless_scope import StatelessScope
 from keras.src.legacy.saving import saving_utils as legacy_saving
 
 from tlcore import backbones, config
-from tlcore.layers import PixelPreprocessing, PREPROCESSING_MODES
+from tlcore.layers import PREPROCESSING, PREPROCESSING_MODES, PixelPreprocessing
 
 # A model's config is a few hundred kB even for ResNet50; more is not a model to trust.
 MAX_CONFIG_BYTES = 4 * 2**20
@@ -156,39 +156,50 @@ def input_size(model: keras.Model) -> int:
     return int(shape[1])
 
 
-# Layers that only rescale and shift pixels on the way into a network.
-_INPUT_SCALING_LAYERS = (PixelPreprocessing, keras.layers.Rescaling, keras.layers.Normalization)
-
-
 def input_scale(model: keras.Model) -> float:
     """How far the network's own input moves when a pixel moves by one: 1 for VGG16's
     caffe input (pixels minus a mean), 1/127.5 for [-1, 1] (MobileNetV2), about 1/58 for
     per-channel ImageNet standardisation (EfficientNet's built-in one).
 
-    It is read from the rescaling layers a model starts with (`PixelPreprocessing`,
-    `Rescaling`, `Normalization`, also inside a nested body), by passing a black and a
-    white pixel through them: the median over the three channels.
+    It is read from the settings of the rescaling layers a model starts with
+    (`PixelPreprocessing`, `Rescaling`, `Normalization`, also inside a nested body): the
+    median over the three channels. Nothing is called, so a page may ask while another
+    thread runs the model.
     """
-    probe = np.stack([np.zeros((1, 1, 3)), np.full((1, 1, 3), 255.0)]).astype(np.float32)
-    moved = keras.ops.convert_to_numpy(_through_input_scaling(model, probe)[0])
-    return float(np.median(np.abs(moved[1] - moved[0]).reshape(-1) / 255.0))
+    scales, _ = _input_scaling(model)
+    return float(np.median(scales))
 
 
-def _through_input_scaling(model: keras.Model, values: Any) -> tuple[Any, bool]:
-    """Pass `values` through the rescaling layers `model` starts with; also whether a layer
+def _input_scaling(model: keras.Model) -> tuple[np.ndarray, bool]:
+    """Per-channel scale of the rescaling layers `model` starts with; also whether a layer
     that is not one was reached (the walk ends there)."""
+    scales = np.ones(3)
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if isinstance(layer, _INPUT_SCALING_LAYERS):
-            values = layer(values)
-        elif isinstance(layer, keras.Model):
-            values, ended = _through_input_scaling(layer, values)
+        if isinstance(layer, keras.Model):
+            inner, ended = _input_scaling(layer)
+            scales = scales * inner
             if ended:
-                return values, True
-        else:
-            return values, True
-    return values, False
+                return scales, True
+            continue
+        factor = _rescaling_factor(layer)
+        if factor is None:
+            return scales, True
+        scales = scales * factor
+    return scales, False
+
+
+def _rescaling_factor(layer: keras.layers.Layer) -> np.ndarray | None:
+    """Per-channel factor by which a rescaling layer multiplies its input, or None."""
+    if isinstance(layer, PixelPreprocessing):
+        return 1.0 / np.asarray(PREPROCESSING[layer.mode][2], dtype=np.float64)
+    if isinstance(layer, keras.layers.Rescaling):
+        return np.abs(np.broadcast_to(np.asarray(layer.scale, dtype=np.float64).reshape(-1), 3))
+    if isinstance(layer, keras.layers.Normalization):
+        variance = np.asarray(keras.ops.convert_to_numpy(layer.variance), dtype=np.float64)
+        return np.broadcast_to(1.0 / np.sqrt(np.maximum(variance.reshape(-1), 1e-12)), 3)
+    return None
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
