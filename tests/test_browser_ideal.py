@@ -2,7 +2,7 @@
 slider that scrubs the finished sweep in the browser, without a script run.
 
 A real `streamlit run app.py` (a public demo) serves a TLCORE_HOME holding one run: the
-small from-scratch CNN trained for two epochs on the demo set at 32 px. Skipped without
+small from-scratch CNN trained for two epochs on the demo set at 96 px. Skipped without
 Chromium and Playwright, unless TLCORE_REQUIRE_BROWSER=1 (see tests/test_browser.py).
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ from tests.test_browser import (PAGE_TIMEOUT_MS, assert_no_exception, expect, sc
 # The browser, a fresh tab per test and the screenshot folder, from the main browser tests.
 browser, page, shots = test_browser.browser, test_browser.page, test_browser.shots
 
-# Long enough on two cores (about 10 s) to watch the bar; the demo's most.
+# The demo's most; at 96 px that is several seconds on two cores (about 2 s at 32 px, too
+# quick to catch a Cancel button on an idle machine).
 LONG_STEPS = "300"
 SHORT_STEPS = "20"
 # Counts the script runs that start from now on (Streamlit marks the app "running").
@@ -39,7 +40,7 @@ def ideal_url(browser, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("browser-ideal")
     settings = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
-                                  epochs=2, image_size=32, batch_size=16, patience=0)
+                                  epochs=2, image_size=96, batch_size=16, patience=0)
     train.train_classifier(settings, data.demo_dataset(), runs_dir=folder / "home" / "runs")
     with load.serving(load.ROOT, folder / "home", folder / "server.log") as url:
         yield url
