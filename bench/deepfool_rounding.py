@@ -81,7 +81,7 @@ def saved_model_and_images(model_path: str, images_path: str) -> tuple[object, n
 def old_rule() -> object:
     """DeepFool with the rounding rule before issue 16: the float step lengthened by the
     fixed factors up to 2x until the rounded image flips."""
-    from tlcore import attack, evaluate
+    from tlcore import attack, models
 
     class TwiceAtMost(attack.DeepFool):
         def _smallest_rounded_flip(self, model, images, labels, step):
@@ -89,7 +89,7 @@ def old_rule() -> object:
             pending = np.ones(len(images), dtype=bool)
             for factor in OLD_FACTORS:
                 candidate = np.clip(images + factor * step, 0, 255)
-                flipped = evaluate.predict_logits(model, np.rint(candidate)).argmax(-1) != labels
+                flipped = models.predict_logits(model, np.rint(candidate)).argmax(-1) != labels
                 chosen[pending & flipped] = candidate[pending & flipped]
                 pending &= ~flipped
             return chosen.astype(np.float32)
@@ -113,11 +113,11 @@ def measure(method: object, model: object, images: np.ndarray, labels: np.ndarra
 def run(model_path: str | None = None, images_path: str | None = None,
         count: int = 48) -> list[Row]:
     """Measure DeepFool now, the rule before, and PGD at 1/255; return the rows."""
-    from tlcore import attack, evaluate
+    from tlcore import attack, models
 
     model, images, labels = (saved_model_and_images(model_path, images_path) if model_path
                              else demo_model_and_images())
-    right = evaluate.predict_logits(model, images).argmax(-1) == labels
+    right = models.predict_logits(model, images).argmax(-1) == labels
     images, labels = images[right][:count], labels[right][:count]
     new = measure(attack.DeepFool(), model, images, labels)
     old = measure(old_rule(), model, images, labels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore import attack, config, data, evaluate
+from tlcore import attack, config, data, models
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_budget_bounds_and_whole_pixels(model_and_images, method, epsilon):
     assert result.adversarial.min() >= 0 and result.adversarial.max() <= 255
     assert np.array_equal(result.adversarial, np.round(result.adversarial))
     assert (result.linf <= epsilon).all()
-    again = evaluate.predict_logits(model, result.adversarial).argmax(-1)
+    again = models.predict_logits(model, result.adversarial).argmax(-1)
     assert np.array_equal(again != labels[:6], result.success)
 
 
@@ -37,7 +37,7 @@ def test_pgd_succeeds_at_least_as_often_as_fgsm(model_and_images):
         result = attack.make_attack(config.AttackConfig(method=method, epsilon=16, steps=10))(
             model, images, labels)
         rates[method] = result.success.mean()
-        probabilities = evaluate.softmax(result.adversarial_logits)
+        probabilities = models.softmax(result.adversarial_logits)
         losses[method] = -np.log(probabilities[np.arange(len(labels)), labels] + 1e-12).mean()
     assert rates["pgd"] >= rates["fgsm"] and rates["pgd"] > 0, rates
     assert losses["pgd"] > losses["fgsm"], losses
@@ -66,7 +66,7 @@ def test_attack_settings_and_inputs_are_checked(model_and_images):
 
 def test_deepfool_flips_with_less_l2_than_pgd_where_pgd_first_succeeds(model_and_images):
     model, images, labels = model_and_images
-    right = evaluate.predict_logits(model, images).argmax(-1) == labels
+    right = models.predict_logits(model, images).argmax(-1) == labels
     images, labels = images[right][:8], labels[right][:8]
     deepfool = attack.DeepFool()(model, images, labels)
     assert deepfool.success.mean() >= 0.75, deepfool.success
@@ -99,9 +99,9 @@ def _linear_model_near_its_boundary(side: int = 8, count: int = 32, seed: int = 
     gradient = (kernel[:, 1] - kernel[:, 0]).reshape(side, side, 3) / 127.5
     images = np.random.default_rng(seed).integers(40, 216, (count, side, side, 3)).astype(
         np.float32)
-    margins = evaluate.predict_logits(model, images) @ np.array([-1.0, 1.0])
+    margins = models.predict_logits(model, images) @ np.array([-1.0, 1.0])
     images = np.rint(images - (margins / (gradient ** 2).sum())[:, None, None, None] * gradient)
-    return model, images, evaluate.predict_logits(model, images).argmax(-1), gradient
+    return model, images, models.predict_logits(model, images).argmax(-1), gradient
 
 
 def _fewest_ones_that_flip(model, image, label, gradient) -> int:
@@ -113,14 +113,14 @@ def _fewest_ones_that_flip(model, image, label, gradient) -> int:
         change = np.zeros(image.size, dtype=np.float32)
         change[order[:count]] = sign * np.sign(gradient.reshape(-1)[order[:count]])
         moved = (image.reshape(-1) + change).reshape(1, *image.shape)
-        if evaluate.predict_logits(model, moved).argmax(-1)[0] != label:
+        if models.predict_logits(model, moved).argmax(-1)[0] != label:
             return count
     raise AssertionError("no change of ones flips it")
 
 
 def _assert_an_honest_whole_pixel_result(model, result):
     assert np.array_equal(result.adversarial, np.rint(result.adversarial))
-    again = evaluate.predict_logits(model, result.adversarial).argmax(-1)
+    again = models.predict_logits(model, result.adversarial).argmax(-1)
     assert np.array_equal(again != result.labels, result.success)
 
 
@@ -174,7 +174,7 @@ def test_robustness_accuracy_falls_as_epsilon_grows(model_and_images):
     curve = attack.robustness_curve(model, images[:24], labels[:24], [0, 2, 8, 32],
                                     method="pgd", steps=5)
     accuracies = [row["accuracy"] for row in curve]
-    clean = (evaluate.predict_logits(model, images[:24]).argmax(-1) == labels[:24]).mean()
+    clean = (models.predict_logits(model, images[:24]).argmax(-1) == labels[:24]).mean()
     assert accuracies[0] == pytest.approx(clean)
     assert all(a >= b for a, b in zip(accuracies, accuracies[1:])), accuracies
     assert accuracies[-1] < accuracies[0]

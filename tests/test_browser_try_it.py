@@ -88,12 +88,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def expected_top(home: Path, image_file: Path) -> list[tuple[str, float]]:
     """The run's top-3 (class, probability) for an image file, computed here."""
-    from tlcore import evaluate, images, runs
+    from tlcore import images, models, runs
 
     [run] = runs.list_runs(home / "runs")
     pixels = images.load_image(image_file.read_bytes(), run.image_size).astype(np.float32)
-    logits = evaluate.predict_logits(run.load_model(), pixels[None])
-    probabilities = evaluate.softmax(logits)[0]
+    logits = models.predict_logits(run.load_model(), pixels[None])
+    probabilities = models.softmax(logits)[0]
     return [(run.classes[i], float(probabilities[i])) for i in np.argsort(-probabilities)[:3]]
 
 

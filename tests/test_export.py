@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tlcore import evaluate, export
+from tlcore import export, models
 
 
 def test_tflite_matches_keras(tiny_run, tmp_path):
     path = export.export_tflite(tiny_run, tmp_path / "model.tflite")
     pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
-    expected = evaluate.predict_logits(tiny_run.load_model(), pixels)
+    expected = models.predict_logits(tiny_run.load_model(), pixels)
     assert np.allclose(export.tflite_logits(path, pixels), expected, atol=1e-3)
     stamp = path.stat().st_mtime_ns
     assert export.export_tflite(tiny_run, path) == path and path.stat().st_mtime_ns == stamp

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import backbones, evaluate, imagenet
+from tlcore import backbones, imagenet, models
 
 
 def test_the_class_list_is_keras_s_in_order():
@@ -26,7 +26,7 @@ def test_top_k_names_the_most_likely_classes():
 def test_the_whole_classifier_takes_pixels_and_gives_1000_logits():
     model = imagenet.imagenet_classifier("mobilenet_v3_small", weights=None)
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
-    logits = evaluate.predict_logits(model, pixels)
+    logits = models.predict_logits(model, pixels)
     assert logits.shape == (2, 1000) and np.isfinite(logits).all()
 
 

@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import make_image_folder
 from tlcore import (attack, backbones, cli, config, data, downloads, evaluate, images, imagenet,
-                    train)
+                    models, train)
 from tlcore.layers import PixelPreprocessing
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -201,7 +201,7 @@ def test_tlcore_reads_the_file_keras_would_download_and_computes_what_keras_comp
     theirs, ours = np.asarray(keras_body(preprocessed)), np.asarray(body(preprocessed))
     np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
     theirs = np.asarray(keras_classifier(preprocessed))
-    logits = evaluate.predict_logits(classifier, pixels)
+    logits = models.predict_logits(classifier, pixels)
     assert logits.shape == (2, 1000) and np.ptp(logits) > 0.1  # the statistics spread them
     np.testing.assert_allclose(logits, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
 
@@ -342,7 +342,7 @@ def test_what_the_backbone_sees_is_the_top_5_of_the_file(offline, imagenet_run, 
     image = images.load_image(images.png_bytes(images.load_image(path, SIZE)), SIZE)
     logits = fake_imagenet.classifiers["mobilenet_v2"](
         keras.applications.mobilenet_v2.preprocess_input(image[None].astype(np.float32)))
-    probabilities = evaluate.softmax(np.asarray(logits))[0]
+    probabilities = models.softmax(np.asarray(logits))[0]
     expected = imagenet.top_k(probabilities, 5)
     assert bars["y"] == [charts.escaped(name) for name, _ in expected]
     np.testing.assert_allclose(bars["x"], [p for _, p in expected], rtol=1e-3, atol=1e-6)

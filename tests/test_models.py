@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import backbones, evaluate, models, runs
+from tlcore import backbones, models, runs
 
 
 def tiny_classifier(num_classes: int = 3) -> keras.Model:
@@ -17,7 +17,7 @@ def tiny_classifier(num_classes: int = 3) -> keras.Model:
 
 def test_classifier_maps_pixels_to_logits():
     classifier = tiny_classifier(4)
-    logits = evaluate.predict_logits(classifier, np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)))
+    logits = models.predict_logits(classifier, np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)))
     assert logits.shape == (2, 4)
     last = classifier.get_layer("head").layers[-1]
     assert last.name == "logits" and last.activation.__name__ == "linear"
@@ -38,8 +38,8 @@ def test_saved_run_reloads_with_identical_predictions_in_safe_mode(tmp_path):
                                      "config": {"backbone": "scratch_cnn", "mode": "fast"}},
                         tmp_path)
     images = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
-    assert np.array_equal(evaluate.predict_logits(classifier, images),
-                          evaluate.predict_logits(run.load_model(), images))
+    assert np.array_equal(models.predict_logits(classifier, images),
+                          models.predict_logits(run.load_model(), images))
     assert [r.run_id for r in runs.list_runs(tmp_path)] == [run.run_id]
 
 
@@ -102,8 +102,8 @@ def test_external_softmax_model_is_wrapped_to_pixels_and_logits(tmp_path):
     wrapped = models.wrap_external_model(models.load_model(tmp_path / "external.keras"), "tf")
     pixels = np.full((1, 8, 8, 3), 255.0, dtype=np.float32)
     expected = keras.ops.convert_to_numpy(external(np.ones((1, 8, 8, 3), dtype=np.float32)))
-    logits = evaluate.predict_logits(wrapped, pixels)
-    assert np.allclose(evaluate.softmax(logits), expected, atol=1e-5)
+    logits = models.predict_logits(wrapped, pixels)
+    assert np.allclose(models.softmax(logits), expected, atol=1e-5)
     with pytest.raises(ValueError, match="preprocess"):
         models.wrap_external_model(external, "sepia")
 
@@ -138,10 +138,10 @@ def test_softmax_models_are_read_before_their_softmax(tmp_path, case):
     loaded = models.load_model(tmp_path / "external.keras")
     wrapped = models.wrap_external_model(loaded, "tf")
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
-    logits = evaluate.predict_logits(wrapped, pixels)
+    logits = models.predict_logits(wrapped, pixels)
     probabilities = keras.ops.convert_to_numpy(loaded(pixels / 127.5 - 1))
     assert models.scores_kind(wrapped) == models.SCORES_PRE_SOFTMAX
-    assert np.allclose(evaluate.softmax(logits), probabilities, atol=1e-5)
+    assert np.allclose(models.softmax(logits), probabilities, atol=1e-5)
     # Logits, not log-probabilities: their exponentials do not sum to one.
     assert not np.allclose(np.exp(logits).sum(axis=-1), 1.0, atol=1e-3)
     assert np.allclose(keras.ops.convert_to_numpy(loaded(pixels / 127.5 - 1)).sum(-1), 1.0,
@@ -158,7 +158,7 @@ def test_softmax_that_cannot_be_taken_off_falls_back_to_log_probabilities():
     external = keras.Model(inputs, shared(flat))
     wrapped = models.wrap_external_model(external, "tf")
     pixels = np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    logits = evaluate.predict_logits(wrapped, pixels)
+    logits = models.predict_logits(wrapped, pixels)
     expected = keras.ops.convert_to_numpy(external(pixels / 127.5 - 1))
     assert models.scores_kind(wrapped) == models.SCORES_LOG_PROBABILITIES
     assert np.allclose(np.exp(logits), expected, atol=1e-5)

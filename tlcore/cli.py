@@ -362,7 +362,7 @@ def _ideal(arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
-    from tlcore import attack, config, evaluate, images, models
+    from tlcore import attack, config, images, models
 
     started = time.perf_counter()
     model, classes = _load_model(arguments)
@@ -373,8 +373,8 @@ def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
     image = images.load_image(arguments.image, models.input_size(model)).astype("float32")
     result = attack.make_attack(attack_config)(model, image[None], target=target)
     images.save_png(result.adversarial[0], arguments.out)
-    clean = evaluate.softmax(result.clean_logits)[0]
-    adversarial = evaluate.softmax(result.adversarial_logits)[0]
+    clean = models.softmax(result.clean_logits)[0]
+    adversarial = models.softmax(result.adversarial_logits)[0]
     return {"method": arguments.method,
             "epsilon": arguments.epsilon if arguments.method in config.BOUNDED_ATTACKS else None,
             "clean_class": classes[int(clean.argmax())], "clean_probability": float(clean.max()),

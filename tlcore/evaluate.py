@@ -9,28 +9,6 @@ import numpy as np
 from tlcore import data, models, runs
 
 
-def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Return logits (N, K) for pixels (N, S, S, 3) in [0, 255], batch by batch.
-
-    Uses the model's compiled call (`models.compiled`) rather than `predict`, which keeps
-    per-model state and is not safe to call from several threads at once.
-    """
-    call = models.compiled(model)
-    outputs = [call(np.asarray(images[start:start + batch_size], dtype=np.float32)).numpy()
-               for start in range(0, len(images), batch_size)]
-    if not outputs:
-        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
-    return np.concatenate(outputs).astype(np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Return probabilities from logits along the last axis (numerically stable)."""
-    shifted = np.asarray(logits, dtype=np.float64)
-    shifted = shifted - shifted.max(axis=-1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """Return counts (K, K): row = true class, column = predicted class."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -54,7 +32,7 @@ def classification_report(labels: np.ndarray, logits: np.ndarray, class_names: l
     matrix = confusion_matrix(labels, predictions, len(class_names))
     per_class = per_class_metrics(matrix, class_names)
     recalls = [row["recall"] for row in per_class if row["recall"] is not None]
-    ece, reliability = calibration(labels, softmax(logits), bins) if len(labels) else (None, [])
+    ece, reliability = calibration(labels, models.softmax(logits), bins) if len(labels) else (None, [])
     return {"accuracy": float((predictions == labels).mean()) if len(labels) else None,
             "balanced_accuracy": float(np.mean(recalls)) if recalls else None,
             "count": int(len(labels)),
@@ -184,7 +162,7 @@ def evaluate_run(run: runs.Run, split: str = "test", model: keras.Model | None =
     """
     dataset = dataset_of(run)
     images, labels = dataset.split_arrays(split, run.image_size)
-    logits = predict_logits(model or run.load_model(), images)
+    logits = models.predict_logits(model or run.load_model(), images)
     return {"run": run.run_id, "split": split, **report_with_groups(run, labels, logits)}
 
 

@@ -132,6 +132,28 @@ def compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
     return function
 
 
+def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Return logits (N, K) for pixels (N, S, S, 3) in [0, 255], batch by batch.
+
+    Uses the model's compiled call (`models.compiled`) rather than `predict`, which keeps
+    per-model state and is not safe to call from several threads at once.
+    """
+    call = compiled(model)
+    outputs = [call(np.asarray(images[start:start + batch_size], dtype=np.float32)).numpy()
+               for start in range(0, len(images), batch_size)]
+    if not outputs:
+        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Return probabilities from logits along the last axis (numerically stable)."""
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = shifted - shifted.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 def forward_gflops(model: keras.Model) -> float:
     """A model's forward pass per image in GFLOPs: 2 x the multiply-adds of its
     convolutions (depthwise ones counted as such) and dense layers, nested models included.

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate, head_training
+from tlcore import config, head_training, models
 from tlcore.config import StepCallback
 
 
@@ -104,7 +104,7 @@ def fit(model: keras.Model, strategy: tf.distribute.Strategy, train_config: conf
         share_statistics()
         logs = {"loss": loss_sum / steps, "accuracy": correct / (steps * batch_size)}
         if len(validation[1]):
-            predictions = evaluate.predict_logits(model, validation[0]).argmax(axis=-1)
+            predictions = models.predict_logits(model, validation[0]).argmax(axis=-1)
             logs["val_accuracy"] = float(np.mean(predictions == validation[1]))
         record.add(epoch, logs, model.get_weights)
     outcome = record.outcome(cancelled, diverged)

@@ -709,7 +709,7 @@ def _final_metrics(model: keras.Model, inputs: dict[str, np.ndarray | features.R
         if len(labels):
             logits = []
             for start in range(0, len(labels), SCORE_CHUNK):
-                logits.append(evaluate.predict_logits(model,
+                logits.append(models.predict_logits(model,
                                                       inputs[split][start:start + SCORE_CHUNK]))
                 done += len(logits[-1])
                 _report(on_step, done, total, phase)

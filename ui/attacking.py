@@ -106,8 +106,8 @@ def run_attack(picked: PickedModel, attack_config: config.AttackConfig, pixels: 
 def show_result(picked: PickedModel, attack_config: config.AttackConfig,
                 result: attack.AttackResult) -> None:
     """Original, magnified perturbation and adversarial image; numbers; bars before/after."""
-    clean = evaluate.softmax(result.clean_logits)[0]
-    adversarial = evaluate.softmax(result.adversarial_logits)[0]
+    clean = models.softmax(result.clean_logits)[0]
+    adversarial = models.softmax(result.adversarial_logits)[0]
     largest = max(float(np.abs(result.perturbation[0]).max()), 1.0)
     factor = 127.5 / largest
     columns = st.columns(3)
@@ -159,8 +159,8 @@ def second_opinion(picked: PickedModel, result: attack.AttackResult) -> None:
     shared = cache.shared_model(other)
     with shared.lock:
         scored = attack.transfer(result, shared.model)
-    before = evaluate.softmax(scored["clean_logits"])[0]
-    after = evaluate.softmax(scored["adversarial_logits"])[0]
+    before = models.softmax(scored["clean_logits"])[0]
+    after = models.softmax(scored["adversarial_logits"])[0]
     verdict = "fooled too" if scored["fooled"][0] else "not fooled"
     st.info(f"**{other.run_id}**: {widgets.plain(shared.classes[before.argmax()])} "
             f"{before.max():.2f} on the original, {widgets.plain(shared.classes[after.argmax()])} "

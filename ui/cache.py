@@ -125,10 +125,10 @@ def run_report(run_dir: str, created: str, split: str) -> dict:
     dataset = evaluate.dataset_of(run)
     images, labels = dataset.split_arrays(split, run.image_size)
     with turns.WORK.turn(), shared.lock:
-        logits = evaluate.predict_logits(shared.model, images)
+        logits = models.predict_logits(shared.model, images)
     return {"split": split, **evaluate.report_with_groups(run, labels, logits),
             "paths": [dataset.paths[index] for index in dataset.splits[split]],
-            "labels": labels, "probabilities": evaluate.softmax(logits)}
+            "labels": labels, "probabilities": models.softmax(logits)}
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -162,7 +162,7 @@ def explanation(run_dir: str, created: str, image: np.ndarray, class_index: int 
         smooth = (explain.saliency(shared.model, image[None], [explained])[0] if saliency
                   else None)
     return {"grad_cam": cam[0], "saliency": smooth,
-            "probabilities": evaluate.softmax(logits)[0], "class_index": explained}
+            "probabilities": models.softmax(logits)[0], "class_index": explained}
 
 
 @st.cache_resource(show_spinner="Loading the ImageNet classifier...", max_entries=2)

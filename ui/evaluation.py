@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from tlcore import backbones, config, data, evaluate, explain, images, imagenet, runs
+from tlcore import backbones, config, data, evaluate, explain, images, imagenet, models, runs
 from ui import cache, charts, state, widgets
 
 GALLERY_SIZE = 12
@@ -219,7 +219,7 @@ def backbone_view(report: dict, run: runs.Run) -> None:
     side = model.input_shape[1]
     resized = images.load_image(images.png_bytes(image), side).astype(np.float32)
     with lock:
-        probabilities = evaluate.softmax(evaluate.predict_logits(model, resized[None]))[0]
+        probabilities = models.softmax(models.predict_logits(model, resized[None]))[0]
     names = imagenet.class_names()
     st.plotly_chart(charts.probability_bars(probabilities, names,
                                             f"{spec.display_name} on ImageNet: top 5"),

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-from tlcore import config, evaluate, images, runs
+from tlcore import config, images, models, runs
 from ui import cache, widgets
 
 TOP_K = 3
@@ -133,7 +133,7 @@ def answers(run: runs.Run, files: Sequence[tuple[str, Any]], key: str) -> None:
     if not pixels:
         return
     with shared.lock:
-        probabilities = evaluate.softmax(evaluate.predict_logits(shared.model, np.stack(pixels)))
+        probabilities = models.softmax(models.predict_logits(shared.model, np.stack(pixels)))
     explained = []
     for card, image, row in zip(cards, pixels, probabilities):
         left, middle, right = card.columns([1, 2, 1])

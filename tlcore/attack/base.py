@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate, models, pace
+from tlcore import config, models, pace
 from tlcore.config import StepCallback
 
 # Images attacked together: a batch is attacked in chunks of this many, so memory does not
@@ -176,16 +176,16 @@ class Attack:
                       target: int | None) -> AttackResult:
         self._clean, self._clean_logits = clean, None
         if labels is None:  # the model's own answers are the labels to move away from
-            self._clean_logits = evaluate.predict_logits(model, clean)
+            self._clean_logits = models.predict_logits(model, clean)
             labels = self._clean_logits.argmax(-1)
         labels = np.asarray(labels, dtype=np.int64)
         proposed = self.run(model, clean, labels, target)
         # An attack's first gradient at the clean images already gave their logits.
         clean_logits = (self._clean_logits if self._clean_logits is not None
-                        else evaluate.predict_logits(model, clean))
+                        else models.predict_logits(model, clean))
         self._clean = self._clean_logits = None
         adversarial = self.round_to_pixels(clean, self.project(clean, proposed))
-        adversarial_logits = evaluate.predict_logits(model, adversarial)
+        adversarial_logits = models.predict_logits(model, adversarial)
         predictions = adversarial_logits.argmax(-1)
         success = predictions == target if target is not None else predictions != labels
         delta = (adversarial - clean).reshape(len(clean), -1)
@@ -204,7 +204,7 @@ class Attack:
                           {"phase": self.progress_unit, "position": preparing,
                            "detail": preparing})
         if models.compiled(model).experimental_get_tracing_count() == 0:
-            evaluate.predict_logits(model, image)
+            models.predict_logits(model, image)
         if self.step_kind == "gradient" and gradient.experimental_get_tracing_count() == 0:
             gradient(image, np.zeros(1, dtype=np.int64), tf.constant(False))
 

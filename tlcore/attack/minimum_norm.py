@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import evaluate
+from tlcore import models
 from tlcore.attack.base import Attack
 
 # The search along the float step, in multiples of its length. It starts where the largest
@@ -196,7 +196,7 @@ class _RoundedFlips:
         """Round candidates (len(indices), S, S, 3) to whole pixels in [0, 255], keep each
         one that flips with a smaller L2 than the best so far; which of them flip."""
         rounded = np.rint(np.clip(candidates, 0, 255)).astype(np.float32)
-        predictions = evaluate.predict_logits(self.model, rounded).argmax(-1)
+        predictions = models.predict_logits(self.model, rounded).argmax(-1)
         flipped = predictions != self.labels[indices]
         l2 = np.sqrt(((rounded - self.images[indices]) ** 2).reshape(len(indices), -1).sum(1))
         better = flipped & (l2 < self.l2[indices])

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate
+from tlcore import config, models
 from tlcore.attack.base import Attack, AttackResult
 from tlcore.config import StepCallback
 
@@ -82,7 +82,7 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
     labels = np.asarray(labels, dtype=np.int64)
     config.check_limit("attack_images", len(images))
     config.check_limit("attack_steps", steps)
-    clean_right = evaluate.predict_logits(model, images).argmax(-1) == labels
+    clean_right = models.predict_logits(model, images).argmax(-1) == labels
     attacked = [epsilon for epsilon in epsilons if epsilon != 0]
     total = curve_image_steps(epsilons, methods, steps, len(images))
     curves, done_before = {}, 0
@@ -144,7 +144,7 @@ def transfer(result: AttackResult, other: keras.Model) -> dict:
             return batch
         return tf.image.resize(batch, (side, side)).numpy()
 
-    clean = evaluate.predict_logits(other, fit(result.clean))
-    adversarial = evaluate.predict_logits(other, fit(result.adversarial))
+    clean = models.predict_logits(other, fit(result.clean))
+    adversarial = models.predict_logits(other, fit(result.adversarial))
     return {"clean_logits": clean, "adversarial_logits": adversarial,
             "fooled": clean.argmax(-1) != adversarial.argmax(-1)}

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import config, evaluate, features, images as image_utils, models, pace
+from tlcore import config, features, images as image_utils, models, pace
 from tlcore.config import StepCallback
 from tlcore.visualize import objectives, parameterizations, regularizers, transforms
 
@@ -213,7 +213,7 @@ def _render_batch(model: keras.Model, objective: objectives.Objective | int,
                 "objective": float(totals[0]),
                 "logit": None if target is None else float(logits[0, target]),
                 "probability": None if target is None
-                else float(evaluate.softmax(logits)[0, target]),
+                else float(models.softmax(logits)[0, target]),
                 "image": now_images[0], "images": now_images})
         if should_stop is not None and should_stop():
             break
@@ -222,7 +222,7 @@ def _render_batch(model: keras.Model, objective: objectives.Objective | int,
     if done > 1:
         _record_pace(model, count, first_step, later_step)
     finals = image.image().numpy()
-    probabilities = evaluate.softmax(evaluate.predict_logits(model, finals))
+    probabilities = models.softmax(models.predict_logits(model, finals))
     seconds = time.perf_counter() - started
     return [RenderResult(finals[i], objective.target, objective_trace[i], logit_trace[i],
                          probabilities[i], image_utils.total_variation(finals[i]), seconds,
