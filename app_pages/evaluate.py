@@ -29,7 +29,7 @@ other = right.selectbox("Compare with", [None, *others], key="evaluate_other",
 def scored(chosen) -> dict:
     """The cached report of a run on the chosen split; stops the page with the reason."""
     try:
-        return cache.run_report(str(chosen.run_dir), str(chosen.info.get("created")), split)
+        return cache.run_report(*chosen.cache_key, split)
     except ValueError as error:
         widgets.error(f"Cannot evaluate {chosen.run_id}: {error}")
         st.stop()

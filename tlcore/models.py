@@ -1,8 +1,10 @@
 """Classifiers: raw pixels in [0, 255] in, logits out; save, load, and wrap foreign models.
 
-A classifier is `pixels -> PixelPreprocessing -> backbone body -> global pooling ->
-head`. The body and the head are nested models named "backbone" and "head", so the fast
-mode can train the head on its own and the feature-map and Grad-CAM code can find the body.
+A classifier is `pixels -> PixelPreprocessing ("preprocessing") -> body -> global pooling
+("pool") -> head ("head")`. The body is the nested model Keras built (it keeps Keras's
+name, e.g. "vgg16"); the head is a nested model too, so the fast mode can train it on its
+own; feature maps and Grad-CAM reach the body's layers by their names through the nesting
+(`features.activation_model`).
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from tlcore.layers import PREPROCESSING, PREPROCESSING_MODES, PixelPreprocessing
 
 # A model's config is a few hundred kB even for ResNet50; more is not a model to trust.
 MAX_CONFIG_BYTES = 4 * 2**20
-BODY_NAME = "backbone"
 HEAD_NAME = "head"
 POOL_NAME = "pool"
 # What a model's outputs are (`scores_kind`).

@@ -51,6 +51,12 @@ class Run:
         return int(self.info["image_size"])
 
     @property
+    def cache_key(self) -> tuple[str, str]:
+        """(folder, creation time): what a per-server cache keys a run's model and results
+        by, so a run replaced under the same folder name is not served from the old one."""
+        return str(self.run_dir), str(self.info.get("created"))
+
+    @property
     def model_path(self) -> Path:
         """The saved Keras model."""
         return self.run_dir / MODEL_FILE

@@ -110,7 +110,22 @@ def run_model(run_dir: str, created: str) -> SharedModel:
 
 def shared_model(run: runs.Run) -> SharedModel:
     """Return the shared, read-only classifier of a run."""
-    return run_model(str(run.run_dir), str(run.info.get("created")))
+    return run_model(*run.cache_key)
+
+
+def run_dataset(run: runs.Run) -> data.Dataset:
+    """The data set a run was trained on, reopened and checked unchanged once per server and
+    run (`evaluate.dataset_of` stats every file: moving a slider must not redo it).
+
+    Raises:
+        ValueError: the data is gone or changed since training (not cached: asked again).
+    """
+    return _run_dataset(*run.cache_key)
+
+
+@st.cache_resource(show_spinner="Reopening the run's data set...", max_entries=8)
+def _run_dataset(run_dir: str, created: str) -> data.Dataset:
+    return evaluate.dataset_of(runs.load_run(run_dir))
 
 
 @st.cache_data(show_spinner="Scoring the run...", max_entries=32)
@@ -122,7 +137,7 @@ def run_report(run_dir: str, created: str, split: str) -> dict:
     """
     run = runs.load_run(run_dir)
     shared = shared_model(run)
-    dataset = evaluate.dataset_of(run)
+    dataset = run_dataset(run)
     images, labels = dataset.split_arrays(split, run.image_size)
     with turns.WORK.turn(), shared.lock:
         logits = models.predict_logits(shared.model, images)

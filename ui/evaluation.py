@@ -95,9 +95,8 @@ def gallery(report: dict, run: runs.Run, indices: np.ndarray, key: str) -> None:
 def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key: str) -> None:
     """Grad-CAM and SmoothGrad saliency of one image, for its predicted class or a chosen one."""
     image = np.asarray(image, dtype=np.float32)
-    run_key = (str(run.run_dir), str(run.info.get("created")))
     try:
-        result = cache.explanation(*run_key, image, None)
+        result = cache.explanation(*run.cache_key, image, None)
         predicted = result["class_index"]
         # Keyed by the image too: a new image starts at its own predicted class.
         image_id = hashlib.sha1(image.tobytes()).hexdigest()[:10]
@@ -105,7 +104,7 @@ def explain_panel(run: runs.Run, image: np.ndarray, true_label: int | None, key:
                                            f"explain-class-{key}-{run.run_id}-{image_id}",
                                            predicted)
         if class_index != predicted:
-            result = cache.explanation(*run_key, image, class_index)
+            result = cache.explanation(*run.cache_key, image, class_index)
     except ValueError as error:
         widgets.error(f"Cannot explain this model: {error}")
         return

@@ -159,8 +159,8 @@ def _grad_cam(run: runs.Run, image: np.ndarray, predicted: int, key: str) -> Non
     class_index = widgets.class_picker(run.classes, "Grad-CAM for",
                                        f"{key}-explain-{run.run_id}-{image_id}", predicted)
     try:
-        result = cache.explanation(str(run.run_dir), str(run.info.get("created")), image,
-                                   class_index, saliency=False)
+        result = cache.explanation(*run.cache_key, image, class_index,
+                                   saliency=False)
     except ValueError as problem:
         widgets.error(f"No Grad-CAM for this model: {problem}")
         return

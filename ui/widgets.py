@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from tlcore import backbones, config, evaluate, images, runs
-from ui import charts, jobs, state
+from tlcore import backbones, config, images, runs
+from ui import cache, charts, jobs, state
 
 # Every ASCII punctuation mark: escaped, markdown shows it as itself (no links, images,
 # emphasis, colours, icons or autolinked addresses).
@@ -118,7 +118,7 @@ def run_test_image(run: runs.Run, size: int, key: str) -> tuple[np.ndarray, int]
     """One of a run's test images (chosen with a slider) at `size`, and its true class; None
     with the reason shown when the run's data cannot be reopened or has no test images."""
     try:
-        dataset = evaluate.dataset_of(run)
+        dataset = cache.run_dataset(run)
     except ValueError as problem:
         error(f"{problem} Upload an image instead.")
         return None
