@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import interrupted_training, make_image_folder
 from tlcore import backbones, config, data, downloads, evaluate, petimages, runs, train
-from ui import jobs
+from ui import jobs, state
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pages/runs.py",
@@ -21,10 +21,12 @@ PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pa
          "app_pages/ideal_image.py", "app_pages/attack.py"]
 
 
-def open_page(page: str, **session) -> AppTest:
+def open_page(page: str, run_id: str | None = None, data_source: str | None = None) -> AppTest:
+    """The app opened on `page`, with a selected run or a chosen data source to start from."""
     app = AppTest.from_file(APP, default_timeout=180)
-    for key, value in session.items():
-        app.session_state[key] = value
+    for key, value in ((state.RUN_ID, run_id), (state.DATA_SOURCE, data_source)):
+        if value is not None:
+            app.session_state[key] = value
     app.run()
     app.switch_page(page).run()
     assert not app.exception, [error.value for error in app.exception]
@@ -37,7 +39,7 @@ def by_label(elements, label: str):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_without_exception(page, tiny_run):
-    app = open_page(page, selected_run_id=tiny_run.run_id)
+    app = open_page(page, run_id=tiny_run.run_id)
     assert app.title[0].value
 
 
@@ -55,7 +57,7 @@ def test_data_page_reads_a_server_folder_and_lists_skipped_files(tmp_path):
     by_label(app.text_input, "Folder of class folders").input(str(folder)).run()
     assert not app.exception
     assert by_label(app.metric, "Classes").value == "3"
-    assert app.session_state["data_source"] == str(folder.resolve())
+    assert app.session_state[state.DATA_SOURCE] == str(folder.resolve())
     assert any(header.value == "Skipped files (1)" for header in app.subheader)
 
 
@@ -105,7 +107,7 @@ def one_epoch_run(folder: Path) -> runs.Run:
 
 def test_attack_page_without_test_images_asks_for_an_upload(tmp_path):
     run = one_epoch_run(make_image_folder(tmp_path / "two", per_class=2))
-    app = open_page("app_pages/attack.py", selected_run_id=run.run_id)
+    app = open_page("app_pages/attack.py", run_id=run.run_id)
     assert "no test images" in app.info[0].value
 
 
@@ -116,13 +118,13 @@ def test_train_page_trains_in_the_background_and_shows_the_run(tiny_folder):
     by_label(app.number_input, "Image size (px)").set_value(32)
     app.button[0].click().run()  # the form's Train button
     assert not app.exception, [error.value for error in app.exception]
-    snapshot = jobs.wait(app.session_state["training_job_id"])
+    snapshot = jobs.wait(app.session_state[state.JOB_ID])
     assert snapshot.state == "done", snapshot.error
     assert len(snapshot.epochs) == 3
     app.run()
     assert not app.exception
     assert float(by_label(app.metric, "Validation accuracy").value) > 0
-    assert app.session_state["selected_run_id"] == Path(snapshot.run_dir).name
+    assert app.session_state[state.RUN_ID] == Path(snapshot.run_dir).name
 
 
 def test_train_page_says_imagenet_weights_are_missing_before_the_click(monkeypatch,
@@ -174,7 +176,7 @@ def test_train_page_asks_for_the_imagenet_file_of_the_chosen_image_size(monkeypa
 
 
 def test_evaluate_page_shows_every_view_of_a_run(tiny_run):
-    app = open_page("app_pages/evaluate.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/evaluate.py", run_id=tiny_run.run_id)
     report = evaluate.evaluate_run(tiny_run, "test")
     assert float(by_label(app.metric, "Accuracy").value) == pytest.approx(report["accuracy"],
                                                                           abs=1e-3)
@@ -198,11 +200,11 @@ def test_evaluate_page_shows_every_view_of_a_run(tiny_run):
 
 def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path):
     other = one_epoch_run(make_image_folder(tmp_path / "other", per_class=4))
-    app = open_page("app_pages/evaluate.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/evaluate.py", run_id=tiny_run.run_id)
     by_label(app.selectbox, "True class").set_value(1).run()
     by_label(app.selectbox, "Predicted as").set_value(1).run()
     assert not app.exception, [error.value for error in app.exception]
-    assert app.session_state["confusion_cell"][2] == (1, 1)
+    assert app.session_state[state.CELL][2] == (1, 1)
     assert any(caption.value.startswith("**") and "green image(s) predicted as green" in
                caption.value for caption in app.caption)
     by_label(app.selectbox, "Compare with").set_value(other).run()
@@ -211,7 +213,7 @@ def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path):
 
 
 def test_ideal_image_page_renders_an_image_and_its_feature_maps(tiny_run):
-    app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/ideal_image.py", run_id=tiny_run.run_id)
     app.number_input[0].set_value(20)  # the render form's steps
     app.radio(key="render-form-preset").set_value("clean")
     app.button[0].click().run()
@@ -226,11 +228,11 @@ def test_ideal_image_sweep_scrubs_without_rendering_again(tiny_run, monkeypatch)
     """A finished sweep is one figure with every image and a slider: scrubbing happens in
     the browser, and a rerun renders nothing again."""
     from tlcore import visualize
-    app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/ideal_image.py", run_id=tiny_run.run_id)
     [field for field in app.number_input if field.label == "Steps"][1].set_value(10)
     next(b for b in app.button if b.label == "Render the sweep").click().run()
     assert not app.exception, [error.value for error in app.exception]
-    results = app.session_state["ideal_sweep"][1]
+    results = app.session_state[state.SWEEP][1]
     assert [r.tv_weight for r in results][0] == 0.0 and len(results) == 7
     [scrubber] = [json.loads(c.proto.spec) for c in app.get("plotly_chart")
                   if '"sliders"' in c.proto.spec]
@@ -245,7 +247,7 @@ def test_ideal_image_sweep_scrubs_without_rendering_again(tiny_run, monkeypatch)
 
 def test_ideal_image_page_without_imagenet_weights_says_how_to_add_them(tiny_run):
     """In the app's words (no command line flag): the file's whole address and folder."""
-    app = open_page("app_pages/ideal_image.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/ideal_image.py", run_id=tiny_run.run_id)
     by_label(app.radio, "Model").set_value("imagenet").run()
     message = app.info[0].value
     missing = backbones.missing_imagenet_weights("mobilenet_v2", with_head=True)
@@ -255,7 +257,7 @@ def test_ideal_image_page_without_imagenet_weights_says_how_to_add_them(tiny_run
 
 def test_attack_page_attacks_a_test_image_and_asks_a_second_model(tiny_run, tmp_path):
     other = one_epoch_run(make_image_folder(tmp_path / "second", per_class=4))
-    app = open_page("app_pages/attack.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/attack.py", run_id=tiny_run.run_id)
     by_label(app.radio, "Method").set_value("fgsm").run()
     app.button[0].click().run()
     assert not app.exception, [error.value for error in app.exception]
@@ -272,7 +274,7 @@ def test_attack_page_attacks_a_test_image_and_asks_a_second_model(tiny_run, tmp_
 
 
 def test_attack_page_deepfool_has_no_budget_and_curves_fall(tiny_run):
-    app = open_page("app_pages/attack.py", selected_run_id=tiny_run.run_id)
+    app = open_page("app_pages/attack.py", run_id=tiny_run.run_id)
     by_label(app.radio, "Method").set_value("deepfool").run()
     app.button[0].click().run()
     assert not app.exception, [error.value for error in app.exception]
@@ -286,7 +288,7 @@ def test_attack_page_deepfool_has_no_budget_and_curves_fall(tiny_run):
 
 def test_runs_page_renames_and_deletes(tmp_path):
     run = one_epoch_run(make_image_folder(tmp_path / "r", per_class=4))
-    app = open_page("app_pages/runs.py", selected_run_id=run.run_id)
+    app = open_page("app_pages/runs.py", run_id=run.run_id)
     assert len(app.get("plotly_chart")) == 1
     by_label(app.button, "Export for phones (TensorFlow Lite)").click().run()
     assert not app.exception and (run.run_dir / "model.tflite").is_file()
@@ -306,7 +308,7 @@ def test_train_page_resumes_an_interrupted_training(tiny_folder):
     app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
     by_label(app.button, "Resume").click().run()
     assert not app.exception, [error.value for error in app.exception]
-    snapshot = jobs.wait(app.session_state["training_job_id"])
+    snapshot = jobs.wait(app.session_state[state.JOB_ID])
     assert snapshot.state == "done", snapshot.error
     assert Path(snapshot.run_dir).name == interrupted.run_id
     assert checkpoints.list_interrupted() == []

@@ -26,6 +26,7 @@ from conftest import make_image_folder
 from tlcore import (attack, backbones, cli, config, data, downloads, evaluate, images, imagenet,
                     models, train)
 from tlcore.layers import PixelPreprocessing
+from ui import state
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 NAMES = ("mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0")
@@ -333,7 +334,7 @@ def _charts(app: AppTest) -> dict[str, dict]:
 def test_what_the_backbone_sees_is_the_top_5_of_the_file(offline, imagenet_run, fake_imagenet):
     from ui import charts
 
-    app = _open_page("app_pages/evaluate.py", selected_run_id=imagenet_run.run_id,
+    app = _open_page("app_pages/evaluate.py", **{state.RUN_ID: imagenet_run.run_id},
                      **{"evaluate-view": "What the backbone sees"})
     bars = _charts(app)["MobileNetV2 on ImageNet: top 5"]["data"][0]
     # The same image, asked of the network the file was saved from (Keras's preprocessing).
@@ -352,7 +353,7 @@ def test_what_the_backbone_sees_is_the_top_5_of_the_file(offline, imagenet_run, 
 def test_what_the_backbone_sees_without_the_file_says_how_to_add_it(offline, imagenet_run,
                                                                      monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
-    app = _open_page("app_pages/evaluate.py", selected_run_id=imagenet_run.run_id,
+    app = _open_page("app_pages/evaluate.py", **{state.RUN_ID: imagenet_run.run_id},
                      **{"evaluate-view": "What the backbone sees"})
     message = app.info[0].value
     missing = backbones.missing_imagenet_weights("mobilenet_v2", with_head=True)

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import make_image_folder
 from tlcore import archives, atomic, config, data, runs
+from ui import state
 
 APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
 
@@ -332,7 +333,7 @@ def test_markdown_in_a_visitors_class_name_is_shown_literally(tmp_path):
                                colours={hostile.replace("/", "|"): (200, 0, 0),
                                         "plain": (0, 0, 200)})
     app = AppTest.from_file(APP, default_timeout=180)
-    app.session_state["data_source"] = str(folder)
+    app.session_state[state.DATA_SOURCE] = str(folder)
     app.run()
     app.switch_page("app_pages/data.py").run()
     assert not app.exception
@@ -404,7 +405,7 @@ def test_a_render_over_the_time_budget_stops_and_keeps_what_it_has(demo, tiny_ru
     monkeypatch.setattr(config, "DEMO_LIMITS", dataclasses.replace(config.DEMO_LIMITS,
                                                                    job_seconds=0.0))
     app = AppTest.from_file(APP, default_timeout=180)
-    app.session_state["selected_run_id"] = tiny_run.run_id
+    app.session_state[state.RUN_ID] = tiny_run.run_id
     app.run()
     app.switch_page("app_pages/ideal_image.py").run()
     app.number_input[0].set_value(20)  # the render form's steps

@@ -5,7 +5,9 @@ import streamlit as st
 
 from tlcore import attack, config, visitors, visualize
 
-_DATA_SOURCE = "data_source"  # a source, or None: the chosen kind has no data set yet
+# Public keys: tests seed and read session state by them (AppTest has no script run in
+# which these functions could be called); pages use the functions.
+DATA_SOURCE = "data_source"  # a source, or None: the chosen kind has no data set yet
 _DATA_MISSING = "data_source_missing"  # why there is none, in words for the Train page
 _DATA_KIND = "data_kind"  # the Data page's Source choice, kept while other pages run
 # Keys of the Data page's widgets. Their values are given back from the two above when
@@ -14,24 +16,24 @@ _DATA_KIND = "data_kind"  # the Data page's Source choice, kept while other page
 DATA_KIND_WIDGET = "data_kind_radio"
 UPLOAD_PICK_WIDGET = "data_upload_pick"
 FOLDER_WIDGET = "data_folder"
-_RUN_ID = "selected_run_id"
-_JOB_ID = "training_job_id"
+RUN_ID = "selected_run_id"
+JOB_ID = "training_job_id"
 _TOKEN = "visitor_token"
 # The address keeps a public-demo visitor's token, so a reload is the same visitor.
 TOKEN_PARAMETER = "visitor"
 _RENDER = "ideal_image_result"
 _ATTACK = "attack_result"
-_SWEEP = "ideal_sweep"
+SWEEP = "ideal_sweep"
 _CURVES = "robustness_curves"
 _UPLOADS = "extracted_uploads"
-_CELL = "confusion_cell"
+CELL = "confusion_cell"
 
 
 def init() -> None:
     """Give a new session its defaults and its visitor (called on every script run by
     app.py). A public demo's visitor comes back with the token in the address; a missing
     or malformed token gets a new one, never a guessable one."""
-    st.session_state.setdefault(_DATA_SOURCE, "demo")
+    st.session_state.setdefault(DATA_SOURCE, "demo")
     if _TOKEN not in st.session_state:
         given = st.query_params.get(TOKEN_PARAMETER)
         st.session_state[_TOKEN] = given if visitors.is_token(given) else visitors.new_token()
@@ -62,7 +64,7 @@ def data_source() -> str:
         NoDataSet: the Data page's source has none yet (say what to do, never fall back
             to the one chosen before: it is not what the Data page shows).
     """
-    source = st.session_state.get(_DATA_SOURCE, "demo")
+    source = st.session_state.get(DATA_SOURCE, "demo")
     if source is None:
         raise NoDataSet(st.session_state.get(_DATA_MISSING) or "No data set is chosen yet: "
                         "choose one on the Data page.")
@@ -71,12 +73,12 @@ def data_source() -> str:
 
 def chosen_data_source() -> str | None:
     """The data set the Data page shows, or None while its source has none yet."""
-    return st.session_state.get(_DATA_SOURCE, "demo")
+    return st.session_state.get(DATA_SOURCE, "demo")
 
 
 def set_data_source(source: str) -> None:
     """Choose the data set the Train page uses."""
-    st.session_state[_DATA_SOURCE] = source
+    st.session_state[DATA_SOURCE] = source
 
 
 def clear_data_source(missing: str) -> None:
@@ -85,7 +87,7 @@ def clear_data_source(missing: str) -> None:
     Args:
         missing: what the Train page says instead, e.g. "No zip is uploaded yet: ...".
     """
-    st.session_state[_DATA_SOURCE] = None
+    st.session_state[DATA_SOURCE] = None
     st.session_state[_DATA_MISSING] = missing
 
 
@@ -122,22 +124,22 @@ def prepare_widget(key: str, value: object, *, reset: bool = False,
 
 def selected_run_id() -> str | None:
     """The run the Evaluate, Ideal image and Attack pages start on."""
-    return st.session_state.get(_RUN_ID)
+    return st.session_state.get(RUN_ID)
 
 
 def set_selected_run_id(run_id: str | None) -> None:
     """Remember a run across pages."""
-    st.session_state[_RUN_ID] = run_id
+    st.session_state[RUN_ID] = run_id
 
 
 def job_id() -> str | None:
     """This visitor's current or last training job."""
-    return st.session_state.get(_JOB_ID)
+    return st.session_state.get(JOB_ID)
 
 
 def set_job_id(job: str | None) -> None:
     """Remember this visitor's training job."""
-    st.session_state[_JOB_ID] = job
+    st.session_state[JOB_ID] = job
 
 
 def render_result(model_key: str) -> visualize.RenderResult | None:
@@ -153,13 +155,13 @@ def set_render_result(model_key: str, result: visualize.RenderResult) -> None:
 
 def sweep_results(model_key: str) -> list[visualize.RenderResult] | None:
     """The last TV sweep rendered with this model in this session, or None."""
-    stored = st.session_state.get(_SWEEP)
+    stored = st.session_state.get(SWEEP)
     return stored[1] if stored and stored[0] == model_key else None
 
 
 def set_sweep_results(model_key: str, results: list[visualize.RenderResult]) -> None:
     """Keep a sweep so its slider scrubs without rendering again."""
-    st.session_state[_SWEEP] = (model_key, results)
+    st.session_state[SWEEP] = (model_key, results)
 
 
 def attack_result(model_key: str) -> tuple[config.AttackConfig, attack.AttackResult] | None:
@@ -176,13 +178,13 @@ def set_attack_result(model_key: str, attack_config: config.AttackConfig,
 
 def confusion_cell(run_id: str, split: str) -> tuple[int, int] | None:
     """The confusion-matrix cell (true class, predicted class) picked for this run and split."""
-    picked = st.session_state.get(_CELL)
+    picked = st.session_state.get(CELL)
     return picked[2] if picked and picked[:2] == (run_id, split) else None
 
 
 def set_confusion_cell(run_id: str, split: str, cell: tuple[int, int]) -> None:
     """Remember a clicked or chosen confusion-matrix cell."""
-    st.session_state[_CELL] = (run_id, split, cell)
+    st.session_state[CELL] = (run_id, split, cell)
 
 
 def robustness(model_key: str) -> dict[str, list[dict]] | None:
