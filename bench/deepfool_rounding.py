@@ -84,12 +84,14 @@ def old_rule() -> object:
     from tlcore import attack, models
 
     class TwiceAtMost(attack.DeepFool):
-        def _smallest_rounded_flip(self, model, images, labels, step):
+        def _smallest_rounded_flip(self, chunk, step):
+            images = chunk.images
             chosen = np.clip(images + step, 0, 255)
             pending = np.ones(len(images), dtype=bool)
             for factor in OLD_FACTORS:
                 candidate = np.clip(images + factor * step, 0, 255)
-                flipped = models.predict_logits(model, np.rint(candidate)).argmax(-1) != labels
+                flipped = (models.predict_logits(chunk.model, np.rint(candidate)).argmax(-1)
+                           != chunk.labels)
                 chosen[pending & flipped] = candidate[pending & flipped]
                 pending &= ~flipped
             return chosen.astype(np.float32)

@@ -277,7 +277,90 @@ def test_the_lessons_descent_moves_pixels_as_far_on_a_rescaling_model(two_conven
     images = np.random.default_rng(0).uniform(120, 135, (4, 16, 16, 3)).astype(np.float32)
     moved = []
     for model in two_conventions:  # the float steps, before rounding to whole pixels
-        stepped = attack.LessonDescent(steps=5).run(model, images, np.zeros(4, np.int64), 1)
+        stepped = attack.LessonDescent(steps=5).run(
+            attack.Chunk(model, images, np.zeros(4, np.int64), target=1))
         moved.append(float(np.sqrt(np.mean((stepped - images) ** 2))))
     assert moved[0] > 1e-3, moved
     assert 0.5 < moved[1] / moved[0] < 2.0, moved
+
+
+def test_one_attack_serves_two_threads_at_once(model_and_images):
+    """Issue 17: an attack kept its chunk, offset, counts and callbacks on itself during a
+    call, so a second call from another thread took over the first one's progress. Both
+    calls here are inside the attack at once (each waits for the other at its first
+    report); each must get what it gets alone."""
+    import concurrent.futures
+    import threading
+
+    model, images, labels = model_and_images
+    pgd = attack.PGD(epsilon=8, steps=3)
+    batches = {"three": (images[:3], labels[:3]), "eleven": (images[3:14], labels[3:14])}
+
+    def attacked(name: str, meeting: threading.Barrier | None) -> tuple:
+        reports = []
+
+        def on_step(done: int, total: int, metrics: dict) -> None:
+            if meeting is not None and not reports:
+                meeting.wait(timeout=60)
+            reports.append((done, total, metrics["detail"]))
+
+        result = pgd(model, *batches[name], on_step=on_step)
+        return result.adversarial, [report for report in reports
+                                    if "preparing" not in report[2]]
+
+    alone = {name: attacked(name, None) for name in batches}
+    meeting = threading.Barrier(2)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(attacked, name, meeting) for name in batches}
+        together = {name: future.result(timeout=300) for name, future in futures.items()}
+    for name in batches:
+        np.testing.assert_array_equal(together[name][0], alone[name][0])
+        assert together[name][1] == alone[name][1], name
+
+
+def test_a_sweep_attacks_at_every_budget_in_one_call_as_single_calls_do(model_and_images):
+    """One call takes several budgets (issue 17): the same images as a call per budget
+    (PGD's random start seeded alike), one progress count over all of them, and the budget
+    at call time overrides the attack's own."""
+    model, images, labels = model_and_images
+    pgd = attack.PGD(steps=2, seed=5)
+    seen = []
+    swept = pgd.sweep(model, images[:10], labels[:10], epsilons=[2, 8],
+                      on_step=lambda *report: seen.append(report))
+    for epsilon, result in zip([2, 8], swept):
+        alone = attack.PGD(epsilon=epsilon, steps=2, seed=5)(model, images[:10], labels[:10])
+        np.testing.assert_array_equal(result.adversarial, alone.adversarial)
+        np.testing.assert_array_equal(result.success, alone.success)
+        at_call = attack.PGD(epsilon=1, steps=2, seed=5)(model, images[:10], labels[:10],
+                                                         epsilon=epsilon)
+        np.testing.assert_array_equal(at_call.adversarial, alone.adversarial)
+    done = [step for step, _, _ in seen]
+    assert done == sorted(done) and done[-1] == 2 * pgd.image_steps(10)
+    assert {total for _, total, _ in seen} == {2 * pgd.image_steps(10)}
+    details = [metrics["detail"] for *_, metrics in seen]
+    assert "PGD at 8/255, epsilon 2 of 2; step 2 of 2, images 9-10 of 10" in details
+    assert {metrics["epsilon"] for *_, metrics in seen} == {2.0, 8.0}
+    with pytest.raises(ValueError, match="needs a budget"):
+        attack.FGSM()(model, images[:1])
+    with pytest.raises(ValueError, match="no budget"):
+        attack.LessonDescent(steps=1)(model, images[:1], epsilon=4)
+    with pytest.raises(ValueError, match="bounded"):
+        attack.DeepFool().sweep(model, images[:1], epsilons=[4])
+
+
+def test_every_attack_in_the_table_is_built_from_its_entry():
+    """`config.ATTACK_METHODS` is the one list of attacks: each entry names a class that
+    takes exactly its settings, is bounded as the entry says and has its default steps."""
+    assert set(config.BOUNDED_ATTACKS) == {"fgsm", "pgd"}
+    for name, method in config.ATTACK_METHODS.items():
+        built = attack.make_attack(config.AttackConfig(method=name, epsilon=6, steps=3,
+                                                       step_size=2.0, seed=4))
+        assert isinstance(built, attack.attack_class(name)), name
+        assert built.bounded == method.bounded and built.epsilon == (6.0 if method.bounded
+                                                                      else None), name
+        assert built.max_steps == (3 if "steps" in method.settings else 1), name
+        assert attack.attack_class(name)().max_steps == method.default_steps, name
+    with pytest.raises(ValueError, match="is not one of"):
+        config.AttackConfig(method="cw")
+    with pytest.raises(ValueError, match="is not one of"):
+        attack.attack_class("cw")

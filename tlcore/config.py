@@ -13,8 +13,6 @@ from typing import Callable
 
 TRAINING_MODES = ("fast", "fine-tune", "end-to-end")
 FINE_TUNE_BLOCKS = 2  # top blocks unfrozen by default when fine-tuning
-ATTACK_METHODS = ("fgsm", "pgd", "lesson", "deepfool")
-BOUNDED_ATTACKS = ("fgsm", "pgd")  # the ones with an L-infinity budget
 # Progress of long work: on_step(done, total, {"phase": ..., other metrics}).
 StepCallback = Callable[[int, int, dict], None]
 
@@ -348,18 +346,80 @@ class RenderConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttackMethod:
+    """What an attack is, for the code that offers, checks and builds it: one entry of
+    `ATTACK_METHODS`, data only, so that reading it loads no TensorFlow.
+
+    Attributes:
+        attack_class: the class that runs it, as a dotted path (`tlcore.attack` imports it
+            when the attack is built).
+        label: its name for people, in a list of attacks.
+        settings: the `AttackConfig` fields its class takes; "epsilon" among them makes it
+            a bounded attack (an L-infinity budget), the others change pixels freely.
+        default_steps: the steps a form offers first, and the class's own default (1: a
+            one-step attack, whose steps are no setting).
+        default_step_size: the step size a form offers first, and the class's own default
+            (None: worked out from the other settings).
+        targetable: it can move an image toward a chosen class (else only away from its
+            own).
+        note: for people, beside the result of an unbounded attack: what that means.
+    """
+
+    attack_class: str
+    label: str
+    settings: tuple[str, ...]
+    default_steps: int = 1
+    default_step_size: float | None = None
+    targetable: bool = True
+    note: str = ""
+
+    @property
+    def bounded(self) -> bool:
+        """It has an L-infinity budget (epsilon)."""
+        return "epsilon" in self.settings
+
+
+# The one table of attacks: a new attack is its class (in `tlcore/attack/`) and one entry.
+ATTACK_METHODS = {
+    "fgsm": AttackMethod("tlcore.attack.gradient.FGSM", "FGSM (one step)", ("epsilon",)),
+    "pgd": AttackMethod("tlcore.attack.gradient.PGD", "PGD (iterated, projected)",
+                        ("epsilon", "steps", "step_size", "seed"), default_steps=10),
+    "lesson": AttackMethod(
+        "tlcore.attack.gradient.LessonDescent", "The lesson's descent (unbounded)",
+        ("steps", "step_size"), default_steps=100, default_step_size=1.0,
+        note="The lesson's descent has no budget: nothing limits how much a pixel changes."),
+    "deepfool": AttackMethod(
+        "tlcore.attack.minimum_norm.DeepFool", "DeepFool (smallest change in L2)", ("steps",),
+        default_steps=50, targetable=False,
+        note="DeepFool makes the smallest change in L2 (total size), not per pixel: it may "
+             "change a few pixels a lot, so its L-inf can be larger than PGD's budget. "
+             "Compare both numbers."),
+}
+BOUNDED_ATTACKS = tuple(name for name, method in ATTACK_METHODS.items() if method.bounded)
+
+
+def check_epsilon(epsilon: float) -> float:
+    """Return an attack's L-infinity budget in pixels as a float.
+
+    Raises:
+        ValueError: it is not in (0, 255] (8 means 8/255 of the range).
+    """
+    _require(0 < epsilon <= 255,
+             f"epsilon={epsilon} must be in (0, 255] pixels (e.g. 8 for 8/255)")
+    return float(epsilon)
+
+
+@dataclasses.dataclass(frozen=True)
 class AttackConfig:
     """Settings of an adversarial attack; epsilon and step size are in pixels of [0, 255].
 
     Attributes:
-        method: "fgsm" (one signed-gradient step), "pgd" (iterated, projected, random
-            start), "lesson" (the lesson's unbounded plain gradient descent toward a
-            target) or "deepfool" (the smallest L2 step across the nearest boundary).
-        epsilon: L-infinity budget in pixels (8 means 8/255 of the range); FGSM and PGD
-            only, the others are unbounded.
+        method: a name in `ATTACK_METHODS` ("fgsm", "pgd", "lesson", "deepfool").
+        epsilon: L-infinity budget in pixels (8 means 8/255 of the range), for the bounded
+            attacks only (`BOUNDED_ATTACKS`).
         steps: iterations (PGD, the lesson's descent, DeepFool's maximum).
-        step_size: pixels per step; None: 2.5 * epsilon / steps for PGD (Madry et al.),
-            1 for the lesson's descent.
+        step_size: pixels per step; None: each attack's default (PGD: 2.5 * epsilon /
+            steps, as Madry et al.; the lesson's descent: 1).
         target: class index to reach (targeted attack), or None to just flip the label.
         seed: seeds PGD's random start.
     """
@@ -373,12 +433,12 @@ class AttackConfig:
 
     def __post_init__(self) -> None:
         _require(self.method in ATTACK_METHODS,
-                 f"method={self.method!r} is not one of {ATTACK_METHODS}")
-        _require(0 < self.epsilon <= 255,
-                 f"epsilon={self.epsilon} must be in (0, 255] pixels (e.g. 8 for 8/255)")
-        _require(self.method != "deepfool" or self.target is None,
-                 "deepfool is untargeted: it crosses the nearest boundary; use pgd or lesson "
-                 "for a target")
+                 f"method={self.method!r} is not one of {tuple(ATTACK_METHODS)}")
+        check_epsilon(self.epsilon)
+        targetable = [name for name, method in ATTACK_METHODS.items() if method.targetable]
+        _require(ATTACK_METHODS[self.method].targetable or self.target is None,
+                 f"{self.method} is untargeted: it only moves an image away from its class; "
+                 f"use {' or '.join(targetable)} for a target")
         _require(self.steps >= 1, f"steps={self.steps} must be at least 1")
         _require(self.step_size is None or self.step_size > 0,
                  f"step_size={self.step_size} must be positive or None")

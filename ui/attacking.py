@@ -9,17 +9,11 @@ from tlcore import attack, config, data, evaluate, images, models
 from ui import cache, charts, state, widgets, work
 from ui.model_choice import PickedModel
 
-METHODS = {"fgsm": "FGSM (one step)", "pgd": "PGD (iterated, projected)",
-           "lesson": "The lesson's descent (unbounded)",
-           "deepfool": "DeepFool (smallest change in L2)"}
 CURVE_EPSILONS = (0, 1, 2, 4, 8, 16)
 CURVE_METHODS = ("fgsm", "pgd")
 DISTANCES = ("L-inf is the largest change of any one pixel (what epsilon bounds); L2 is the "
              "total size of the change over all pixels (the square root of the sum of "
              "squares). A small L2 can hide a large change of a few pixels.")
-DEEPFOOL_NOTE = ("DeepFool makes the smallest change in L2 (total size), not per pixel: it "
-                 "may change a few pixels a lot, so its L-inf can be larger than PGD's "
-                 "budget. Compare both numbers.")
 
 
 def pick_image(picked: PickedModel) -> tuple[np.ndarray, int | None] | None:
@@ -46,21 +40,26 @@ def pick_image(picked: PickedModel) -> tuple[np.ndarray, int | None] | None:
 
 
 def settings_form(picked: PickedModel) -> config.AttackConfig | None:
-    """The attack's settings; returned when the user presses Attack."""
-    method = st.radio("Method", list(METHODS), index=1, format_func=METHODS.get,
+    """The attack's settings (the form follows `config.ATTACK_METHODS`); returned when the
+    user presses Attack."""
+    names = list(config.ATTACK_METHODS)
+    method = st.radio("Method", names, index=names.index(config.AttackConfig.method),
+                      format_func=lambda name: config.ATTACK_METHODS[name].label,
                       horizontal=True, key="attack-method")
+    facts = config.ATTACK_METHODS[method]
+    budgeted = " and ".join(name.upper() for name in config.BOUNDED_ATTACKS)
     with st.form("attack"):
         columns = st.columns(3)
-        epsilon = columns[0].slider("Epsilon (k/255)", 1, 32, 4, disabled=method not in
-            config.BOUNDED_ATTACKS, help="The largest change of any pixel, in levels of 0..255 "
-                                        "(FGSM and PGD; the others have no budget).")
+        epsilon = columns[0].slider("Epsilon (k/255)", 1, 32, 4, disabled=not facts.bounded,
+                                    help="The largest change of any pixel, in levels of "
+                                         f"0..255 ({budgeted}; the others have no budget).")
         most = config.limits().attack_steps or 500
-        steps = columns[1].number_input("Steps", 1, most, min(most, {"lesson": 100,
-                                        "deepfool": 50}.get(method, 10)),
-                                        disabled=method == "fgsm", key=f"attack-steps-{method}")
+        steps = columns[1].number_input("Steps", 1, most, min(most, facts.default_steps),
+                                        disabled="steps" not in facts.settings,
+                                        key=f"attack-steps-{method}")
         step_size = columns[2].number_input(
-            "Step size (0: automatic)", 0.0, 1e6, 1.0 if method == "lesson" else 0.0,
-            disabled=method in ("fgsm", "deepfool"), key=f"attack-step-{method}",
+            "Step size (0: automatic)", 0.0, 1e6, facts.default_step_size or 0.0,
+            disabled="step_size" not in facts.settings, key=f"attack-step-{method}",
             help="PGD: pixels per step (automatic: 2.5 x epsilon / steps). The lesson's "
                  "descent: pixels per unit of the gradient with respect to the model's own "
                  "input (the lesson uses 1, on VGG16, whose input is pixels minus a mean).")
@@ -75,7 +74,7 @@ def settings_form(picked: PickedModel) -> config.AttackConfig | None:
                                  f"1 image x {steps_words(chosen)}", chosen))
         targets = [None, *range(len(picked.classes))]
         target = None
-        if method != "deepfool":
+        if facts.targetable:
             target = st.selectbox("Target class (type to search)", targets,
                                   format_func=lambda t: "none: any wrong class" if t is None
                                   else picked.classes[t])
@@ -129,15 +128,12 @@ def show_result(picked: PickedModel, attack_config: config.AttackConfig,
                    "success: pick an image it classifies correctly.", icon=":material/info:")
     metrics = st.columns(3)
     metrics[0].metric("Success", "yes" if result.success[0] else "no")
-    bounded = attack_config.method in config.BOUNDED_ATTACKS
-    budget = f" / {attack_config.epsilon:.0f}" if bounded else " (no budget)"
+    facts = config.ATTACK_METHODS[attack_config.method]
+    budget = f" / {attack_config.epsilon:.0f}" if facts.bounded else " (no budget)"
     metrics[1].metric("L-inf (px)", f"{result.linf[0]:.0f}{budget}", help=DISTANCES)
     metrics[2].metric("L2 (px)", f"{result.l2[0]:.1f}", help=DISTANCES)
-    unbounded = {"lesson": "The lesson's descent has no budget: nothing limits how much a "
-                           "pixel changes.", "deepfool": DEEPFOOL_NOTE}
     st.caption("The saved PNG is what was scored: pixels rounded to whole levels" +
-               (", still within epsilon." if bounded else
-                f". {unbounded[attack_config.method]}"))
+               (", still within epsilon." if facts.bounded else f". {facts.note}"))
     highlight = [int(clean.argmax())] + ([] if result.target is None else [result.target])
     bars = st.columns(2)
     bars[0].plotly_chart(charts.probability_bars(clean, picked.classes, "Before",
@@ -199,7 +195,8 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
                                        f"{len(chosen)} images x {steps_words(method)}", method))
 
     show_expected()
-    if not st.button(f"Attack {len(chosen)} images with {METHODS[attack_config.method]}",
+    label = config.ATTACK_METHODS[attack_config.method].label
+    if not st.button(f"Attack {len(chosen)} images with {label}",
                      icon=":material/bolt:"):
         return
     pixels = data.load_images([dataset.paths[i] for i in chosen], picked.size)

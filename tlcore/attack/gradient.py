@@ -2,65 +2,73 @@
 lesson's unbounded descent (plain gradient steps toward a target, no budget)."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 
-from tlcore import models
+from tlcore import config, models
 from tlcore.attack.base import Attack
+from tlcore.attack.call import Chunk
+
+PGD_METHOD, LESSON_METHOD = config.ATTACK_METHODS["pgd"], config.ATTACK_METHODS["lesson"]
 
 
 class FGSM(Attack):
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size epsilon.
 
     Args:
-        epsilon: budget in pixels.
+        epsilon: budget in pixels, for calls that name none.
     """
 
-    name = "fgsm"
     title = "FGSM"
+    bounded = True
 
-    def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
-            target: int | None) -> np.ndarray:
-        """Step every pixel by epsilon in the direction that raises the attack's loss."""
-        return images + self.epsilon * np.sign(self.loss_gradient(model, images, labels, target))
+    def run(self, chunk: Chunk) -> np.ndarray:
+        """Step every pixel by epsilon in the direction that raises the attack's loss (its
+        gradient at the clean images also gives their logits)."""
+        gradient, chunk.clean_logits = self.loss_gradient(chunk, chunk.images)
+        return chunk.images + chunk.epsilon * np.sign(gradient)
 
 
 class PGD(Attack):
     """Projected gradient descent (Madry et al. 2018) in the L-infinity ball.
 
     Args:
-        epsilon: budget in pixels.
+        epsilon: budget in pixels, for calls that name none.
         steps: iterations.
-        step_size: pixels per step; None takes 2.5 * epsilon / steps.
+        step_size: pixels per step; None takes 2.5 * epsilon / steps at each budget.
         random_start: begin from a uniform random point in the ball.
         seed: seeds the random start.
     """
 
-    name = "pgd"
     title = "PGD"
+    bounded = True
 
-    def __init__(self, *, epsilon: float, steps: int = 10, step_size: float | None = None,
+    def __init__(self, *, epsilon: float | None = None,
+                 steps: int = PGD_METHOD.default_steps,
+                 step_size: float | None = PGD_METHOD.default_step_size,
                  random_start: bool = True, seed: int = 0) -> None:
         super().__init__(epsilon=epsilon)
         if steps < 1:
             raise ValueError(f"steps={steps} must be at least 1")
         self.steps = int(steps)
-        self.step_size = float(step_size) if step_size else 2.5 * self.epsilon / self.steps
+        self.step_size = float(step_size) if step_size else None
         self.random_start = random_start
         self.seed = seed
 
-    def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
-            target: int | None) -> np.ndarray:
+    def run(self, chunk: Chunk) -> np.ndarray:
         """Iterate signed gradient steps, projecting back into the ball after each."""
+        images, epsilon = chunk.images, chunk.epsilon
         adversarial = images.copy()
         if self.random_start:
-            # Seeded by the chunk's place in the batch, so chunks do not repeat one noise.
-            random = np.random.default_rng([self.seed, self._offset])
-            noise = random.uniform(-self.epsilon, self.epsilon, images.shape)
-            adversarial = self.project(images, images + noise.astype(np.float32))
+            # Seeded by the chunk's place in the batch, so chunks do not repeat one noise;
+            # the same noise, scaled, at every budget.
+            random = np.random.default_rng([self.seed, chunk.offset])
+            noise = random.uniform(-epsilon, epsilon, images.shape)
+            adversarial = self.project(images, images + noise.astype(np.float32), epsilon)
+        step_size = self.step_size or 2.5 * epsilon / self.steps
         for _ in range(self.steps):
-            gradient = self.loss_gradient(model, adversarial, labels, target)
-            adversarial = self.project(images, adversarial + self.step_size * np.sign(gradient))
+            gradient, _ = self.loss_gradient(chunk, adversarial)
+            adversarial = self.project(images, adversarial + step_size * np.sign(gradient),
+                                       epsilon)
         return adversarial
 
 
@@ -81,22 +89,21 @@ class LessonDescent(Attack):
             lesson's learning rate, 1).
     """
 
-    name = "lesson"
     title = "The lesson's descent"
 
-    def __init__(self, *, steps: int = 100, step_size: float | None = None) -> None:
-        super().__init__(epsilon=None)
+    def __init__(self, *, steps: int = LESSON_METHOD.default_steps,
+                 step_size: float | None = LESSON_METHOD.default_step_size) -> None:
+        super().__init__()
         if steps < 1:
             raise ValueError(f"steps={steps} must be at least 1")
         self.steps = int(steps)
-        self.step_size = float(step_size) if step_size else 1.0
+        self.step_size = float(step_size) if step_size else LESSON_METHOD.default_step_size
 
-    def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
-            target: int | None) -> np.ndarray:
+    def run(self, chunk: Chunk) -> np.ndarray:
         """Follow the raw gradient (not its sign), keeping pixels inside [0, 255]."""
-        adversarial = images.copy()
-        step = self.step_size / models.input_scale(model)
+        adversarial = chunk.images.copy()
+        step = self.step_size / models.input_scale(chunk.model)
         for _ in range(self.steps):
-            gradient = self.loss_gradient(model, adversarial, labels, target)
+            gradient, _ = self.loss_gradient(chunk, adversarial)
             adversarial = np.clip(adversarial + step * gradient, 0, 255)
         return adversarial

@@ -6,8 +6,8 @@ candidate class k, the boundary with the current class is where (logit_k - logit
 reaches 0, at distance |f_k| / ||grad f_k||; it steps to the nearest one, slightly beyond
 (the overshoot), until the prediction changes.
 
-That float step is often far below one pixel (a trained MobileNetV2 at 160 px: a median
-L-inf of 0.29/255), so rounding to the whole pixels a saved image holds gives the clean
+That float step is often far below one pixel on a real network (figures in
+docs/architecture.md), so rounding to the whole pixels a saved image holds gives the clean
 image back. The result is therefore the smallest *8-bit* change found that flips the label:
 the step is scaled along its own direction, doubling from the first factor at which rounding
 changes a pixel up to 64x that, then bisected (to within 1 %) between the last factor that
@@ -23,8 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import models
+from tlcore import config, models
 from tlcore.attack.base import Attack
+from tlcore.attack.call import Chunk
 
 # The search along the float step, in multiples of its length. It starts where the largest
 # component reaches half a pixel (a hair over: np.rint rounds exact halves to even), since
@@ -49,13 +50,13 @@ class DeepFool(Attack):
         overshoot: how far past the linearised boundary to step (0.02 = 2 %).
     """
 
-    name = "deepfool"
     title = "DeepFool"
     step_kind = "deepfool"  # paced per chunk (see `paced_steps`)
     progress_unit = "images done"  # it stops early, so steps make a poor fraction
 
-    def __init__(self, *, steps: int = 50, candidates: int = 10, overshoot: float = 0.02) -> None:
-        super().__init__(epsilon=None)
+    def __init__(self, *, steps: int = config.ATTACK_METHODS["deepfool"].default_steps,
+                 candidates: int = 10, overshoot: float = 0.02) -> None:
+        super().__init__()
         if steps < 1 or candidates < 2:
             raise ValueError(f"steps={steps} must be >= 1 and candidates={candidates} >= 2")
         self.steps, self.candidates, self.overshoot = int(steps), int(candidates), float(overshoot)
@@ -64,9 +65,9 @@ class DeepFool(Attack):
         """DeepFool counts images: each is done once its label flips (or at `steps`)."""
         return int(count)
 
-    def progress_done(self, chunk: int, finished: int) -> int:
+    def progress_done(self, chunk: Chunk, finished: int) -> int:
         """Images of earlier chunks, and those of this chunk already flipped."""
-        return self._offset + finished
+        return chunk.offset + finished
 
     def paced_steps(self, steps_taken: int) -> float:
         """A chunk counts as one unit of `pace`: how many steps it takes varies with the
@@ -77,11 +78,11 @@ class DeepFool(Attack):
         """DeepFool stops as soon as every label has flipped, usually within 2-5 steps."""
         return f"at most {self.steps}"
 
-    def run(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
-            target: int | None) -> np.ndarray:
+    def run(self, chunk: Chunk) -> np.ndarray:
         """Step each image toward its nearest boundary until its prediction changes, then
         find the smallest whole-pixel change along that step that still flips it."""
-        if target is not None:
+        model, images, labels = chunk.model, chunk.images, chunk.labels
+        if chunk.target is not None:
             raise ValueError("DeepFool is untargeted; use PGD or the lesson's descent for a "
                              "target")
         clean_logits = keras.ops.convert_to_numpy(model(images, training=False))
@@ -93,7 +94,7 @@ class DeepFool(Attack):
         total = np.zeros_like(images)
         active = np.ones(len(images), dtype=bool)
         for _ in range(self.steps):
-            self.begin_step(finished=int((~active).sum()))
+            self.begin_step(chunk, finished=int((~active).sum()))
             candidate = np.clip(images + (1 + self.overshoot) * total, 0, 255)
             logits, gradients = _candidate_gradients(model, candidate, ranked)
             active &= logits.argmax(-1) == labels
@@ -108,41 +109,41 @@ class DeepFool(Attack):
             step = ((np.abs(differences[picked, nearest]) + 1e-4) / norms[picked, nearest] ** 2)
             update = step[:, None, None, None] * directions[picked, nearest]
             total = total + np.where(active[:, None, None, None], update, 0.0)
-        return self._smallest_rounded_flip(model, images, labels, (1 + self.overshoot) * total)
+        return self._smallest_rounded_flip(chunk, (1 + self.overshoot) * total)
 
-    def _smallest_rounded_flip(self, model: keras.Model, images: np.ndarray, labels: np.ndarray,
-                               step: np.ndarray) -> np.ndarray:
+    def _smallest_rounded_flip(self, chunk: Chunk, step: np.ndarray) -> np.ndarray:
         """The smallest-L2 whole-pixel image found that flips each label, searched along the
         float step `step` (N, S, S, 3): scaled, then as a signed step of whole pixels. An
         image none of them flips keeps its float step (the base class reports a failure)."""
+        images = chunk.images
         # What survives clipping to [0, 255]: a component pushing a saturated pixel outward
         # does nothing, and must not set the scale the search starts from.
         step = np.clip(images + step, 0, 255) - images
-        flips = _RoundedFlips(model, images, labels)
+        flips = _RoundedFlips(chunk)
         size = np.abs(step).reshape(len(images), -1).max(axis=1)
         moving = size > 0
         still = np.flatnonzero(~moving)  # already misclassified: DeepFool did not move them
         if len(still):
             flips.offer(still, images[still])
-        self._search_scale(flips, images, step, size, moving)
-        self._signed_steps(flips, images, step, moving)
+        self._search_scale(flips, step, size, moving)
+        self._signed_steps(flips, step, moving)
         failed = np.clip(images + step, 0, 255)
         return np.where(flips.found[:, None, None, None], flips.best, failed).astype(np.float32)
 
-    def _search_scale(self, flips: _RoundedFlips, images: np.ndarray, step: np.ndarray,
-                      size: np.ndarray, moving: np.ndarray) -> None:
+    def _search_scale(self, flips: _RoundedFlips, step: np.ndarray, size: np.ndarray,
+                      moving: np.ndarray) -> None:
         """Double each image's factor on `step` from where rounding first changes a pixel
         (up to SEARCH_FACTOR times that), then bisect between the last factor that did not flip
         and the first that did; one batched forward pass over the pending images a try."""
         safe = np.where(moving, size, 1.0)
         first = np.maximum(1.0, HALF_PIXEL / safe)
         low = np.minimum(first, 0.5 / safe)  # at most ties change below: the clean image
-        high = np.full(len(images), np.inf)
+        high = np.full(len(step), np.inf)
         factor = first.copy()
         pending = moving.copy()
         while pending.any():
             indices = np.flatnonzero(pending)
-            flipped = self._offer_scaled(flips, images, step, indices, factor[indices])
+            flipped = flips.offer_scaled(step, indices, factor[indices])
             high[indices[flipped]] = factor[indices[flipped]]
             low[indices[~flipped]] = factor[indices[~flipped]]
             pending[indices[flipped]] = False
@@ -153,48 +154,49 @@ class DeepFool(Attack):
             if not len(indices):
                 break
             middle = np.sqrt(low[indices] * high[indices])
-            flipped = self._offer_scaled(flips, images, step, indices, middle)
+            flipped = flips.offer_scaled(step, indices, middle)
             high[indices[flipped]] = middle[flipped]
             low[indices[~flipped]] = middle[~flipped]
 
-    def _offer_scaled(self, flips: _RoundedFlips, images: np.ndarray, step: np.ndarray,
-                      indices: np.ndarray, factors: np.ndarray) -> np.ndarray:
-        """Offer images[indices] + factors x step[indices]; which of them flip (N,) bool."""
-        self.check_stop()
-        return flips.offer(indices, images[indices] + factors[:, None, None, None] * step[indices])
-
-    def _signed_steps(self, flips: _RoundedFlips, images: np.ndarray, step: np.ndarray,
-                      moving: np.ndarray) -> None:
+    def _signed_steps(self, flips: _RoundedFlips, step: np.ndarray, moving: np.ndarray) -> None:
         """Offer the sign of each image's step, SIGN_PIXELS whole pixels long, where nothing
         flips yet or where it may be smaller in L2 than what flipped (a step of k pixels has
         an L2 of at most k x the square root of its nonzero components)."""
         direction = np.sign(step)
-        root = np.sqrt(np.count_nonzero(direction.reshape(len(images), -1), axis=1))
+        root = np.sqrt(np.count_nonzero(direction.reshape(len(step), -1), axis=1))
         for pixels in SIGN_PIXELS:
             indices = np.flatnonzero(moving & (flips.l2 > pixels * root))
             if not len(indices):
                 break
-            self.check_stop()
-            flips.offer(indices, images[indices] + pixels * direction[indices])
+            flips.offer(indices, flips.images[indices] + pixels * direction[indices])
 
 
 class _RoundedFlips:
     """For each image, the smallest-L2 whole-pixel candidate offered so far that flips its
     label, judged as the base class judges: on the rounded image, by the model's argmax."""
 
-    def __init__(self, model: keras.Model, images: np.ndarray, labels: np.ndarray) -> None:
-        self.model, self.images, self.labels = model, images, labels
-        self.best = np.rint(np.clip(images, 0, 255))
-        self.l2 = np.full(len(images), np.inf)  # inf: nothing flips yet
+    def __init__(self, chunk: Chunk) -> None:
+        self.chunk, self.model = chunk, chunk.model
+        self.images, self.labels = chunk.images, chunk.labels
+        self.best = np.rint(np.clip(self.images, 0, 255))
+        self.l2 = np.full(len(self.images), np.inf)  # inf: nothing flips yet
 
     @property
     def found(self) -> np.ndarray:
         """(N,) bool: some offered candidate flips the image's label."""
         return np.isfinite(self.l2)
 
+    def offer_scaled(self, step: np.ndarray, indices: np.ndarray, factors: np.ndarray
+                     ) -> np.ndarray:
+        """Offer images[indices] + factors x step[indices]; which of them flip (N,) bool."""
+        return self.offer(indices, self.images[indices]
+                          + factors[:, None, None, None] * step[indices])
+
     def offer(self, indices: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Round candidates (len(indices), S, S, 3) to whole pixels in [0, 255], keep each
-        one that flips with a smaller L2 than the best so far; which of them flip."""
+        one that flips with a smaller L2 than the best so far; which of them flip. Honours
+        the call's stop first."""
+        self.chunk.check_stop()
         rounded = np.rint(np.clip(candidates, 0, 255)).astype(np.float32)
         predictions = models.predict_logits(self.model, rounded).argmax(-1)
         flipped = predictions != self.labels[indices]

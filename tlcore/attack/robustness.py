@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tlcore import config, models
 from tlcore.attack.base import Attack, AttackResult
+from tlcore.attack.registry import make_attack
 from tlcore.config import StepCallback
 
 
@@ -27,7 +28,7 @@ def curve_image_steps(epsilons: Sequence[float], methods: Sequence[str], steps: 
     """The work of `robustness_curves`, in image steps (images x steps of every attack):
     the total of its progress and the quantity `pace` turns into an expected time."""
     attacked = sum(1 for epsilon in epsilons if epsilon != 0)
-    return sum(attacked * count * _curve_attack(method, 1.0, steps, 0).max_steps
+    return sum(attacked * _curve_attack(method, steps, 0).image_steps(count)
                for method in methods)
 
 
@@ -35,15 +36,13 @@ def curve_estimated_seconds(model: keras.Model, epsilons: Sequence[float],
                             methods: Sequence[str], steps: int, count: int) -> float | None:
     """Expected seconds of `robustness_curves` on `model`, from the pace of its earlier
     attacks in this process (see `Attack.estimated_seconds`), or None when it has none."""
+    attacked = sum(1 for epsilon in epsilons if epsilon != 0)
     total = 0.0
     for method in methods:
-        for epsilon in epsilons:
-            if epsilon == 0:
-                continue
-            seconds = _curve_attack(method, epsilon, steps, 0).estimated_seconds(model, count)
-            if seconds is None:
-                return None
-            total += seconds
+        seconds = _curve_attack(method, steps, 0).estimated_seconds(model, count)
+        if seconds is None:
+            return None
+        total += attacked * seconds
     return total
 
 
@@ -57,7 +56,8 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
         model: pixels in [0, 255] -> logits.
         images, labels: the images to attack (N, S, S, 3) and their true classes.
         epsilons: budgets in pixels (k for k/255).
-        methods: "fgsm" and/or "pgd".
+        methods: bounded attacks (`config.BOUNDED_ATTACKS`), each run once over every
+            epsilon (`Attack.sweep`).
         steps: PGD iterations.
         seed: PGD's random start.
         on_step: progress of the whole job as on_step(image steps done,
@@ -89,42 +89,40 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
     if on_step is not None:  # the phase starts now: its ETA counts from here
         on_step(0, total, {"phase": "image steps", "detail": "starting"})
     for method in methods:
-        rows = []
-        for epsilon in epsilons:
-            if epsilon == 0:
-                right, linf, l2 = clean_right, np.zeros(len(images)), np.zeros(len(images))
-            else:
-                chosen = _curve_attack(method, epsilon, steps, seed)
-                where = (f"{chosen.title} at {epsilon:g}/255, epsilon "
-                         f"{attacked.index(epsilon) + 1} of {len(attacked)}")
+        chosen = _curve_attack(method, steps, seed)
 
-                def progress(done: int, count: int, metrics: dict, offset: int = done_before,
-                             where: str = where) -> None:
-                    if on_step is not None:
-                        on_step(offset + done, total, {
-                            "phase": "image steps", "epsilon": epsilon,
-                            "detail": f"{where}; {metrics['position']}"})
+        def progress(done: int, count: int, metrics: dict, offset: int = done_before) -> None:
+            if on_step is not None:
+                on_step(offset + done, total, {"phase": "image steps",
+                                               "epsilon": metrics["epsilon"],
+                                               "detail": metrics["detail"]})
 
-                result = chosen(model, images, labels, should_stop=should_stop,
-                                on_step=progress)
-                done_before += chosen.image_steps(len(images))
-                right = result.adversarial_logits.argmax(-1) == result.labels
-                linf, l2 = result.linf, result.l2
-            flipped = clean_right & ~right
-            rows.append({"epsilon": float(epsilon), "accuracy": float(right.mean()),
-                         "success_rate": float(flipped.sum() / max(clean_right.sum(), 1)),
-                         "mean_linf": float(linf.mean()), "mean_l2": float(l2.mean()),
-                         "images": int(len(images))})
-        curves[method] = rows
+        results = iter(chosen.sweep(model, images, labels, epsilons=attacked,
+                                    should_stop=should_stop, on_step=progress))
+        done_before += len(attacked) * chosen.image_steps(len(images))
+        curves[method] = [_curve_row(epsilon, clean_right, None if epsilon == 0
+                                     else next(results)) for epsilon in epsilons]
     return curves
 
 
-def _curve_attack(method: str, epsilon: float, steps: int, seed: int) -> Attack:
-    """The bounded attack of one point of a curve."""
-    from tlcore import attack  # the package builds attacks; imported here to avoid a cycle
+def _curve_row(epsilon: float, clean_right: np.ndarray, result: AttackResult | None) -> dict:
+    """One point of a curve: accuracy under attack at `epsilon` (None: the clean images)."""
+    count = len(clean_right)
+    if result is None:
+        right, linf, l2 = clean_right, np.zeros(count), np.zeros(count)
+    else:
+        right = result.adversarial_logits.argmax(-1) == result.labels
+        linf, l2 = result.linf, result.l2
+    flipped = clean_right & ~right
+    return {"epsilon": float(epsilon), "accuracy": float(right.mean()),
+            "success_rate": float(flipped.sum() / max(clean_right.sum(), 1)),
+            "mean_linf": float(linf.mean()), "mean_l2": float(l2.mean()),
+            "images": int(count)}
 
-    return attack.make_attack(config.AttackConfig(method=method, epsilon=epsilon, steps=steps,
-                                                  seed=seed))
+
+def _curve_attack(method: str, steps: int, seed: int) -> Attack:
+    """The bounded attack of one curve, for every budget of it."""
+    return make_attack(config.AttackConfig(method=method, steps=steps, seed=seed))
 
 
 def transfer(result: AttackResult, other: keras.Model) -> dict:
