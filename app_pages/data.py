@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import archives, config, data, pets
+from tlcore import archives, config, data
 from ui import cache, charts, state, widgets
-from ui.data_choice import (BUILT_IN, NO_FOLDER, NO_ZIP, SOURCES, folder_source, prepare,
-                            uploads_folder, zip_source)
+from ui.data_choice import (NO_FOLDER, NO_ZIP, SOURCES, built_in, folder_source, uploads_folder,
+                            zip_source)
 
 st.title("Data")
 st.markdown("A classifier learns from labelled examples: here, one folder of images per class. "
@@ -26,17 +26,8 @@ kind = st.radio("Source", choices, format_func=SOURCES.get, horizontal=True,
 fresh = state.set_data_kind(kind)
 
 try:
-    if kind in BUILT_IN:
-        if kind in pets.SOURCES:
-            st.caption("Downloaded once through TensorFlow Datasets (about 800 MB), then read "
-                       "from disk. TFDS's own test split is kept, so results compare with "
-                       "published ones.")
-        elif kind == "petimages":
-            st.caption("Downloaded once (resumable, checksum-checked), then read from disk; "
-                       "its unreadable files are skipped and listed below.")
-        state.set_data_source(kind)
-        if kind in data.DOWNLOADED_SOURCES:
-            prepare(kind)
+    if kind in data.SOURCES:
+        built_in(kind)
     else:
         source = zip_source(fresh) if kind == "zip" else folder_source(fresh)
         if source is None:  # nothing below the field until a data set is chosen

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import cli, images
+from tlcore import cli, config, data, images, visualize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,6 +130,39 @@ def test_backbones_lists_all_and_weights_presence(capsys):
     assert len(rows) == 8 and rows["vgg16"]["parameters"] == 14_714_688
     assert rows["vgg16"]["imagenet_weights_local"] is False
     assert "edges" in rows["vgg16"]["weights_choices"]
+
+
+def test_options_default_to_the_settings_own_defaults_and_the_tables():
+    parser = cli._parser()
+    assert cli._train_config(parser.parse_args(["train"])) == config.TrainConfig()
+    chosen = cli._train_config(parser.parse_args(
+        ["train", "--weights", "none", "--no-augment", "--epochs", "2"]))
+    assert (chosen.weights, chosen.augment, chosen.epochs, chosen.class_weights) == (
+        None, False, 2, True)
+    ideal = parser.parse_args(["ideal", "--model", "m", "--target", "0", "--out", "x.png"])
+    assert cli._settings(config.RenderConfig, ideal) == {"seed": config.RenderConfig().seed}
+
+
+def test_help_lists_the_data_sources_and_the_recipes(capsys):
+    for command, names in (("train", data.SOURCES), ("ideal", visualize.PRESETS)):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        shown = capsys.readouterr().out
+        assert all(name in shown for name in names), (command, shown)
+
+
+def test_a_custom_render_uses_the_preset_the_page_shows(capsys, tiny_run, tmp_path):
+    status, ideal, _ = run_cli(capsys, "ideal", "--model", str(tiny_run.run_dir), "--target",
+                               "red", "--steps", "2", "--out", str(tmp_path / "c.png"))
+    assert status == 0 and ideal["preset"] == "custom"
+    assert ideal["tv_weight"] == visualize.preset("custom", 32).tv_weight
+
+
+def test_the_parser_loads_no_tensorflow():
+    code = "import sys; from tlcore import cli; cli._parser(); print('tensorflow' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300, check=True).stdout.split()
+    assert shown == ["False"]
 
 
 def test_module_entry_point_prints_help():

@@ -1,6 +1,8 @@
-"""Data sets from folders, zips and the demo generator; stratified seeded splits."""
+"""Data sets from folders, zips and the demo generator; stratified seeded splits; the table
+of named sources."""
 from __future__ import annotations
 
+import ast
 import io
 import zipfile
 from pathlib import Path
@@ -8,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlcore import data, demo
+from tlcore import data, demo, folders
 from conftest import make_image_folder
 
 
@@ -116,7 +118,7 @@ def _root_level_zip(tmp_path) -> bytes:
 def test_a_zip_uploaded_again_takes_its_new_file_name(tmp_path):
     content, uploads = _root_level_zip(tmp_path), tmp_path / "up"
     first = data.from_zip(content, name="flowers.zip", into=uploads)
-    (Path(first.source) / data.NAME_FILE).unlink()  # extracted by a version that kept none
+    (Path(first.source) / folders.NAME_FILE).unlink()  # extracted by a version that kept none
     assert data.load_dataset(first.source).name == Path(first.source).name  # its hash
     again = data.from_zip(content, name="flowers.zip", into=uploads)
     assert again.source == first.source
@@ -183,11 +185,49 @@ def test_a_second_scan_decodes_only_new_or_changed_files(tmp_path, monkeypatch):
     (root / "red" / "broken.png").write_bytes(b"not a png")
     first = data.from_folder(root)
     decoded = []
-    original = data._unreadable_reason
-    monkeypatch.setattr(data, "_unreadable_reason", lambda path: decoded.append(path) or original(path))
+    original = folders._unreadable_reason
+    monkeypatch.setattr(folders, "_unreadable_reason", lambda path: decoded.append(path) or original(path))
     second = data.from_folder(root)
     assert decoded == [] and second.paths == first.paths and second.skipped == first.skipped
     (root / "red" / "red_000.png").write_bytes(b"now broken")
     third = data.from_folder(root)
     assert [p.name for p in decoded] == ["red_000.png"]
     assert {s.path.rsplit("/", 1)[-1] for s in third.skipped} == {"broken.png", "red_000.png"}
+
+
+def test_a_new_source_is_one_table_entry(tiny_folder, monkeypatch):
+    here = []  # empty: not downloaded yet
+    source = data.DataSource(label="Tiny colours", download_bytes=1000,
+                             open=lambda seed, on_step, should_stop: here.append(1) or
+                             data.from_folder(tiny_folder, seed=seed),
+                             is_ready=lambda: bool(here))
+    monkeypatch.setitem(data.SOURCES, "tiny", source)
+    assert data.needs_download("tiny") and data.source_stamp("tiny") == "tiny:True"
+    assert "tiny" in data.sources_in_words()
+    monkeypatch.setenv("TLCORE_PUBLIC_DEMO", "1")
+    with pytest.raises(ValueError, match="not available in this demo"):
+        data.load_dataset("tiny")
+    monkeypatch.delenv("TLCORE_PUBLIC_DEMO")
+    assert data.load_dataset("tiny", seed=1).class_names == ("blue", "green", "red")
+    assert not data.needs_download("tiny") and data.source_stamp("tiny") == "tiny:False"
+    with pytest.raises(ValueError, match="'petimages', 'tiny', a folder"):
+        data.load_dataset("nowhere")
+
+
+def tlcore_imports(module) -> set[str]:
+    """The tlcore modules a module imports anywhere in it (lazy imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "tlcore":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tlcore."):
+            found.add(node.module.split(".")[1])
+    return found
+
+
+def test_the_sources_build_on_folders_so_data_imports_them_without_a_cycle():
+    from tlcore import pets, petimages
+
+    assert {"pets", "petimages", "folders"} <= tlcore_imports(data)
+    for module in (folders, demo, pets, petimages):
+        assert "data" not in tlcore_imports(module), module.__name__

@@ -187,3 +187,25 @@ def test_the_lesson_objective_is_minus_the_cross_entropy(tiny_run):
                                                             tv_weight=0.0))
     # The trace is log p of the class, so it ends near log(probability).
     assert result.objective_trace[-1] == pytest.approx(np.log(result.probability), abs=0.05)
+
+
+def test_every_preset_is_one_table_entry_and_overrides_win():
+    for name, entry in visualize.PRESETS.items():
+        settings = visualize.preset(name, 32, input_scale=0.5)
+        assert entry.label and settings == entry.settings(32, 0.5)
+        assert visualize.preset(name, 32, steps=7, seed=3).steps == 7
+    custom = visualize.preset("custom", 32)  # the recipe the page and the command line start from
+    assert (custom.optimizer, custom.parameterization, custom.objective) == ("adam", "pixels",
+                                                                             "logit")
+
+
+def test_the_package_loads_tensorflow_only_when_a_renderer_is_used():
+    import subprocess
+    import sys
+
+    code = ("import sys; from tlcore import visualize; visualize.preset('lesson', 32); "
+            "print('tensorflow' in sys.modules); from tlcore.visualize import render, rendering; "
+            "print(render is rendering.render, 'render' in dir(visualize))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=300, check=True).stdout.split()
+    assert shown == ["False", "True", "True"]

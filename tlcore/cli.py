@@ -6,6 +6,7 @@ Errors exit non-zero with one line on stderr. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -13,6 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+# None of these loads TensorFlow: the parser reads its defaults and names from them and
+# --help stays instant; every command imports what it needs after parsing.
+from tlcore import config, data, visualize
 
 MODEL_HELP = ("a run folder; imagenet:BACKBONE (the backbone's own ImageNet classifier, e.g. "
               "imagenet:vgg16); or a .keras/.h5 model made elsewhere (then give --labels and "
@@ -56,27 +61,36 @@ def _parser() -> argparse.ArgumentParser:
     command("backbones", _backbones, "list backbones and whether their weights are here")
 
     train = command("train", _train, "train a classifier and save it as a run")
-    train.add_argument("--data", default="demo",
-                       help="demo, pets, pets-species, petimages, a folder of class folders, "
-                            "or a .zip")
-    train.add_argument("--backbone", default="vgg16")
-    train.add_argument("--weights", default="edges", help="imagenet | edges | none | PATH")
-    train.add_argument("--mode", default="fast", choices=["fast", "fine-tune", "end-to-end"])
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--image-size", type=int)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float)
-    train.add_argument("--trainable-blocks", type=int,
-                       help="top blocks of the body that train (-1 all; default: 2 when "
-                            "fine-tuning, all end to end)")
-    train.add_argument("--head-epochs", type=int, default=5,
-                       help="fine-tune: epochs of the head alone before the body unfreezes")
-    train.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")
-    train.add_argument("--patience", type=int, default=3,
-                       help="early stopping: epochs without a better validation accuracy")
-    train.add_argument("--no-class-weights", action="store_true",
+    defaults = config.TrainConfig()  # each option's default is the setting's own
+    train.add_argument("--data", default="demo", help=f"{data.sources_in_words()} (default "
+                                                      "%(default)s)")
+    train.add_argument("--backbone", default=defaults.backbone, help="default %(default)s")
+    train.add_argument("--weights", default=defaults.weights,
+                       help="imagenet | edges | none | PATH (default %(default)s)")
+    train.add_argument("--mode", default=defaults.mode, choices=config.TRAINING_MODES,
+                       help="default %(default)s")
+    train.add_argument("--epochs", type=int, default=defaults.epochs, help="default %(default)s")
+    train.add_argument("--image-size", type=int, default=defaults.image_size,
+                       help="default: the data set's or the backbone's")
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help="default %(default)s")
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                       help=_learning_rate_help())
+    train.add_argument("--trainable-blocks", type=int, default=defaults.trainable_blocks,
+                       help=f"top blocks of the body that train (-1 all; default: "
+                            f"{config.FINE_TUNE_BLOCKS} when fine-tuning, all end to end)")
+    train.add_argument("--head-epochs", type=int, default=defaults.head_epochs,
+                       help="fine-tune: epochs of the head alone before the body unfreezes "
+                            "(default %(default)s)")
+    train.add_argument("--no-augment", dest="augment", action="store_false",
+                       default=defaults.augment, help="fine-tune without augmentation")
+    train.add_argument("--patience", type=int, default=defaults.patience,
+                       help="early stopping: epochs without a better validation accuracy "
+                            "(default %(default)s)")
+    train.add_argument("--no-class-weights", dest="class_weights", action="store_false",
+                       default=defaults.class_weights,
                        help="do not weight the loss by inverse class frequency")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
     train.add_argument("--runs-dir", type=Path)
     train.add_argument("--distribute", default="none",
                        choices=["none", "mirrored", "multi-worker"],
@@ -93,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", _evaluate, "score a run on one split of its data")
     evaluate.add_argument("run_dir", type=Path)
-    evaluate.add_argument("--split", default="test", choices=["train", "validation", "val", "test"])
+    evaluate.add_argument("--split", default="test", choices=[*data.SPLIT_NAMES, "val"])
 
     weights = command("weights", _weights, "fetch a backbone's ImageNet weights once (needs a "
                                            "network; prints where they are)")
@@ -110,16 +124,22 @@ def _parser() -> argparse.ArgumentParser:
     ideal = command("ideal", _ideal, "render the image a model finds most like a class")
     _model_arguments(ideal)
     ideal.add_argument("--target", required=True, help="class name or index")
-    ideal.add_argument("--preset", default="custom", choices=["custom", "lesson", "clean"],
-                       help="lesson: the lesson's recipe; clean: Fourier image, transforms, "
-                            "logit (options given below override the preset's)")
-    ideal.add_argument("--tv-weight", type=float, help="default 0.05 (custom)")
+    custom = visualize.preset("custom", 224)
+    ideal.add_argument("--preset", default="custom", choices=list(visualize.PRESETS),
+                       help="; ".join(f"{name}: {preset.label}"
+                                      for name, preset in visualize.PRESETS.items())
+                       + " (default %(default)s; the options below override the preset's)")
+    ideal.add_argument("--tv-weight", type=float,
+                       help=f"default: the preset's ({custom.tv_weight:g} for custom)")
     ideal.add_argument("--l2-weight", type=float)
     ideal.add_argument("--l1-weight", type=float)
     ideal.add_argument("--blur-weight", type=float)
-    ideal.add_argument("--steps", type=int, help="default 200 (custom)")
-    ideal.add_argument("--learning-rate", type=float, help="default 2.0 (custom)")
-    ideal.add_argument("--seed", type=int, default=0)
+    ideal.add_argument("--steps", type=int, help=f"default: the preset's ({custom.steps} for "
+                                                  "custom)")
+    ideal.add_argument("--learning-rate", type=float,
+                       help=f"default: the preset's ({custom.learning_rate:g} for custom)")
+    ideal.add_argument("--seed", type=int, default=config.RenderConfig().seed,
+                       help="default %(default)s")
     ideal.add_argument("--out", type=Path, required=True)
 
     attack = command("attack", _attack, "make an adversarial version of an image")
@@ -152,6 +172,13 @@ def _parser() -> argparse.ArgumentParser:
                             help="at most this many images of the split, drawn from every "
                                  "class (seeded)")
     return parser
+
+
+def _learning_rate_help() -> str:
+    rate = config.default_learning_rate
+    return (f"Adam's step size (default: {rate('fast', 'edges'):g} fast, "
+            f"{rate('fine-tune', 'imagenet'):g} when a pretrained body trains, "
+            f"{rate('end-to-end', None):g} end to end from random weights)")
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,7 +238,7 @@ def _weights(arguments: argparse.Namespace) -> dict[str, Any]:
 def _train(arguments: argparse.Namespace) -> dict[str, Any]:
     import tensorflow as tf
 
-    from tlcore import checkpoints, config, data, distribute, train
+    from tlcore import checkpoints, distribute, train
 
     if arguments.cpu_replicas:
         distribute.split_cpu(arguments.cpu_replicas)
@@ -219,14 +246,7 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
         run = train.resume_training(checkpoints.load(arguments.resume),
                                     on_step=_ProgressPrinter())
         return _train_result(run)
-    weights = None if arguments.weights in ("none", "random") else arguments.weights
-    train_config = config.TrainConfig(
-        backbone=arguments.backbone, weights=weights, mode=arguments.mode,
-        epochs=arguments.epochs, image_size=arguments.image_size,
-        batch_size=arguments.batch_size, learning_rate=arguments.learning_rate,
-        trainable_blocks=arguments.trainable_blocks, head_epochs=arguments.head_epochs,
-        augment=not arguments.no_augment, patience=arguments.patience,
-        class_weights=not arguments.no_class_weights, seed=arguments.seed)
+    train_config = _train_config(arguments)
     strategy = distribute.mirrored() if arguments.distribute == "mirrored" else None
     runs_dir = arguments.runs_dir
     if arguments.distribute == "multi-worker":
@@ -258,6 +278,22 @@ def _train(arguments: argparse.Namespace) -> dict[str, Any]:
         return {"worker": index, "workers": count, "seconds": run.info["metrics"]["seconds"],
                 "val_accuracy": run.info["metrics"].get("val_accuracy")}
     return _train_result(run)
+
+
+def _settings(config_class: type, arguments: argparse.Namespace) -> dict[str, Any]:
+    """The options that set a field of `config_class` (each is named after its field), left
+    out when not given, so the field keeps its default."""
+    return {field.name: getattr(arguments, field.name)
+            for field in dataclasses.fields(config_class)
+            if getattr(arguments, field.name, None) is not None}
+
+
+def _train_config(arguments: argparse.Namespace) -> config.TrainConfig:
+    """The training settings of the options; weights "none" or "random" mean None."""
+    given = _settings(config.TrainConfig, arguments)
+    if given.get("weights") in ("none", "random"):
+        given["weights"] = None
+    return config.TrainConfig(**given)
 
 
 def _train_result(run) -> dict[str, Any]:
@@ -330,21 +366,13 @@ def class_index(value: str, classes: list[str]) -> int:
 
 
 def _ideal(arguments: argparse.Namespace) -> dict[str, Any]:
-    from tlcore import config, images, models, visualize
+    from tlcore import images, models
 
     model, classes = _load_model(arguments)
     target = class_index(arguments.target, classes)
-    chosen = {name: getattr(arguments, name) for name in (
-        "steps", "learning_rate", "tv_weight", "l2_weight", "l1_weight", "blur_weight")
-        if getattr(arguments, name) is not None}
-    if arguments.preset == "custom":
-        render_config = config.RenderConfig(**{"steps": 200, "learning_rate": 2.0,
-                                               "tv_weight": 0.05, **chosen},
-                                            seed=arguments.seed)
-    else:
-        render_config = visualize.preset(arguments.preset, models.input_size(model), **chosen,
-                                         input_scale=models.input_scale(model),
-                                         seed=arguments.seed)
+    render_config = visualize.preset(arguments.preset, models.input_size(model),
+                                     input_scale=models.input_scale(model),
+                                     **_settings(config.RenderConfig, arguments))
     result = visualize.render(model, target, render_config)
     saved = images.to_uint8(result.image)
     images.save_png(saved, arguments.out)

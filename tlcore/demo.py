@@ -3,17 +3,20 @@
 It needs no network and is made in about a second, so every workflow works offline. It is
 synthetic and labelled so everywhere: numbers on it say little about real photographs.
 Each image has a random smooth background, sensor-like noise and a random colour, so a
-classifier must learn shape or texture, not a colour.
+classifier must learn shape or texture, not a colour. `demo_dataset` opens it like any
+folder (the `"demo"` entry of `data.SOURCES`).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tlcore import atomic
+from tlcore import atomic, config, folders
+from tlcore.config import StepCallback
 
 DEMO_NAME = "Demo: shapes and textures (synthetic)"
 CLASS_NAMES = ("checkerboard", "circle", "square", "stripes", "triangle", "dots")
@@ -22,6 +25,20 @@ IMAGES_PER_CLASS = 150
 VERSION = "v2"
 
 Painter = Callable[[ImageDraw.ImageDraw, np.random.Generator, tuple[int, int, int]], None]
+
+
+def demo_dataset(seed: int = 0, on_step: StepCallback | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> folders.Dataset:
+    """Return the built-in synthetic demo set (generated once, then read from the cache).
+
+    The images are always the same; `seed` only changes the split, like for any folder.
+    `on_step` reports the check of its files; `should_stop` is not polled (nothing is
+    downloaded).
+    """
+    folder = ensure_demo_images(config.cache_dir() / "demo")
+    dataset = folders.from_folder(folder, name=DEMO_NAME, seed=seed, native_size=IMAGE_SIZE,
+                                  synthetic=True, on_step=on_step)
+    return dataclasses.replace(dataset, source="demo")
 
 
 def ensure_demo_images(cache_folder: Path, seed: int = 0,

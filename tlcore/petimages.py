@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from tlcore import archives, atomic, config, data, downloads
+from tlcore import archives, atomic, config, downloads, folders
 from tlcore.config import StepCallback
 
 URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
@@ -28,7 +28,7 @@ def is_ready() -> bool:
 
 
 def petimages_dataset(seed: int = 0, on_step: StepCallback | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> data.Dataset:
+                      should_stop: Callable[[], bool] | None = None) -> folders.Dataset:
     """Download (once), extract (once) and open PetImages as a Cat/Dog data set.
 
     Raises:
@@ -43,7 +43,7 @@ def petimages_dataset(seed: int = 0, on_step: StepCallback | None = None,
         if on_step is not None:
             on_step(0, 0, {"phase": "extracting"})
         _extract(archive, folder)
-    dataset = data.from_folder(folder / "PetImages", name=NAME, seed=seed, on_step=on_step)
+    dataset = folders.from_folder(folder / "PetImages", name=NAME, seed=seed, on_step=on_step)
     return dataclasses.replace(dataset, source="petimages")
 
 

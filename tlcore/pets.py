@@ -20,12 +20,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from tlcore import atomic, config, data
+from tlcore import atomic, config, folders
 from tlcore.config import StepCallback
 
 TFDS_NAME = "oxford_iiit_pet"
-SOURCES = {"pets": "Oxford-IIIT Pets (37 breeds)",
-           "pets-species": "Cats vs Dogs (the Oxford-IIIT Pets photos by species)"}
+BREEDS_NAME = "Oxford-IIIT Pets (37 breeds)"
+SPECIES_NAME = "Cats vs Dogs (the Oxford-IIIT Pets photos by species)"
 SPECIES_FILE = "species.json"
 VALIDATION_FRACTION = 0.15
 DOWNLOAD_HOST = "thor.robots.ox.ac.uk"  # where TFDS fetches the pets archives from
@@ -39,7 +39,7 @@ def is_ready() -> bool:
 
 
 def pets_dataset(species: bool = False, seed: int = 0, on_step: StepCallback | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> data.Dataset:
+                 should_stop: Callable[[], bool] | None = None) -> folders.Dataset:
     """Return Oxford-IIIT Pets by breed (37 classes) or by species (cat, dog).
 
     Args:
@@ -53,7 +53,7 @@ def pets_dataset(species: bool = False, seed: int = 0, on_step: StepCallback | N
             says what to do.
     """
     folder = export_pets(config.cache_dir() / "pets", on_step=on_step, should_stop=should_stop)
-    breeds = data.from_folder(folder, name=SOURCES["pets"], seed=seed, on_step=on_step)
+    breeds = folders.from_folder(folder, name=BREEDS_NAME, seed=seed, on_step=on_step)
     breeds = dataclasses.replace(breeds, splits=official_splits(breeds, seed), source="pets")
     if not species:
         return breeds
@@ -61,7 +61,7 @@ def pets_dataset(species: bool = False, seed: int = 0, on_step: StepCallback | N
     names = tuple(sorted(set(species_of.values())))
     labels = np.array([names.index(species_of[breeds.class_names[label]])
                        for label in breeds.labels], dtype=np.int64)
-    return dataclasses.replace(breeds, name=SOURCES["pets-species"], class_names=names,
+    return dataclasses.replace(breeds, name=SPECIES_NAME, class_names=names,
                                labels=labels, source="pets-species")
 
 
@@ -74,12 +74,12 @@ def species_of_breeds(breeds: list[str]) -> list[str] | None:
         return None
 
 
-def official_splits(dataset: data.Dataset, seed: int) -> dict[str, np.ndarray]:
+def official_splits(dataset: folders.Dataset, seed: int) -> dict[str, np.ndarray]:
     """TFDS's test files are the test split; its train files are split train/validation."""
     is_test = np.array([Path(path).name.startswith("test__") for path in dataset.paths])
     train_indices = np.flatnonzero(~is_test)
-    inner = data.stratified_splits(dataset.labels[train_indices],
-                                   (1 - VALIDATION_FRACTION, VALIDATION_FRACTION, 0.0), seed)
+    inner = folders.stratified_splits(dataset.labels[train_indices],
+                                      (1 - VALIDATION_FRACTION, VALIDATION_FRACTION, 0.0), seed)
     return {"train": train_indices[inner["train"]],
             "validation": train_indices[inner["validation"]],
             "test": np.flatnonzero(is_test)}

@@ -6,20 +6,25 @@ from pathlib import Path
 
 import streamlit as st
 
-from tlcore import archives, config, data, petimages, pets, visitors
+from tlcore import archives, config, data, visitors
 from ui import cache, jobs, state, widgets, work
 
-SOURCES = {"demo": "Built-in demo set (synthetic, offline)", **pets.SOURCES,
-           "petimages": "Cats vs Dogs (Microsoft PetImages, the lesson's 787 MB archive)",
+# The named sets of `data.SOURCES` (the data set is the choice itself), then two fields.
+SOURCES = {**{name: source.label for name, source in data.SOURCES.items()},
            "zip": "Upload a zip of class folders", "folder": "A folder on this server"}
-BUILT_IN = ("demo", *pets.SOURCES, "petimages")  # the data set is the choice itself
 # What the Train page says while the chosen kind of source has no data set yet.
 NO_ZIP = ("No zip is uploaded yet: upload a zip of class folders on the Data page, or pick one "
           "of your uploads there.")
 NO_FOLDER = "No folder is chosen yet: type the path of a folder of class folders on the Data page."
 
-DOWNLOAD_BYTES = {"pets": pets.DOWNLOAD_BYTES, "pets-species": pets.DOWNLOAD_BYTES,
-                  "petimages": petimages.SIZE}
+
+def built_in(source: str) -> None:
+    """Choose a named set of `data.SOURCES`: say what it is, and stop the page with a
+    download panel unless it is on this server and checked."""
+    if data.SOURCES[source].note:
+        st.caption(data.SOURCES[source].note)
+    state.set_data_source(source)
+    prepare(source)
 
 
 def prepare(source: str) -> None:
@@ -34,7 +39,7 @@ def prepare(source: str) -> None:
     if job is not None:
         snapshot = job.snapshot()
         widgets.error(snapshot.error or f"Download {snapshot.state}.", icon=":material/cloud_off:")
-    if st.button(f"Download ({DOWNLOAD_BYTES[source] / 1e6:,.0f} MB, once)",
+    if st.button(f"Download ({data.SOURCES[source].download_bytes / 1e6:,.0f} MB, once)",
                  icon=":material/download:", type="primary"):
         jobs.prepare_data(state.visitor_id(), source)
         st.rerun()

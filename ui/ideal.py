@@ -15,7 +15,6 @@ from tlcore import config, features, images, models, turns, visualize
 from ui import charts, state, widgets, work
 from ui.model_choice import PickedModel
 
-PRESET_LABELS = {"custom": "Custom (pixels, Adam, your TV weight)", **visualize.PRESETS}
 PREVIEW_EVERY = 10
 RECIPE_POSITION = 4  # the recipe's own weight among a sweep's (`_sweep_weights`)
 PROGRESS_SECONDS = 0.5  # a sweep's bar moves at most this often
@@ -27,11 +26,10 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
                   ) -> tuple[int, config.RenderConfig, np.ndarray | None] | None:
     """The render settings; returns (target, settings, start image) when submitted."""
     # The recipe sits outside the form: choosing one resets the fields below to its values.
-    name = st.radio("Recipe", list(PRESET_LABELS), format_func=PRESET_LABELS.get,
-                    key=f"{key}-preset")
+    name = st.radio("Recipe", list(visualize.PRESETS),
+                    format_func=lambda chosen: visualize.PRESETS[chosen].label, key=f"{key}-preset")
     scale = models.input_scale(picked.model)
-    base = (config.RenderConfig(steps=150, tv_weight=0.3) if name == "custom"
-            else visualize.preset(name, picked.size, input_scale=scale))
+    base = visualize.preset(name, picked.size, input_scale=scale)
     if name == "lesson" and visualize.lesson_note(scale):
         st.caption(visualize.lesson_note(scale))
     with st.form(key):

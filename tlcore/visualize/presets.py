@@ -1,17 +1,14 @@
-"""Named recipes for ideal images: the lesson's, and a clean feature-visualisation one."""
+"""Named recipes for ideal images: a plain one to tune, the lesson's, and a clean
+feature-visualisation one. `PRESETS` is the one table the Ideal image page and the command
+line read."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from tlcore import config
 
 LESSON_CLASS_WEIGHT = 10.0  # the lesson's 10 x cross-entropy, on VGG16's input
-PRESETS = {
-    "lesson": "The lesson: 10 x cross-entropy + 0.005 x summed TV, plain gradient steps of 1 "
-              "pixel from faint noise, no transforms (reproducible, speckled at low TV)",
-    "clean": "Feature visualisation (Lucid): the class logit, a decorrelated Fourier image, "
-             "random pad/jitter/scale/rotate at every step, Adam 0.05",
-}
 
 
 def lesson_tv_weight(size: int) -> float:
@@ -53,6 +50,43 @@ def lesson_note(input_scale: float) -> str:
             "input as on VGG16. The step size, TV weight and starting noise stay the lesson's.")
 
 
+def _custom(size: int, input_scale: float) -> config.RenderConfig:
+    # Plain pixels and Adam, at the Ideal image page's quick first look (150 steps).
+    return config.RenderConfig(steps=150, learning_rate=2.0, tv_weight=0.3)
+
+
+def _lesson(size: int, input_scale: float) -> config.RenderConfig:
+    # The lesson climbs the cross-entropy alone for 1000 steps, then with TV for 1000
+    # more; this preset is its second half started from noise.
+    return config.RenderConfig(steps=1000, learning_rate=1.0, tv_weight=lesson_tv_weight(size),
+                               objective="probability",
+                               objective_weight=lesson_class_weight(input_scale),
+                               optimizer="sgd", noise_std=1.0)
+
+
+def _clean(size: int, input_scale: float) -> config.RenderConfig:
+    return config.RenderConfig(steps=512, learning_rate=0.05, tv_weight=0.0, objective="logit",
+                               optimizer="adam", parameterization="fourier", transforms=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named recipe: its label for people, and its settings(size, input_scale)."""
+
+    label: str
+    settings: Callable[[int, float], config.RenderConfig]
+
+
+PRESETS = {
+    "custom": Preset("Custom (pixels, Adam, your TV weight)", _custom),
+    "lesson": Preset("The lesson: 10 x cross-entropy + 0.005 x summed TV, plain gradient steps "
+                     "of 1 pixel from faint noise, no transforms (reproducible, speckled at low "
+                     "TV)", _lesson),
+    "clean": Preset("Feature visualisation (Lucid): the class logit, a decorrelated Fourier "
+                    "image, random pad/jitter/scale/rotate at every step, Adam 0.05", _clean),
+}
+
+
 def preset(name: str, size: int, *, input_scale: float = 1.0, **overrides) -> config.RenderConfig:
     """The RenderConfig of a named recipe at an image side, with any fields overridden.
 
@@ -66,17 +100,6 @@ def preset(name: str, size: int, *, input_scale: float = 1.0, **overrides) -> co
     Raises:
         ValueError: an unknown name, or an invalid override.
     """
-    if name == "lesson":
-        # The lesson climbs the cross-entropy alone for 1000 steps, then with TV for 1000
-        # more; this preset is its second half started from noise.
-        base = config.RenderConfig(steps=1000, learning_rate=1.0, tv_weight=lesson_tv_weight(size),
-                                   objective="probability",
-                                   objective_weight=lesson_class_weight(input_scale),
-                                   optimizer="sgd", noise_std=1.0)
-    elif name == "clean":
-        base = config.RenderConfig(steps=512, learning_rate=0.05, tv_weight=0.0,
-                                   objective="logit", optimizer="adam",
-                                   parameterization="fourier", transforms=True)
-    else:
+    if name not in PRESETS:
         raise ValueError(f"preset={name!r} is not one of {sorted(PRESETS)}")
-    return dataclasses.replace(base, **overrides)
+    return dataclasses.replace(PRESETS[name].settings(size, input_scale), **overrides)
