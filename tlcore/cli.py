@@ -145,14 +145,21 @@ def _parser() -> argparse.ArgumentParser:
     attack = command("attack", _attack, "make an adversarial version of an image")
     _model_arguments(attack)
     attack.add_argument("--image", type=Path, required=True)
-    attack.add_argument("--method", default="pgd", choices=["fgsm", "pgd", "lesson", "deepfool"],
-                        help="lesson: unbounded plain gradient steps (the lesson's); deepfool: "
-                             "the smallest L2 change that flips the label (no epsilon)")
-    attack.add_argument("--epsilon", type=float, default=4.0, help="pixels of 0..255 (4 = 4/255)")
-    attack.add_argument("--steps", type=int, default=10)
+    attack_defaults = config.AttackConfig()
+    attack.add_argument("--method", default=attack_defaults.method,
+                        choices=list(config.ATTACK_METHODS), help="; ".join(
+                            f"{name}: {method.label}"
+                            for name, method in config.ATTACK_METHODS.items()))
+    attack.add_argument("--epsilon", type=float, default=attack_defaults.epsilon,
+                        help="pixels of 0..255 (4 = 4/255), for "
+                             f"{', '.join(config.BOUNDED_ATTACKS)}; default %(default)s")
+    attack.add_argument("--steps", type=int, help="default: the method's (" + ", ".join(
+        f"{name} {method.default_steps}" for name, method in config.ATTACK_METHODS.items()
+        if "steps" in method.settings) + ")")
     attack.add_argument("--step-size", type=float)
     attack.add_argument("--target", help="class name or index (targeted attack)")
-    attack.add_argument("--seed", type=int, default=0)
+    attack.add_argument("--seed", type=int, default=attack_defaults.seed,
+                        help="default %(default)s")
     attack.add_argument("--out", type=Path, required=True)
 
     bench = command("bench", _bench, "run the benchmark suite (from the repository root)")
@@ -164,10 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     robustness.add_argument("run_dir", type=Path)
     robustness.add_argument("--epsilons", type=float, nargs="+", default=[0, 1, 2, 4, 8],
                             help="budgets in pixels (k for k/255)")
-    robustness.add_argument("--method", default="pgd", choices=["fgsm", "pgd"])
-    robustness.add_argument("--steps", type=int, default=10)
+    robustness.add_argument("--method", default=attack_defaults.method,
+                            choices=list(config.BOUNDED_ATTACKS))
+    robustness.add_argument("--steps", type=int,
+                            default=config.ATTACK_METHODS["pgd"].default_steps,
+                            help="PGD's steps; default %(default)s")
     robustness.add_argument("--split", default="validation",
-                            choices=["train", "validation", "val", "test"])
+                            choices=[*data.SPLIT_NAMES, "val"])
     robustness.add_argument("--limit", type=int, default=200,
                             help="at most this many images of the split, drawn from every "
                                  "class (seeded)")
@@ -395,8 +405,9 @@ def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     model, classes = _load_model(arguments)
     target = None if arguments.target is None else class_index(arguments.target, classes)
+    steps = arguments.steps or config.ATTACK_METHODS[arguments.method].default_steps
     attack_config = config.AttackConfig(method=arguments.method, epsilon=arguments.epsilon,
-                                        steps=arguments.steps, step_size=arguments.step_size,
+                                        steps=steps, step_size=arguments.step_size,
                                         target=target, seed=arguments.seed)
     image = images.load_image(arguments.image, models.input_size(model)).astype("float32")
     result = attack.make_attack(attack_config)(model, image[None], target=target)

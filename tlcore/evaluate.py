@@ -254,7 +254,13 @@ def sample_arrays(dataset: data.Dataset, split: str, size: int, count: int,
     Returns:
         (images uint8 (n, size, size, 3), labels int32 (n,)), n = min(count, split size).
     """
-    chosen = sample_split(dataset, split, count, seed)
+    return sample_pixels(dataset, sample_split(dataset, split, count, seed), size)
+
+
+def sample_pixels(dataset: data.Dataset, chosen: np.ndarray, size: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The images at indices `chosen` (into `dataset.paths`) at a square side, with their
+    labels: uint8 (n, size, size, 3) and int32 (n,)."""
     return (data.load_images([dataset.paths[i] for i in chosen], size),
             dataset.labels[chosen].astype(np.int32))
 

@@ -178,7 +178,7 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
                    "repeated here over many images.")
         return
     try:
-        dataset = evaluate.dataset_of(picked.run)
+        dataset = cache.run_dataset(picked.run)
     except ValueError as error:
         widgets.error(error)
         return
@@ -199,8 +199,7 @@ def batch_view(picked: PickedModel, attack_config: config.AttackConfig | None) -
     if not st.button(f"Attack {len(chosen)} images with {label}",
                      icon=":material/bolt:"):
         return
-    pixels = data.load_images([dataset.paths[i] for i in chosen], picked.size)
-    labels = dataset.labels[chosen]
+    pixels, labels = evaluate.sample_pixels(dataset, chosen, picked.size)
     result = run_attack(picked, attack_config, pixels, labels)
     show_expected()
     if result is None:
@@ -231,7 +230,7 @@ def robustness_view(picked: PickedModel) -> None:
                 "run.", icon=":material/info:")
         return
     try:
-        dataset = evaluate.dataset_of(picked.run)
+        dataset = cache.run_dataset(picked.run)
     except ValueError as error:
         widgets.error(error)
         return
@@ -281,10 +280,10 @@ def _compute_curves(picked: PickedModel, dataset: data.Dataset, chosen: np.ndarr
     """Both curves in one turn, with one progress bar over all their steps; None (and the
     reason shown) when stopped or refused."""
     try:
-        pixels = data.load_images([dataset.paths[i] for i in chosen], picked.size)
+        pixels, labels = evaluate.sample_pixels(dataset, chosen, picked.size)
         with work.heavy(f"Robustness curves on {len(chosen)} images") as job, picked.lock:
             return attack.robustness_curves(
-                picked.model, pixels.astype(np.float32), dataset.labels[chosen],
+                picked.model, pixels.astype(np.float32), labels,
                 CURVE_EPSILONS, methods=CURVE_METHODS, steps=steps, on_step=job.on_step,
                 should_stop=job.should_stop)
     except attack.AttackStopped:
