@@ -1,6 +1,7 @@
 """Time estimates before a training starts (tlcore.estimate)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tlcore import backbones, config, data, estimate, models, runs, train
@@ -11,6 +12,14 @@ def test_registry_gflops_are_counted_from_the_model(name):
     body = backbones.build_backbone(name, weights=None, input_size=224)
     assert backbones.get_spec(name).gflops == pytest.approx(models.forward_gflops(body),
                                                             rel=0.02)
+
+
+def test_image_size_follows_config_then_data_then_backbone(tiny_folder):
+    dataset = data.from_folder(tiny_folder)
+    assert estimate.resolve_image_size(config.TrainConfig(image_size=64), dataset) == 64
+    assert estimate.resolve_image_size(config.TrainConfig(backbone="resnet50"), dataset) == 224
+    demo_like = data.Dataset("d", ("a", "b"), (), np.zeros(0, int), {}, native_size=96)
+    assert estimate.resolve_image_size(config.TrainConfig(), demo_like) == 96
 
 
 def test_estimate_counts_passes_and_knows_the_embedding_cache(tiny_folder, tmp_path):

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import backbones, config, data, features, head_training, models, train
+from tlcore import backbones, config, data, features, fitting, train
 from conftest import make_image_folder
 
 
@@ -131,18 +131,10 @@ def test_cancel_before_anything_saves_nothing(tiny_folder, tmp_path):
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=str(tmp_path / "w.weights.h5"),
                                       mode="fast", epochs=2, image_size=32)
     backbones.build_backbone("scratch_cnn", input_size=32).save_weights(train_config.weights)
-    with pytest.raises(train.TrainingCancelled):
+    with pytest.raises(fitting.TrainingCancelled):
         train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path / "r",
                                should_stop=lambda: True)
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
-
-
-def test_image_size_follows_config_then_data_then_backbone(tiny_folder):
-    dataset = data.from_folder(tiny_folder)
-    assert train.resolve_image_size(config.TrainConfig(image_size=64), dataset) == 64
-    assert train.resolve_image_size(config.TrainConfig(backbone="resnet50"), dataset) == 224
-    demo_like = data.Dataset("d", ("a", "b"), (), np.zeros(0, int), {}, native_size=96)
-    assert train.resolve_image_size(config.TrainConfig(), demo_like) == 96
 
 
 @pytest.mark.parametrize("bad", [dict(mode="turbo"), dict(epochs=0), dict(image_size=8),
@@ -155,7 +147,7 @@ def test_bad_settings_are_refused_with_the_value(bad):
 def test_cancel_during_the_first_epoch_saves_nothing(tiny_folder, tmp_path):
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
                                       epochs=3, image_size=32, batch_size=4)
-    with pytest.raises(train.TrainingCancelled, match="first epoch"):
+    with pytest.raises(fitting.TrainingCancelled, match="first epoch"):
         train.train_classifier(train_config, data.from_folder(tiny_folder), runs_dir=tmp_path,
                                should_stop=lambda: True)
     assert list(tmp_path.iterdir()) == []
@@ -226,51 +218,6 @@ def test_embedding_files_read_any_rows_and_reject_incomplete_ones():
     path = config.cache_dir() / "embeddings" / "rows.npy"
     path.write_bytes(path.read_bytes()[:-4])  # truncated on disk
     assert features.open_cached("rows") is None
-
-
-def test_a_head_streamed_from_disk_learns_like_one_in_memory(monkeypatch):
-    # Separable classes; the streamed head reads the train split in blocks of 2 batches.
-    generator = np.random.default_rng(1)
-    labels = generator.integers(0, 3, 600)
-    table = (generator.normal(size=(600, 16)) + 2.0 * np.eye(16)[labels]).astype(np.float32)
-    vectors = features.write_embeddings(None, 600, 16, [table])
-    splits = {"train": np.arange(0, 400), "validation": np.arange(400, 500),
-              "test": np.arange(500, 600)}
-    train_config = config.TrainConfig(backbone="scratch_cnn", mode="fast", epochs=8,
-                                      batch_size=32)
-    in_memory = train.train_head(train_config, vectors, labels, splits, 3)
-    monkeypatch.setattr(train, "IN_MEMORY_BYTES", 0)
-    monkeypatch.setattr(head_training, "BLOCK_BYTES", 2 * 32 * 16 * 4)  # 2 batches a block
-    streamed = train.train_head(train_config, vectors, labels, splits, 3)
-    assert isinstance(streamed.inputs["train"], features.RowsView)
-    accuracy = [result.outcome.history["val_accuracy"][-1] for result in (in_memory, streamed)]
-    assert accuracy[0] > 0.8 and abs(accuracy[1] - accuracy[0]) < 0.1
-
-
-def test_the_compiled_head_step_is_keras_adam():
-    # Without dropout and with one batch per epoch, fit_head and Keras's fit do the same
-    # arithmetic: the weights must agree after several steps.
-    import keras
-    from tlcore import models
-    generator = np.random.default_rng(2)
-    vectors = generator.normal(size=(48, 10)).astype(np.float32)
-    labels = generator.integers(0, 4, 48)
-    heads = []
-    for _ in range(2):
-        keras.utils.set_random_seed(3)
-        heads.append(models.build_head(10, 4, 0.0, vectors.mean(0), vectors.var(0)))
-    weights = {0: 1.0, 1: 2.0, 2: 0.5, 3: 1.5}
-    outcome = head_training.fit_head(
-        heads[0], (vectors, labels), (vectors[:0], labels[:0]), epochs=5, batch_size=48,
-        learning_rate=0.01, class_weights=weights)
-    heads[1].compile(optimizer=keras.optimizers.Adam(0.01),
-                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    reference = heads[1].fit(vectors, labels, epochs=5, batch_size=48, shuffle=False,
-                             class_weight=weights, verbose=0)
-    for ours, theirs in zip(heads[0].get_weights(), heads[1].get_weights()):
-        np.testing.assert_allclose(ours, theirs, atol=1e-5)
-    np.testing.assert_allclose(outcome.history["loss"], reference.history["loss"], rtol=1e-4)
-    assert (outcome.cancelled, outcome.best_epoch, outcome.diverged) == (False, 5, None)
 
 
 def body_with_a_dead_top_block(path) -> str:
@@ -362,46 +309,31 @@ def _poison_at(model, epoch):
     return on_step
 
 
+def _record(settings, on_step):
+    """The record `_fit` reports to, for 64 examples."""
+    return fitting.EpochRecord(settings.epochs, fitting.steps_per_epoch(64, settings.batch_size),
+                               on_step, learning_rate=settings.effective_learning_rate)
+
+
 def test_a_loss_that_turns_nan_stops_training_and_keeps_the_best_finished_epoch():
     generator = np.random.default_rng(0)
     vectors = generator.normal(size=(64, 4)).astype(np.float32)
     labels = (vectors[:, 0] > 0).astype(np.int32)
     model = _poisonable_model()
     settings = config.TrainConfig(backbone="scratch_cnn", mode="end-to-end", epochs=5,
-                                  batch_size=16, learning_rate=0.01)
+                                  batch_size=16, learning_rate=0.01, patience=0,
+                                  class_weights=False)
     outcome = train._fit(model, settings, (vectors, labels), (vectors, labels),
-                         _poison_at(model, 3), None)
+                         _record(settings, _poison_at(model, 3)))
     assert outcome.diverged.startswith("the loss became NaN or infinite in epoch 3, batch 2")
     assert "learning rate (it was 0.01)" in outcome.diverged
     assert len(outcome.history["loss"]) == 2 and outcome.best_epoch in (1, 2)
     assert all(np.isfinite(weight).all() for weight in model.get_weights())
     assert all(np.isfinite(outcome.history["loss"]))
     model = _poisonable_model()
-    with pytest.raises(head_training.TrainingDiverged, match="epoch 1, batch 2"):
-        train._fit(model, settings, (vectors, labels), (vectors, labels), _poison_at(model, 1),
-                   None)
-
-
-def test_a_head_whose_loss_turns_nan_keeps_its_best_finished_epoch(monkeypatch):
-    generator = np.random.default_rng(0)
-    vectors = generator.normal(size=(64, 4)).astype(np.float32)
-    labels = (vectors[:, 0] > 0).astype(np.int64)
-    real_block, calls = head_training._train_block, []
-
-    def poisoned(*args):
-        calls.append(1)
-        result = real_block(*args)
-        return result[:3] + (float("nan") if len(calls) >= 3 else result[3],) + result[4:]
-    monkeypatch.setattr(head_training, "_train_block", poisoned)
-    head = models.build_head(4, 2, 0.0, vectors.mean(0), vectors.var(0))
-    outcome = head_training.fit_head(head, (vectors, labels), (vectors, labels), epochs=5,
-                                     batch_size=16, learning_rate=0.01)
-    assert outcome.diverged.startswith("the loss became NaN or infinite in epoch 3")
-    assert len(outcome.history["loss"]) == 2 and outcome.best_epoch in (1, 2)
-    calls.extend([1, 1])  # every block from now on diverges
-    with pytest.raises(head_training.TrainingDiverged, match="epoch 1"):
-        head_training.fit_head(models.build_head(4, 2), (vectors, labels), (vectors, labels),
-                               epochs=2, batch_size=16, learning_rate=0.01)
+    with pytest.raises(fitting.TrainingDiverged, match="epoch 1, batch 2"):
+        train._fit(model, settings, (vectors, labels), (vectors, labels),
+                   _record(settings, _poison_at(model, 1)))
 
 
 def test_an_end_to_end_training_that_diverges_at_once_leaves_no_run_or_checkpoint(
@@ -415,6 +347,57 @@ def test_an_end_to_end_training_that_diverges_at_once_leaves_no_run_or_checkpoin
     monkeypatch.setattr(train, "_fit", fit_with_poison)
     settings = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
                                   epochs=2, image_size=32)
-    with pytest.raises(head_training.TrainingDiverged, match="epoch 1, batch 1"):
+    with pytest.raises(fitting.TrainingDiverged, match="epoch 1, batch 1"):
         train.train_classifier(settings, data.from_folder(tiny_folder), runs_dir=tmp_path)
     assert list(tmp_path.rglob("*")) == []
+
+
+def test_an_epoch_record_reports_what_the_pages_read():
+    seen = []
+    record = fitting.EpochRecord(3, 2, lambda *event: seen.append(event), learning_rate=0.01)
+    record.epoch_begins(0)
+    record.batch_ends(0, 0, {"loss": 0.75})
+    record.validating(0, 1, 4)
+    record.end_epoch(0, {"loss": 0.5, "val_accuracy": 0.9}, lambda: "weights")
+    assert seen == [
+        (0, 6, {"phase": "training", "epoch": 1, "epochs": 3, "epoch_end": False,
+                "epoch_begin": True}),
+        (1, 6, {"phase": "training", "epoch": 1, "epochs": 3, "epoch_end": False,
+                "loss": 0.75}),
+        (1, 4, {"phase": "checking epoch 1 on the validation images", "epoch": 1,
+                "epochs": 3, "epoch_end": False, "validating": True}),
+        (2, 6, {"phase": "training", "epoch": 1, "epochs": 3, "epoch_end": True,
+                "loss": 0.5, "val_accuracy": 0.9})]
+
+
+def test_the_starting_weights_stay_until_an_epoch_beats_the_baseline():
+    record = fitting.EpochRecord(3, 1, learning_rate=0.01, history={"loss": [1.0]},
+                                 baseline=0.8)
+    record.begin(lambda: "head")
+    record.end_epoch(0, {"loss": 0.5, "val_accuracy": 0.7}, lambda: "worse")
+    assert (record.best_epoch, record.best_weights) == (0, "head")
+    record.end_epoch(1, {"loss": float("nan"), "val_accuracy": 0.95}, lambda: "diverged")
+    record.end_epoch(2, {"loss": 0.4, "val_accuracy": 0.85}, lambda: "better")
+    assert (record.best_epoch, record.best_weights, record.best_accuracy) == (3, "better", 0.85)
+    without_validation = fitting.EpochRecord(2, 1, learning_rate=0.01)
+    for epoch in range(2):
+        without_validation.end_epoch(epoch, {"loss": 0.5}, lambda epoch=epoch: epoch)
+    assert (without_validation.best_epoch, without_validation.best_weights) == (2, 1)
+
+
+def test_a_cancel_keeps_the_whole_epochs_and_an_earlier_stage():
+    asked = []
+    record = fitting.EpochRecord(3, 1, should_stop=lambda: bool(asked), learning_rate=0.01)
+    with pytest.raises(fitting.TrainingCancelled, match="first epoch"):
+        record.outcome()  # nothing finished
+    record.end_epoch(0, {"loss": 0.5}, lambda: "first")
+    assert not record.cancel_requested()
+    asked.append(1)
+    assert record.cancel_requested() and record.stopped
+    record.end_epoch(1, {"loss": 0.4}, lambda: "partial")  # Keras ends a stopped epoch too
+    outcome = record.outcome()
+    assert (outcome.history, outcome.cancelled) == ({"loss": [0.5]}, True)
+    fine_tuning = fitting.EpochRecord(3, 1, should_stop=lambda: True, learning_rate=0.01,
+                                      history={"loss": [0.9, 0.8]}, baseline=-1.0)
+    assert fine_tuning.cancel_requested()
+    assert fine_tuning.outcome().history == {"loss": [0.9, 0.8]}  # the head stage stays

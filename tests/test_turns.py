@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tlcore import config, train, turns
+from tlcore import config, fitting, turns
 
 
 def _wait_until(condition, seconds: float = 10.0) -> None:
@@ -18,7 +18,7 @@ def _wait_until(condition, seconds: float = 10.0) -> None:
 
 def test_trainings_take_turns_in_order_and_a_waiting_one_can_be_cancelled():
     queue, order, phases = turns.Turns(slots=1, noun="training",
-                                       cancelled=train.TrainingCancelled), [], []
+                                       cancelled=fitting.TrainingCancelled), [], []
     inside, release, stop = threading.Event(), threading.Event(), threading.Event()
 
     def first() -> None:
@@ -32,7 +32,7 @@ def test_trainings_take_turns_in_order_and_a_waiting_one_can_be_cancelled():
             order.append("second")
 
     def third() -> None:
-        with pytest.raises(train.TrainingCancelled, match="waiting for its turn"):
+        with pytest.raises(fitting.TrainingCancelled, match="waiting for its turn"):
             with queue.turn(should_stop=stop.is_set):
                 order.append("third")
 

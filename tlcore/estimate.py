@@ -56,13 +56,18 @@ def forward_seconds(backbone: str, image_size: int, speed: float = 1.0) -> float
     return (image_size / 224) ** 2 / (spec.reference_images_per_second * speed)
 
 
+def resolve_image_size(train_config: config.TrainConfig, dataset: data.Dataset) -> int:
+    """Pick a training's input side: the config's, else the data set's native size, else
+    the backbone's (what `train.train_classifier` trains at, and the estimate counts)."""
+    return (train_config.image_size or dataset.native_size
+            or backbones.get_spec(train_config.backbone).default_input_size)
+
+
 def training_seconds(train_config: config.TrainConfig, dataset: data.Dataset,
                      speed: float = 1.0) -> Estimate:
     """The expected seconds of `train_classifier(train_config, dataset)` on a machine
     `speed` times the reference's (see the module's docstring)."""
-    from tlcore import train  # train records estimates: imported late to avoid a cycle
-
-    size = train.resolve_image_size(train_config, dataset)
+    size = resolve_image_size(train_config, dataset)
     per_image = forward_seconds(train_config.backbone, size, speed)
     sizes = dataset.split_sizes()
     every, trained = sum(sizes.values()), sizes.get("train", 0)

@@ -14,86 +14,18 @@ one permutation per epoch (a full shuffle), so memory holds one block.
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import features
-from tlcore.config import StepCallback, TrainingCancelled
+from tlcore import features, fitting
+from tlcore.config import StepCallback
 
 BLOCK_BYTES = 32 * 2**20  # vectors read and standardised at once
 Rows = np.ndarray | features.RowsView
 _BETA_1, _BETA_2, _EPSILON = 0.9, 0.999, 1e-7  # Keras Adam's defaults
-
-
-@dataclasses.dataclass
-class FitOutcome:
-    """How a training loop (the head's here, or Keras `fit` in `train`) ended.
-
-    Attributes:
-        history: per-epoch metrics of the finished epochs ("loss", "accuracy", "val_...").
-        cancelled: stopped by the user.
-        best_epoch: the epoch whose weights were kept (0: the starting weights).
-        diverged: why training stopped on its own, when the loss became NaN or infinite;
-            the partial epoch is dropped and the best finished epoch kept.
-    """
-
-    history: dict[str, list[float]]
-    cancelled: bool
-    best_epoch: int
-    diverged: str | None = None
-
-
-class TrainingDiverged(ValueError):
-    """The loss stopped being finite before any epoch finished: there is nothing to keep."""
-
-
-def divergence_message(epoch: int, batch: int | None, learning_rate: float) -> str:
-    """Say where the loss stopped being finite and what to change."""
-    where = f"epoch {epoch}" + (f", batch {batch}" if batch else "")
-    return (f"the loss became NaN or infinite in {where}: training diverged. Lower the "
-            f"learning rate (it was {learning_rate:g}) or check the data")
-
-
-class EpochRecord:
-    """What Keras `fit`'s History, `train.BestEpoch` and `train.ProgressCallback` do, for a
-    hand-written loop (the head's here, `multiworker.fit`): per-epoch history, the best
-    epoch by validation accuracy (the last one without validation), progress reports."""
-
-    def __init__(self, epochs: int, steps_per_epoch: int, on_step: StepCallback | None,
-                 phase: str = "training") -> None:
-        self.epochs, self.steps_per_epoch, self.on_step, self.phase = (
-            epochs, steps_per_epoch, on_step, phase)
-        self.history: dict[str, list[float]] = {}
-        self.best_epoch, self.best_accuracy, self.best_weights = 0, -1.0, None
-
-    def add(self, epoch: int, logs: dict[str, float], weights: Callable[[], Any]) -> None:
-        """Record finished epoch `epoch` (from 0); `weights()` is called only to keep them."""
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-        accuracy = logs.get("val_accuracy")
-        if accuracy is None or accuracy > self.best_accuracy:
-            self.best_epoch, self.best_weights = epoch + 1, weights()
-            self.best_accuracy = -1.0 if accuracy is None else accuracy
-        if self.on_step is not None:
-            self.on_step((epoch + 1) * self.steps_per_epoch, self.epochs * self.steps_per_epoch,
-                         {"phase": self.phase, "epoch": epoch + 1, "epochs": self.epochs,
-                          "epoch_end": True, **logs})
-
-    def outcome(self, cancelled: bool, diverged: str | None) -> FitOutcome:
-        """How the loop ended.
-
-        Raises:
-            TrainingDiverged, TrainingCancelled: no epoch finished: there is nothing to keep.
-        """
-        if not self.history:
-            if diverged:
-                raise TrainingDiverged(diverged)
-            raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
-        return FitOutcome(self.history, cancelled, self.best_epoch, diverged)
 
 
 def _adam(value: tf.Tensor, first: tf.Tensor, second: tf.Tensor, gradient: tf.Tensor,
@@ -153,67 +85,97 @@ def fit_head(head: keras.Model, train: tuple[Rows, np.ndarray],
              learning_rate: float, seed: int = 0, class_weights: dict[int, float] | None = None,
              on_step: StepCallback | None = None,
              should_stop: Callable[[], bool] | None = None, phase: str = "training"
-             ) -> FitOutcome:
+             ) -> fitting.FitOutcome:
     """Train a head from `models.build_head` in place with Adam.
 
     The weights of the epoch with the best validation accuracy are kept (the last epoch's
-    without validation). `on_step(step, total, metrics)` is called after every epoch with
-    the metrics `fit` would log and "phase", "epoch", "epochs", "epoch_end"; `should_stop`
-    is polled between blocks, and a partial epoch is dropped, as is one whose loss is not
-    finite (training stops there: `FitOutcome.diverged` says so).
+    without validation). `on_step(step, total, metrics)` is called once before the first
+    block and after every epoch with the metrics `fit` would log (`fitting.EpochRecord`);
+    `should_stop` is polled between blocks, and a partial epoch is dropped, as is one
+    whose loss is not finite (training stops there: `FitOutcome.diverged` says so).
 
     Raises:
         TrainingCancelled: stopped before the first epoch finished.
         TrainingDiverged: the loss diverged in the first epoch: there is nothing to keep.
     """
-    dense = head.get_layer("logits")
-    standardize = (head.get_layer("standardize")
-                   if "standardize" in [layer.name for layer in head.layers] else None)
-    dropout = float(head.get_layer("dropout").rate)
-    kernel, bias = (tf.constant(value) for value in dense.get_weights())
-    weights = (kernel, bias)
-    moments = tuple(tf.zeros_like(value) for value in (kernel, kernel, bias, bias))
-    step = tf.constant(0.0)
     rows, labels = train
-    sample_weights = (np.ones(len(labels), np.float32) if not class_weights else
-                      np.array([class_weights[int(label)] for label in labels], np.float32))
-    block_rows = max(batch_size, BLOCK_BYTES // (4 * rows.shape[1]) // batch_size * batch_size)
-    record = EpochRecord(epochs, max(1, -(-len(labels) // batch_size)), on_step, phase)
-
-    def prepare(block: np.ndarray) -> tf.Tensor:
-        block = np.asarray(block, dtype=np.float32)
-        return tf.constant(block if standardize is None else standardize(block))
-
-    cancelled, diverged = False, None
-    if on_step is not None:  # the first block also traces the step (once per process)
-        on_step(0, epochs * record.steps_per_epoch, {"phase": phase, "epoch": 1,
-                                                    "epochs": epochs, "epoch_end": False})
+    loop = _HeadLoop.start(head, rows, labels, batch_size=batch_size, seed=seed,
+                           learning_rate=learning_rate, class_weights=class_weights)
+    record = fitting.EpochRecord(epochs, fitting.steps_per_epoch(len(labels), batch_size),
+                                 on_step, should_stop, phase=phase, learning_rate=learning_rate)
+    record.epoch_begins(0)  # the first block also traces the step (once per process)
     for epoch in range(epochs):
-        order = np.random.default_rng((seed, epoch)).permutation(len(labels))
-        loss_sum = correct = 0.0
-        for block, start in enumerate(range(0, len(order), block_rows)):
-            if should_stop is not None and should_stop():
-                cancelled = True
-                break
-            positions = order[start:start + block_rows]
-            weights, moments, step, block_loss, block_correct = _train_block(
-                weights, moments, step, prepare(rows[positions]),
-                tf.constant(labels[positions], tf.int32), tf.constant(sample_weights[positions]),
-                tf.constant([seed, epoch * 100_003 + block]), tf.constant(learning_rate, tf.float32),
-                tf.constant(dropout, tf.float32), tf.constant(batch_size))
-            if not math.isfinite(float(block_loss)):
-                diverged = divergence_message(epoch + 1, None, learning_rate)
-                break
-            loss_sum, correct = loss_sum + float(block_loss), correct + float(block_correct)
-        if cancelled or diverged:
+        logs = loop.train_epoch(epoch, record)
+        if logs is None:
             break
-        logs = {"loss": loss_sum / len(labels), "accuracy": correct / len(labels)}
         if len(validation[1]):
-            logs.update(_score(weights, validation, prepare, block_rows))
-        record.add(epoch, logs, lambda: weights)
-    outcome = record.outcome(cancelled, diverged)
-    dense.set_weights([value.numpy() for value in record.best_weights])
+            logs.update(_score(loop.weights, validation, loop.prepare, loop.block_rows))
+        record.end_epoch(epoch, logs, lambda: loop.weights)
+    outcome = record.outcome()
+    head.get_layer("logits").set_weights([value.numpy() for value in record.best_weights])
     return outcome
+
+
+@dataclasses.dataclass
+class _HeadLoop:
+    """What the compiled step needs through one head's training: the data, the settings,
+    and the weights and Adam's moments and step count it carries from block to block."""
+
+    rows: Rows
+    labels: np.ndarray
+    sample_weights: np.ndarray
+    prepare: Callable[[np.ndarray], tf.Tensor]  # vectors in, standardised tensor out
+    block_rows: int
+    batch_size: int
+    seed: int
+    learning_rate: float
+    dropout: float
+    weights: tuple
+    moments: tuple
+    step: tf.Tensor
+
+    @classmethod
+    def start(cls, head: keras.Model, rows: Rows, labels: np.ndarray, *, batch_size: int,
+              seed: int, learning_rate: float, class_weights: dict[int, float] | None
+              ) -> _HeadLoop:
+        """Read the head's weights and settings; Adam starts from zero moments."""
+        standardize = (head.get_layer("standardize")
+                       if "standardize" in [layer.name for layer in head.layers] else None)
+
+        def prepare(block: np.ndarray) -> tf.Tensor:
+            block = np.asarray(block, dtype=np.float32)
+            return tf.constant(block if standardize is None else standardize(block))
+
+        kernel, bias = (tf.constant(value) for value in head.get_layer("logits").get_weights())
+        sample_weights = (np.ones(len(labels), np.float32) if not class_weights else
+                          np.array([class_weights[int(label)] for label in labels], np.float32))
+        block_rows = max(batch_size,
+                         BLOCK_BYTES // (4 * rows.shape[1]) // batch_size * batch_size)
+        return cls(rows, labels, sample_weights, prepare, block_rows, batch_size, seed,
+                   learning_rate, float(head.get_layer("dropout").rate), (kernel, bias),
+                   tuple(tf.zeros_like(value) for value in (kernel, kernel, bias, bias)),
+                   tf.constant(0.0))
+
+    def train_epoch(self, epoch: int, record: fitting.EpochRecord) -> dict[str, float] | None:
+        """Train one epoch, block by block of one permutation; its loss and accuracy, or
+        None when it was cancelled or diverged (`record` knows which)."""
+        order = np.random.default_rng((self.seed, epoch)).permutation(len(self.labels))
+        loss_sum = correct = 0.0
+        for block, start in enumerate(range(0, len(order), self.block_rows)):
+            if record.cancel_requested():
+                return None
+            positions = order[start:start + self.block_rows]
+            self.weights, self.moments, self.step, block_loss, block_correct = _train_block(
+                self.weights, self.moments, self.step, self.prepare(self.rows[positions]),
+                tf.constant(self.labels[positions], tf.int32),
+                tf.constant(self.sample_weights[positions]),
+                tf.constant([self.seed, epoch * 100_003 + block]),
+                tf.constant(self.learning_rate, tf.float32),
+                tf.constant(self.dropout, tf.float32), tf.constant(self.batch_size))
+            if not record.loss_is_finite(float(block_loss), epoch):
+                return None
+            loss_sum, correct = loss_sum + float(block_loss), correct + float(block_correct)
+        return {"loss": loss_sum / len(self.labels), "accuracy": correct / len(self.labels)}
 
 
 def _score(weights: tuple, validation: tuple[Rows, np.ndarray],

@@ -6,13 +6,13 @@ through the body as well: needed for `scratch_cnn`, and for pretrained bodies it
 top `trainable_blocks` with BatchNorm kept in inference mode.
 
 Progress goes out through `on_step(step, total, metrics)`; `should_stop()` is polled every
-batch, and a cancelled training still saves what it has (marked cancelled).
+batch, and a cancelled training still saves what it has (marked cancelled). Every loop
+follows the rules of `tlcore.fitting`.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -22,8 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import (backbones, checkpoints, config, data, distribute, estimate, evaluate,
-                    features, head_training, models, multiworker, runs, turns)
-from tlcore.config import StepCallback, TrainingCancelled
+                    features, fitting, head_training, models, multiworker, runs, turns)
+from tlcore.config import StepCallback
+from tlcore.fitting import TrainingCancelled
 
 EMBED_CHUNK = 256  # images decoded at once while embedding
 LOAD_CHUNK = 64  # images decoded between progress reports before end-to-end training
@@ -34,128 +35,39 @@ TrainerResult = tuple[keras.Model, dict[str, list[float]], dict[str, Any],
                       tuple[keras.Model, dict[str, "np.ndarray | features.RowsView"]]]
 
 
-class ProgressCallback(keras.callbacks.Callback):
-    """Report per-batch progress and stop when asked, for one training phase.
-
-    Metrics passed to `on_step` always hold "phase" and "epoch"; at the end of an epoch
-    they also hold that epoch's validation metrics and "epoch_end": True.
-    """
-
-    def __init__(self, phase: str, epochs: int, steps_per_epoch: int,
-                 on_step: StepCallback | None, should_stop: Callable[[], bool] | None,
-                 validation_steps: int = 0) -> None:
-        super().__init__()
-        self.phase, self.epochs, self.steps_per_epoch = phase, epochs, steps_per_epoch
-        self.validation_steps = validation_steps
-        self.on_step, self.should_stop = on_step, should_stop
-        self.epoch = 0
-        self.completed_epochs = 0
-        self.cancelled = False
-        self.diverged: tuple[int, int] | None = None  # (epoch, batch), both from 1
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        """Remember the epoch for the batch reports, and say that it began: the first
-        batch of a fit also traces the training step, which takes a while."""
-        self.epoch = epoch
-        if self.on_step is not None:
-            self.on_step(epoch * self.steps_per_epoch, self.epochs * self.steps_per_epoch,
-                         {"phase": self.phase, "epoch": epoch + 1, "epochs": self.epochs,
-                          "epoch_end": False, "epoch_begin": True})
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Report the batch; stop training if asked to."""
-        if self.should_stop is not None and self.should_stop():
-            self.cancelled = True
-            self.model.stop_training = True
-        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
-            self.diverged = (self.epoch + 1, batch + 1)
-            self.model.stop_training = True
-        self._report(self.epoch * self.steps_per_epoch + batch + 1, logs, epoch_end=False)
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        """Say that the epoch's validation pass began (a fine-tuned VGG16 spends seconds
-        there, after its last batch)."""
-        self._validating(0)
-
-    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Report the validation pass batch by batch."""
-        self._validating(batch + 1)
-
-    def _validating(self, step: int) -> None:
-        if self.on_step is not None and self.validation_steps:
-            self.on_step(step, self.validation_steps,
-                         {"phase": f"checking epoch {self.epoch + 1} on the validation images",
-                          "epoch": self.epoch + 1, "epochs": self.epochs, "epoch_end": False,
-                          "validating": True})
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        """Count whole epochs and report the epoch's metrics."""
-        # Keras also ends a cancelled or diverged partial epoch this way; only whole,
-        # finite epochs count.
-        if not self.cancelled and self.diverged is None:
-            self.completed_epochs += 1
-        self._report((epoch + 1) * self.steps_per_epoch, logs, epoch_end=True)
-
-    def _report(self, step: int, logs: dict | None, epoch_end: bool) -> None:
-        if self.on_step is None:
-            return
-        metrics = {key: float(value) for key, value in (logs or {}).items()}
-        self.on_step(step, self.epochs * self.steps_per_epoch,
-                     {"phase": self.phase, "epoch": self.epoch + 1, "epochs": self.epochs,
-                      "epoch_end": epoch_end, **metrics})
-
-
-class BestEpoch(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best validation accuracy and restore them.
-
-    Args:
-        baseline: the validation accuracy of the starting weights, when they are worth
-            keeping (fine-tuning a trained head): an epoch must beat it to replace them.
-    """
-
-    def __init__(self, baseline: float | None = None) -> None:
-        super().__init__()
-        self.baseline = baseline
-        self.best_accuracy = -1.0 if baseline is None else baseline
-        self.best_epoch = 0
-        self.best_weights: list | None = None
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        """Remember the starting weights when they are the baseline to beat."""
-        if self.baseline is not None:
-            self.best_weights = self.model.get_weights()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        """Keep a copy of the weights when validation accuracy is the best so far."""
-        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
-            return  # a diverged epoch is never the one to keep
-        if "val_accuracy" not in (logs or {}):  # no validation split: the last epoch stands
-            self.best_epoch, self.best_weights = epoch + 1, self.model.get_weights()
-            return
-        accuracy = float(logs["val_accuracy"])
-        if accuracy > self.best_accuracy:
-            self.best_accuracy, self.best_epoch = accuracy, epoch + 1
-            self.best_weights = self.model.get_weights()
-
-    def on_train_end(self, logs: dict | None = None) -> None:
-        """Put the best epoch's weights back."""
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
-
-
-def resolve_image_size(train_config: config.TrainConfig, dataset: data.Dataset) -> int:
-    """Pick the input side: the config's, else the data set's native size, else the backbone's."""
-    return (train_config.image_size or dataset.native_size
-            or backbones.get_spec(train_config.backbone).default_input_size)
-
-
 @dataclasses.dataclass(frozen=True)
 class _Session:
-    """Where this training checkpoints, what it resumes from, and what resuming needs."""
+    """Where this training checkpoints, what it resumes from, and what resuming needs; it
+    starts the body's training where the checkpoint left off."""
 
     folder: Path
     resume: checkpoints.Checkpoint | None
     state: dict[str, Any]
+
+    def record(self, train_config: config.TrainConfig, examples: int,
+               on_step: StepCallback | None, should_stop: Callable[[], bool] | None,
+               head_history: dict[str, list[float]] | None = None) -> fitting.EpochRecord:
+        """The record of the body's training on `examples` images: a resumed one goes on
+        from its checkpoint's history and best epoch; fine-tuning's second stage from the
+        head's history, whose best validation accuracy is the baseline to beat."""
+        record = fitting.EpochRecord(
+            train_config.epochs, fitting.steps_per_epoch(examples, train_config.batch_size),
+            on_step, should_stop, learning_rate=train_config.effective_learning_rate,
+            phase="fine-tuning" if train_config.mode == "fine-tune" else "training",
+            history=self.resume.state["history"] if self.resume else head_history,
+            baseline=(max(head_history.get("val_accuracy") or [-1.0])
+                      if head_history is not None and self.resume is None else None))
+        if self.resume is not None:
+            record.best_epoch = self.resume.state["best_epoch"]
+            record.best_accuracy = self.resume.state["best_accuracy"]
+            record.best_weights = self.resume.best_weights()
+        return record
+
+    def checkpointing(self, record: fitting.EpochRecord, extra: dict[str, Any]
+                      ) -> list[keras.callbacks.Callback]:
+        """The callback that checkpoints every epoch of a fit that tells `record`."""
+        return [checkpoints.EpochCheckpoint(self.folder, {**self.state, "extra": extra},
+                                            record.history, record, resume=self.resume)]
 
 
 def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
@@ -187,7 +99,7 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
         The saved run; `run.info["metrics"]` holds val/test accuracy and timing.
 
     One training runs at a time in a process; others wait their turn in order, reporting
-    phase "waiting" with how many are ahead (`TURNS`).
+    phase "waiting" with how many are ahead (`turns.TRAINING`).
 
     Raises:
         TrainingCancelled: stopped before the first training epoch finished (or while
@@ -196,8 +108,8 @@ def train_classifier(train_config: config.TrainConfig, dataset: data.Dataset, *,
         config.LimitError: over a limit of `config.limits()` (epochs, image side, classes).
     """
     check_limits(train_config, dataset)
-    with TURNS.turn(on_step, should_stop), (strategy.scope() if strategy is not None
-                                            else contextlib.nullcontext()):
+    with turns.TRAINING.turn(on_step, should_stop), (strategy.scope() if strategy is not None
+                                                     else contextlib.nullcontext()):
         run = _train_classifier(train_config, dataset, runs_dir, on_step, should_stop,
                                 resume, run_id, owner)
     if strategy is not None:
@@ -215,12 +127,8 @@ def check_limits(train_config: config.TrainConfig, dataset: data.Dataset) -> Non
     config.check_limit("epochs", train_config.epochs)
     if train_config.mode == "fine-tune":
         config.check_limit("epochs", train_config.head_epochs, "head epochs")
-    config.check_limit("image_size", resolve_image_size(train_config, dataset))
+    config.check_limit("image_size", estimate.resolve_image_size(train_config, dataset))
     config.check_limit("classes", dataset.num_classes)
-
-
-# One training at a time: see `tlcore.turns`.
-TURNS = turns.Turns(slots=1, noun="training", cancelled=TrainingCancelled)
 
 
 def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
@@ -231,7 +139,7 @@ def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
     started = time.perf_counter()
     expected = estimate.training_seconds(train_config, dataset)  # before the cache fills
     keras.utils.set_random_seed(train_config.seed)
-    image_size = resolve_image_size(train_config, dataset)
+    image_size = estimate.resolve_image_size(train_config, dataset)
     building = {"phase": f"building {backbones.get_spec(train_config.backbone).display_name} "
                          f"and loading its weights"}
     # Missing weights fail here, before any progress is reported.
@@ -256,7 +164,7 @@ def _train_classifier(train_config: config.TrainConfig, dataset: data.Dataset,
     except TrainingCancelled:
         checkpoints.remove(session.folder)
         raise
-    except head_training.TrainingDiverged:
+    except fitting.TrainingDiverged:
         if resume is None:  # no epoch finished: the checkpoint holds nothing
             checkpoints.remove(session.folder)
         raise
@@ -322,7 +230,7 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
                          dataset.num_classes, on_step, should_stop)
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
                                          head=trained.head)
-    extra = {"embedding_cache": cache_state, **_ending(trained.outcome),
+    extra = {"embedding_cache": cache_state, **trained.outcome.run_facts(),
              "pretrained_body": train_config.weights not in backbones.RANDOM_WEIGHTS}
     return classifier, trained.outcome.history, extra, (trained.head, trained.inputs)
 
@@ -340,18 +248,12 @@ def _embedder_and_key(train_config: config.TrainConfig, body: keras.Model,
                                         models.input_size(embedder), dataset.fingerprint())
 
 
-def _ending(outcome: head_training.FitOutcome) -> dict[str, Any]:
-    """The run.json facts of how a training ended."""
-    return {"cancelled": outcome.cancelled, "best_epoch": outcome.best_epoch,
-            **({"diverged": outcome.diverged} if outcome.diverged else {})}
-
-
 @dataclasses.dataclass
 class HeadTraining:
     """A head trained on embeddings, and the vectors per split to score it with."""
 
     head: keras.Model
-    outcome: head_training.FitOutcome
+    outcome: fitting.FitOutcome
     inputs: dict[str, np.ndarray | features.RowsView]
 
 
@@ -381,8 +283,7 @@ def train_head(train_config: config.TrainConfig, vectors: features.Embeddings,
         (inputs["validation"], split_labels["validation"]), epochs=train_config.epochs,
         batch_size=train_config.batch_size,
         learning_rate=train_config.effective_learning_rate, seed=train_config.seed,
-        class_weights=(balanced_class_weights(split_labels["train"])
-                       if train_config.class_weights else None),
+        class_weights=_class_weights(train_config, split_labels["train"]),
         on_step=on_step, should_stop=should_stop)
     return HeadTraining(head, outcome, inputs)
 
@@ -444,7 +345,7 @@ def embed_on_workers(train_config: config.TrainConfig, dataset: data.Dataset, in
         raise ValueError(f"worker {index} is not one of {count}")
     embedder, key = _embedder_and_key(train_config, backbones.build_backbone(
         train_config.backbone, weights=train_config.weights,
-        input_size=resolve_image_size(train_config, dataset)), dataset)
+        input_size=estimate.resolve_image_size(train_config, dataset)), dataset)
     if key is None:
         raise ValueError("sharing embeddings across workers needs pretrained or file weights: "
                          "random weights differ on every worker and are never cached")
@@ -492,15 +393,14 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
     validation = (images["validation"], _labels(dataset, "validation"))
     strategy = tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras fit fails
-        outcome = multiworker.fit(
-            classifier, strategy, train_config, train_split, validation, on_step,
-            should_stop, balanced_class_weights(train_split[1])
-            if train_config.class_weights else None)
+        outcome = multiworker.fit(classifier, strategy, train_config, train_split, validation,
+                                  on_step, should_stop,
+                                  _class_weights(train_config, train_split[1]))
     else:
-        outcome = _fit(classifier, train_config, train_split, validation, on_step,
-                       should_stop, patience=train_config.patience,
-                       class_weights=train_config.class_weights, session=session, extra=extra)
-    extra.update(_ending(outcome))
+        record = session.record(train_config, len(train_split[1]), on_step, should_stop)
+        outcome = _fit(classifier, train_config, train_split, validation, record,
+                       session.checkpointing(record, extra), session.resume)
+    extra.update(outcome.run_facts())
     return classifier, outcome.history, extra, (classifier, images)
 
 
@@ -531,17 +431,15 @@ def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
     backbones.set_trainable_blocks(body, train_config.backbone, blocks)
     extra.update({"trainable_blocks": blocks, "augment": train_config.augment})
     images = _load_images(dataset, models.input_size(classifier), on_step)
-    head_epochs = extra["head_epochs"]
-    outcome = _fit(
-        classifier, train_config, (images["train"], _labels(dataset, "train")),
-        (images["validation"], _labels(dataset, "validation")), on_step, should_stop,
-        patience=train_config.patience, class_weights=train_config.class_weights,
-        augment=train_config.augment, phase="fine-tuning", cosine=True,
-        baseline=max(head_history.get("val_accuracy") or [-1.0]),
-        prior_history=head_history, session=session, extra=extra)
-    extra.update({**_ending(outcome), "best_epoch": (head_epochs + outcome.best_epoch
-                                                      if outcome.best_epoch
-                                                      else extra["best_epoch"])})
+    train_split = (images["train"], _labels(dataset, "train"))
+    record = session.record(train_config, len(train_split[1]), on_step, should_stop,
+                            head_history)
+    outcome = _fit(classifier, train_config, train_split,
+                   (images["validation"], _labels(dataset, "validation")), record,
+                   session.checkpointing(record, extra), session.resume)
+    best_epoch = (extra["head_epochs"] + outcome.best_epoch if outcome.best_epoch
+                  else extra["best_epoch"])  # no fine-tuning epoch beat the head
+    extra.update({**outcome.run_facts(), "best_epoch": best_epoch})
     return classifier, outcome.history, extra, (classifier, images)
 
 
@@ -585,82 +483,110 @@ def _report(on_step: StepCallback | None, step: int, total: int, metrics: dict[s
 
 def _fit(model: keras.Model, train_config: config.TrainConfig,
          train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
-         on_step: StepCallback | None, should_stop: Callable[[], bool] | None, *,
-         patience: int = 0, class_weights: bool = False, augment: bool = False,
-         phase: str = "training", baseline: float | None = None, cosine: bool = False,
-         prior_history: dict[str, list[float]] | None = None, session: _Session | None = None,
-         extra: dict[str, Any] | None = None) -> head_training.FitOutcome:
-    """Compile and fit `model`; return how it ended.
+         record: fitting.EpochRecord, callbacks: Sequence[keras.callbacks.Callback] = (),
+         resume: checkpoints.Checkpoint | None = None) -> fitting.FitOutcome:
+    """Compile and fit `model` with Keras, telling `record` what happens; return how it ended.
 
-    With `cosine`, the learning rate decays to zero over the planned epochs (fine-tuning:
+    The settings come from `train_config`: class weights, early stopping after `patience`
+    epochs without a better validation accuracy, and in fine-tuning's second stage
+    augmentation and a learning rate that decays to zero over the planned epochs (cosine:
     big early steps would undo pretrained features late). A short training from scratch
-    learns faster at a constant rate (demo set, 5 epochs: 0.92 with cosine, 0.97
-    without). With a `baseline` (the validation accuracy the model starts with), the
-    starting weights are kept unless an epoch beats it, and then best epoch is 0.
+    learns faster at a constant rate (demo set, 5 epochs: 0.92 with cosine, 0.97 without).
 
-    With a `session`, every epoch is checkpointed, and a session that resumes starts at its
-    checkpoint's epoch with its history and best epoch. The returned history is
-    `prior_history` followed by this fit's epochs.
+    `callbacks` (a session's checkpoint) run after the record's, so they see the epoch's
+    best weights. A `resume`d training starts at its checkpoint's epoch with its
+    optimiser's state; `record` holds the history and best epoch before it.
+
+    Raises:
+        TrainingCancelled, TrainingDiverged: no epoch finished (`EpochRecord.outcome`).
+        ValueError: the checkpoint's optimiser state does not fit this model.
     """
-    steps_per_epoch = max(1, -(-len(train[0]) // train_config.batch_size))
+    fine_tuning = train_config.mode == "fine-tune"
+    _compile(model, train_config, fitting.steps_per_epoch(len(train[1]), train_config.batch_size)
+             if fine_tuning else None)
+    if resume is not None and not checkpoints.restore_optimizer(model, resume):
+        raise ValueError("the checkpoint's optimiser state does not fit this model; "
+                         "the checkpoint is from another version: discard it")
+    callbacks = [_RecordCallback(record, -(-len(validation[1]) // train_config.batch_size)),
+                 *callbacks]
+    if train_config.patience and len(validation[1]):
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy",
+                                                       patience=train_config.patience))
+    augment = fine_tuning and train_config.augment
+    inputs, labels = ((augmented_batches(*train, train_config.batch_size, train_config.seed),
+                       None) if augment else train)
+    # A tiny data set can leave validation empty: then the last epoch is kept. Images stay
+    # uint8 (a quarter of float32's memory); the model casts each batch.
+    model.fit(inputs, labels, validation_data=validation if len(validation[1]) else None,
+              epochs=train_config.epochs, initial_epoch=resume.epochs_done if resume else 0,
+              batch_size=None if augment else train_config.batch_size,
+              validation_batch_size=train_config.batch_size, shuffle=not augment, verbose=0,
+              callbacks=callbacks, class_weight=_class_weights(train_config, train[1]))
+    return record.outcome()
+
+
+def _compile(model: keras.Model, train_config: config.TrainConfig,
+             cosine_steps_per_epoch: int | None) -> None:
+    """Compile for training with Adam on logits; with `cosine_steps_per_epoch`, the rate
+    decays to zero over `train_config.epochs` such epochs."""
     rate = train_config.effective_learning_rate
-    if cosine:
+    if cosine_steps_per_epoch:
         rate = keras.optimizers.schedules.CosineDecay(
-            rate, decay_steps=train_config.epochs * steps_per_epoch)
+            rate, decay_steps=train_config.epochs * cosine_steps_per_epoch)
     model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    validation_steps = -(-len(validation[1]) // train_config.batch_size)
-    progress = ProgressCallback(phase, train_config.epochs, steps_per_epoch, on_step,
-                                should_stop, validation_steps)
-    best = BestEpoch(baseline)
-    initial_epoch = 0
-    prior = {key: list(values) for key, values in (prior_history or {}).items()}
-    if session is not None and session.resume is not None:
-        state = session.resume.state
-        initial_epoch, prior = session.resume.epochs_done, state["history"]
-        best = BestEpoch()
-        best.best_accuracy, best.best_epoch = state["best_accuracy"], state["best_epoch"]
-        best.best_weights = session.resume.best_weights()
-        progress.completed_epochs = initial_epoch
-    callbacks: list[keras.callbacks.Callback] = [progress, best]
-    if session is not None:
-        callbacks.append(checkpoints.EpochCheckpoint(
-            session.folder, {**session.state, "extra": extra or {}}, prior, best,
-            resume=session.resume))
-        if session.resume is not None and not checkpoints.restore_optimizer(model,
-                                                                           session.resume):
-            raise ValueError("the checkpoint's optimiser state does not fit this model; "
-                             "the checkpoint is from another version: discard it")
-    if patience and len(validation[1]):
-        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=patience))
-    # A tiny data set can leave validation empty: then the last epoch is kept. Images stay
-    # uint8 (a quarter of float32's memory); the model casts each batch.
-    validation_data = validation if len(validation[1]) else None
-    inputs: Any = train[0]
-    labels: np.ndarray | None = train[1]
-    if augment:
-        inputs, labels = augmented_batches(train[0], train[1], train_config.batch_size,
-                                           train_config.seed), None
-    result = model.fit(inputs, labels, validation_data=validation_data,
-                       epochs=train_config.epochs, initial_epoch=initial_epoch,
-                       batch_size=None if augment else train_config.batch_size,
-                       validation_batch_size=train_config.batch_size,
-                       shuffle=not augment, verbose=0, callbacks=callbacks,
-                       class_weight=balanced_class_weights(train[1]) if class_weights else None)
-    # A diverged epoch ends like a cancelled one: Keras logs the partial epoch; drop it.
-    finished = progress.completed_epochs - initial_epoch
-    history = {key: prior.get(key, []) + [float(v) for v in values][:finished]
-               for key, values in result.history.items()}
-    diverged = (head_training.divergence_message(*progress.diverged,
-                                                 train_config.effective_learning_rate)
-                if progress.diverged else None)
-    if progress.completed_epochs == 0 and baseline is None:
-        if diverged:
-            raise head_training.TrainingDiverged(diverged)
-        if progress.cancelled:
-            raise TrainingCancelled("cancelled before the first epoch finished; nothing saved")
-    return head_training.FitOutcome(history, progress.cancelled, best.best_epoch, diverged)
+
+
+class _RecordCallback(keras.callbacks.Callback):
+    """Tell a `fitting.EpochRecord` what Keras `fit` does, and stop `fit` when it says so;
+    the rules (progress, cancel, divergence, best epoch) are the record's."""
+
+    def __init__(self, record: fitting.EpochRecord, validation_steps: int) -> None:
+        super().__init__()
+        self.record, self.validation_steps, self.epoch = record, validation_steps, 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Keep the starting weights when they are the baseline to beat."""
+        self.record.begin(self.model.get_weights)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Say that the epoch began."""
+        self.epoch = epoch
+        self.record.epoch_begins(epoch)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Poll for a cancel, check the loss, and report the batch."""
+        logs = logs or {}
+        cancelled = self.record.cancel_requested()
+        finite = self.record.loss_is_finite(float(logs.get("loss", 0.0)), self.epoch, batch)
+        if cancelled or not finite:
+            self.model.stop_training = True
+        self.record.batch_ends(self.epoch, batch, logs)
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        """Say that the epoch's validation pass began (a fine-tuned VGG16 spends seconds
+        there, after its last batch)."""
+        self.record.validating(self.epoch, 0, self.validation_steps)
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Report the validation pass batch by batch."""
+        self.record.validating(self.epoch, batch + 1, self.validation_steps)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Record the epoch (the record keeps its weights if it is the best)."""
+        self.record.end_epoch(epoch, logs or {}, self.model.get_weights)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Put the best epoch's weights back."""
+        if self.record.best_weights is not None:
+            self.model.set_weights(self.record.best_weights)
+
+
+def _class_weights(train_config: config.TrainConfig, labels: np.ndarray
+                   ) -> dict[int, float] | None:
+    """Balanced class weights of the training labels when the config asks for them."""
+    return balanced_class_weights(labels) if train_config.class_weights else None
 
 
 def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:

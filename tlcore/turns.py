@@ -1,6 +1,6 @@
 """First come, first served: heavy work takes turns, a few at a time.
 
-Two queues share this class. Trainings take turns one at a time (`train.TURNS`), because
+Two queues share this class. Trainings take turns one at a time (`TRAINING`), because
 Keras draws weights, dropout masks and shuffles from process-wide random state: two
 trainings at once get different results from the same seed (measured: the histories
 differ). Renders, sweeps, attacks, robustness curves and explanations take turns in
@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from tlcore import config
 from tlcore.config import StepCallback
+from tlcore.fitting import TrainingCancelled
 
 
 class WaitCancelled(RuntimeError):
@@ -117,5 +118,7 @@ class Turns:
                     self._condition.wait(timeout=0.5)
 
 
+# Trainings, one at a time (`train.train_classifier` takes its turn here).
+TRAINING = Turns(slots=1, noun="training", cancelled=TrainingCancelled)
 # Renders, sweeps, attacks, robustness curves and explanations of every visitor.
 WORK = Turns(noun="job")

@@ -5,7 +5,7 @@ A job runs in a thread and keeps its progress in a snapshot that pages poll (wit
 (`tlcore.train.train_classifier`) and the preparation of a data set that must first be
 downloaded (Oxford-IIIT Pets, PetImages). The registry is shared by the server
 (`st.cache_resource`). Trainings take turns, first come first served
-(`tlcore.train.TURNS`): a job waits, showing how many are ahead, until the one before it
+(`tlcore.turns.TRAINING`): a job waits, showing how many are ahead, until the one before it
 ends. Each visitor may have one training running or waiting, and the server at most
 MAX_TRAINING_JOBS, so one visitor cannot starve the others; a data set is prepared by at
 most one job, which every visitor who asks for it watches.
@@ -32,7 +32,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime import Runtime, RuntimeState
 
-from tlcore import backbones, checkpoints, config, data, runs, train, visitors
+from tlcore import backbones, checkpoints, config, data, fitting, runs, train, visitors
 
 MAX_TRAINING_JOBS = 6  # running and waiting, over all visitors
 FORGET_AFTER_SECONDS = 6 * 3600  # finished jobs are dropped from memory (their runs stay)
@@ -149,7 +149,7 @@ class BackgroundJob:
         run_dir, error = None, None
         try:
             state, run_dir = self._run()
-        except train.TrainingCancelled as cancelled:
+        except fitting.TrainingCancelled as cancelled:
             state, error = "cancelled", str(cancelled)
         except (ValueError, backbones.WeightsUnavailableError) as failure:
             state, error = "cancelled" if self._cancel.is_set() else "failed", str(failure)
@@ -188,9 +188,9 @@ class TrainingJob(BackgroundJob):
                 run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
                                              should_stop=self._should_stop, run_id=self.run_id,
                                              owner=self.owner)
-        except train.TrainingCancelled:
+        except fitting.TrainingCancelled:
             if self._out_of_time:
-                raise train.TrainingCancelled(f"{self._over_budget()} before its first epoch "
+                raise fitting.TrainingCancelled(f"{self._over_budget()} before its first epoch "
                                               "finished; nothing was saved") from None
             raise
         if self._out_of_time:
