@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tlcore import atomic, config
+from tlcore import atomic, config, fitting
 
 FOLDER = ".checkpoints"
 STATE_FILE = "state.json"
@@ -152,12 +152,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         folder: the checkpoint folder (created on first write).
         state: what resuming needs besides weights (settings, data, stage facts).
         prior_history: the history before this fit (earlier stage, or before a resume).
-        best: the run's BestEpoch callback, whose best weights are saved too.
+        best: the training's `fitting.EpochRecord`, whose best weights are saved too.
         resume: the checkpoint a resumed training started from (its best file is kept).
     """
 
     def __init__(self, folder: Path, state: dict[str, Any],
-                 prior_history: dict[str, list[float]], best: keras.callbacks.Callback,
+                 prior_history: dict[str, list[float]], best: fitting.EpochRecord,
                  resume: Checkpoint | None = None) -> None:
         super().__init__()
         self.folder, self.state, self.best = Path(folder), state, best

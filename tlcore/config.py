@@ -17,11 +17,6 @@ FINE_TUNE_BLOCKS = 2  # top blocks unfrozen by default when fine-tuning
 StepCallback = Callable[[int, int, dict], None]
 
 
-class TrainingCancelled(RuntimeError):
-    """Training was stopped before anything worth saving existed (raised by every training
-    loop: Keras `fit`'s, the head's and the multi-worker one)."""
-
-
 def tlcore_home() -> Path:
     """Return the folder for runs, caches and data (`$TLCORE_HOME`, default `~/.tlcore`)."""
     return Path(os.environ.get("TLCORE_HOME", Path.home() / ".tlcore")).expanduser()

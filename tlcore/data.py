@@ -127,3 +127,25 @@ def load_dataset(source: str, *, seed: int = 0, on_step: StepCallback | None = N
     names = ", ".join(repr(name) for name in SOURCES)
     raise ValueError(f"data={source!r} is not {names}, a folder of class folders, or a .zip "
                      "file")
+
+
+def reopen(record: dict, changed: str) -> Dataset:
+    """Reopen the data set a run or a checkpoint recorded ({"source", "seed",
+    "fingerprint"}) with the same seed, and so the same splits.
+
+    Args:
+        record: the "data" entry of a run.json or checkpoint state.
+        changed: what a change of the files since then breaks, for the message.
+
+    Raises:
+        ValueError: the data cannot be read any more, or its files changed since (added,
+            removed or edited files reshuffle the splits).
+    """
+    location = record.get("source", "?")
+    try:
+        dataset = load_dataset(location, seed=int(record.get("seed", 0)))
+    except ValueError as error:
+        raise ValueError(f"the data set at {location} cannot be read any more: {error}") from error
+    if record.get("fingerprint") and dataset.fingerprint() != record["fingerprint"]:
+        raise ValueError(f"the files at {location!r} changed since {changed}")
+    return dataset

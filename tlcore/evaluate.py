@@ -273,16 +273,9 @@ def dataset_of(run: runs.Run) -> data.Dataset:
             files reshuffle the splits, so the test split would mix in training images).
     """
     source = run.info.get("data", {})
-    location = source.get("source", "?")
-    try:
-        dataset = data.load_dataset(location, seed=int(source.get("seed", 0)))
-    except ValueError as error:
-        raise ValueError(f"the data this run was trained on ({location}) cannot be read "
-                         f"any more: {error}") from error
+    dataset = data.reopen(source, "this run was trained, so its test split can no longer be "
+                                  "rebuilt without training images")
     if list(dataset.class_names) != run.classes:
-        raise ValueError(f"the data at {location!r} now has classes "
+        raise ValueError(f"the data at {source.get('source')!r} now has classes "
                          f"{list(dataset.class_names)}, the run was trained on {run.classes}")
-    if source.get("fingerprint") and dataset.fingerprint() != source["fingerprint"]:
-        raise ValueError(f"the files at {location!r} changed since this run was trained, so "
-                         "its test split can no longer be rebuilt without training images")
     return dataset

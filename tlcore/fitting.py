@@ -28,7 +28,7 @@ import dataclasses
 import math
 from typing import Any, Callable
 
-from tlcore.config import StepCallback, TrainingCancelled
+from tlcore.config import StepCallback
 
 __all__ = ["EpochRecord", "FitOutcome", "TrainingCancelled", "TrainingDiverged",
            "divergence_message", "steps_per_epoch"]
@@ -56,6 +56,11 @@ class FitOutcome:
         """The run.json facts of how the training ended ("diverged" only when it did)."""
         return {"cancelled": self.cancelled, "best_epoch": self.best_epoch,
                 **({"diverged": self.diverged} if self.diverged else {})}
+
+
+class TrainingCancelled(RuntimeError):
+    """Training was stopped before anything worth saving existed (raised by every training
+    loop: Keras `fit`'s, the head's and the multi-worker one)."""
 
 
 class TrainingDiverged(ValueError):

@@ -202,10 +202,8 @@ def resume_training(checkpoint: checkpoints.Checkpoint, *, runs_dir: Path | None
         ValueError: the data changed since the training started.
     """
     state = checkpoint.state
-    dataset = data.load_dataset(state["data"]["source"], seed=int(state["data"]["seed"]))
-    if dataset.fingerprint() != state["data"]["fingerprint"]:
-        raise ValueError(f"the data at {state['data']['source']!r} changed since training "
-                         f"{checkpoint.run_id} started; it cannot be resumed on other data")
+    dataset = data.reopen(state["data"], f"training {checkpoint.run_id} started; it cannot "
+                                          "be resumed on other data")
     return train_classifier(checkpoint.train_config(), dataset,
                             runs_dir=runs_dir or checkpoint.folder.parent.parent,
                             on_step=on_step, should_stop=should_stop, resume=checkpoint)
