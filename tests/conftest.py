@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 COLOURS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}
 
 
-def make_image_folder(root: Path, per_class: int = 12, size: int = 32, seed: int = 0,
-                      colours: dict[str, tuple[int, int, int]] = COLOURS) -> Path:
+def _make_image_folder(root: Path, per_class: int = 12, size: int = 32, seed: int = 0,
+                       colours: dict[str, tuple[int, int, int]] = COLOURS) -> Path:
     """Write a folder of class folders: noisy squares whose colour is the class."""
     random = np.random.default_rng(seed)
     for name, colour in colours.items():
@@ -42,9 +42,16 @@ def make_image_folder(root: Path, per_class: int = 12, size: int = 32, seed: int
 
 
 @pytest.fixture(scope="session")
+def make_image_folder():
+    """The function that writes a folder of noisy colour squares, one class folder each:
+    `make_image_folder(root, per_class=12, size=32, seed=0, colours=COLOURS) -> root`."""
+    return _make_image_folder
+
+
+@pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory) -> Path:
     """Three colour classes, 12 images each, 32 px."""
-    return make_image_folder(tmp_path_factory.mktemp("tiny") / "colours")
+    return _make_image_folder(tmp_path_factory.mktemp("tiny") / "colours")
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +91,7 @@ class ServerDied(Exception):
     """Stands in for a killed process: the training stops without any cleanup."""
 
 
-def die_in_epoch(epoch: int, phase: str = "training"):
+def _die_in_epoch(epoch: int, phase: str = "training"):
     """A progress callback that "kills the server" on the first batch of `epoch`."""
     def on_step(step: int, total: int, metrics: dict) -> None:
         if metrics.get("phase") == phase and metrics.get("epoch") == epoch:
@@ -92,8 +99,8 @@ def die_in_epoch(epoch: int, phase: str = "training"):
     return on_step
 
 
-def interrupted_training(folder: Path, runs_dir: Path | None = None, epochs: int = 3,
-                         crash_epoch: int = 2):
+def _interrupted_training(folder: Path, runs_dir: Path | None = None, epochs: int = 3,
+                          crash_epoch: int = 2):
     """Train from scratch until a simulated kill in `crash_epoch`; return its checkpoint."""
     from tlcore import checkpoints, config, data, train
 
@@ -101,9 +108,29 @@ def interrupted_training(folder: Path, runs_dir: Path | None = None, epochs: int
                                       epochs=epochs, image_size=32, batch_size=8, patience=0)
     with pytest.raises(ServerDied):
         train.train_classifier(train_config, data.from_folder(folder), runs_dir=runs_dir,
-                               on_step=die_in_epoch(crash_epoch))
+                               on_step=_die_in_epoch(crash_epoch))
     [interrupted] = checkpoints.list_interrupted(runs_dir)
     return interrupted
+
+
+@pytest.fixture(scope="session")
+def server_died() -> type[Exception]:
+    """The exception a `die_in_epoch` callback raises, for `pytest.raises`."""
+    return ServerDied
+
+
+@pytest.fixture(scope="session")
+def die_in_epoch():
+    """The function that makes a progress callback which "kills the server" (raises
+    `server_died`) on the first batch of an epoch: `die_in_epoch(epoch, phase="training")`."""
+    return _die_in_epoch
+
+
+@pytest.fixture(scope="session")
+def interrupted_training():
+    """The function that trains from scratch until a simulated kill and returns the
+    checkpoint: `interrupted_training(folder, runs_dir=None, epochs=3, crash_epoch=2)`."""
+    return _interrupted_training
 
 
 def jpeg(value: int) -> bytes:
@@ -153,7 +180,7 @@ def served_petimages(monkeypatch, tmp_path):
     httpd.shutdown()
 
 
-def train_small_run(home: Path) -> None:
+def _train_small_run(home: Path) -> None:
     """Train one run into `home` from the command line, as a host would (not in a public
     demo): the small CNN, 2 epochs on the demo set at 32 px. For tests that serve the app
     over a home of their own."""
@@ -168,3 +195,10 @@ def train_small_run(home: Path) -> None:
                     "scratch_cnn", "--weights", "none", "--mode", "end-to-end", "--epochs", "2",
                     "--image-size", "32"], cwd=Path(__file__).resolve().parents[1],
                    env=environment, check=True, capture_output=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def train_small_run():
+    """The function that trains one small run into a home from the command line:
+    `train_small_run(home)`."""
+    return _train_small_run

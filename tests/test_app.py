@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import interrupted_training, make_image_folder
 from tlcore import backbones, config, data, downloads, evaluate, petimages, runs, train
 from ui import jobs, state
 
@@ -49,7 +48,7 @@ def test_sidebar_names_the_device(tiny_run):
     assert "CPU" in device or "GPU" in device
 
 
-def test_data_page_reads_a_server_folder_and_lists_skipped_files(tmp_path):
+def test_data_page_reads_a_server_folder_and_lists_skipped_files(tmp_path, make_image_folder):
     folder = make_image_folder(tmp_path / "pets", per_class=4)
     (folder / "red" / "notes.txt").write_text("not an image")
     app = open_page("app_pages/data.py")
@@ -61,7 +60,7 @@ def test_data_page_reads_a_server_folder_and_lists_skipped_files(tmp_path):
     assert any(header.value == "Skipped files (1)" for header in app.subheader)
 
 
-def test_data_page_explains_a_folder_with_one_class(tmp_path):
+def test_data_page_explains_a_folder_with_one_class(tmp_path, make_image_folder):
     folder = make_image_folder(tmp_path / "one", per_class=2, colours={"only": (1, 2, 3)})
     app = open_page("app_pages/data.py")
     by_label(app.radio, "Source").set_value("folder").run()
@@ -105,7 +104,7 @@ def one_epoch_run(folder: Path) -> runs.Run:
                                   data.from_folder(folder))
 
 
-def test_attack_page_without_test_images_asks_for_an_upload(tmp_path):
+def test_attack_page_without_test_images_asks_for_an_upload(tmp_path, make_image_folder):
     run = one_epoch_run(make_image_folder(tmp_path / "two", per_class=2))
     app = open_page("app_pages/attack.py", run_id=run.run_id)
     assert "no test images" in app.info[0].value
@@ -198,7 +197,7 @@ def test_evaluate_page_shows_every_view_of_a_run(tiny_run):
         assert app.get(element), view
 
 
-def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path):
+def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path, make_image_folder):
     other = one_epoch_run(make_image_folder(tmp_path / "other", per_class=4))
     app = open_page("app_pages/evaluate.py", run_id=tiny_run.run_id)
     by_label(app.selectbox, "True class").set_value(1).run()
@@ -255,7 +254,8 @@ def test_ideal_image_page_without_imagenet_weights_says_how_to_add_them(tiny_run
     assert f"({missing.url})" in message and str(missing.folder) in message
 
 
-def test_attack_page_attacks_a_test_image_and_asks_a_second_model(tiny_run, tmp_path):
+def test_attack_page_attacks_a_test_image_and_asks_a_second_model(tiny_run, tmp_path,
+                                                                  make_image_folder):
     other = one_epoch_run(make_image_folder(tmp_path / "second", per_class=4))
     app = open_page("app_pages/attack.py", run_id=tiny_run.run_id)
     by_label(app.radio, "Method").set_value("fgsm").run()
@@ -286,7 +286,7 @@ def test_attack_page_deepfool_has_no_budget_and_curves_fall(tiny_run):
     assert any("Robustness" in str(chart.proto.spec) for chart in app.get("plotly_chart"))
 
 
-def test_runs_page_renames_and_deletes(tmp_path):
+def test_runs_page_renames_and_deletes(tmp_path, make_image_folder):
     run = one_epoch_run(make_image_folder(tmp_path / "r", per_class=4))
     app = open_page("app_pages/runs.py", run_id=run.run_id)
     assert len(app.get("plotly_chart")) == 1
@@ -301,7 +301,7 @@ def test_runs_page_renames_and_deletes(tmp_path):
     assert not app.exception and not run.run_dir.exists()
 
 
-def test_train_page_resumes_an_interrupted_training(tiny_folder):
+def test_train_page_resumes_an_interrupted_training(tiny_folder, interrupted_training):
     from tlcore import checkpoints
 
     interrupted = interrupted_training(tiny_folder)

@@ -183,8 +183,8 @@ def test_robustness_accuracy_falls_as_epsilon_grows(model_and_images):
         attack.robustness_curve(model, images[:2], labels[:2], [1], method="deepfool")
 
 
-def test_transfer_scores_the_adversarial_image_with_a_second_model(model_and_images, tmp_path):
-    from conftest import make_image_folder
+def test_transfer_scores_the_adversarial_image_with_a_second_model(model_and_images, tmp_path,
+                                                                   make_image_folder):
     from tlcore import data, train
 
     model, images, labels = model_and_images

@@ -14,7 +14,6 @@ import re
 import pytest
 
 from bench import load
-from conftest import train_small_run
 from test_browser import (PAGE_TIMEOUT_MS, ROOT,  # noqa: F401
                           assert_no_exception, browser, expect, metric, page, plot_titled,
                           screenshot, set_number, settle, shots, wait_title)
@@ -25,7 +24,7 @@ PROGRESS = re.compile(r"image steps: [\d,]+/[\d,]+")
 
 
 @pytest.fixture(scope="module")
-def app_url(browser, tmp_path_factory) -> str:
+def app_url(browser, tmp_path_factory, train_small_run) -> str:
     """The app (not a public demo) on a home with one run: the small CNN, 2 epochs on the
     demo set at 32 px, trained from the command line before the server starts."""
     folder = tmp_path_factory.mktemp("attack-page")

@@ -22,7 +22,6 @@ from PIL import Image
 from bench import load
 from bench.load import CHROMIUM, CHROMIUM_ARGS
 from tlcore import config, demo
-from conftest import train_small_run
 from test_browser import (PAGE_TIMEOUT_MS, ROOT, assert_no_exception, expect,  # noqa: F401
                           image_loaded, page, screenshot, settle, shots, wait_title)
 
@@ -51,7 +50,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def home(browser, tmp_path_factory) -> Path:
+def home(browser, tmp_path_factory, train_small_run) -> Path:
     """A TLCORE_HOME holding one run: the small CNN, 2 epochs on the demo set at 32 px,
     trained from the command line by the host (outside the demo)."""
     folder = tmp_path_factory.mktemp("try-it") / "home"

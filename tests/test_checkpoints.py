@@ -6,11 +6,11 @@ import unittest.mock
 import numpy as np
 import pytest
 
-from conftest import ServerDied, die_in_epoch, interrupted_training
 from tlcore import backbones, checkpoints, config, data, evaluate, runs, train
 
 
-def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path):
+def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path,
+                                                         interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path, epochs=5, crash_epoch=3)
     assert runs.list_runs(tmp_path) == []  # nothing half-written is listed
     assert interrupted.epochs_done == 2 and len(interrupted.state["history"]["loss"]) == 2
@@ -26,14 +26,14 @@ def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path):
     assert report["accuracy"] == pytest.approx(run.info["metrics"]["val_accuracy"])
 
 
-def test_fine_tuning_resumes_in_its_second_stage(tiny_folder, tmp_path):
+def test_fine_tuning_resumes_in_its_second_stage(tiny_folder, tmp_path, server_died, die_in_epoch):
     weights = tmp_path / "body.weights.h5"
     backbones.build_backbone("scratch_cnn", weights=None, input_size=32).save_weights(str(weights))
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=str(weights),
                                       mode="fine-tune", epochs=3, head_epochs=2, image_size=32,
                                       patience=0, augment=False)
     dataset = data.from_folder(tiny_folder)
-    with pytest.raises(ServerDied):
+    with pytest.raises(server_died):
         train.train_classifier(train_config, dataset, runs_dir=tmp_path / "runs",
                                on_step=die_in_epoch(2, "fine-tuning"))
     [interrupted] = checkpoints.list_interrupted(tmp_path / "runs")
@@ -44,7 +44,7 @@ def test_fine_tuning_resumes_in_its_second_stage(tiny_folder, tmp_path):
     assert run.info["trainable_blocks"] == config.FINE_TUNE_BLOCKS
 
 
-def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path):
+def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path, interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path)
     body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
     from tlcore import models
@@ -56,7 +56,8 @@ def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path):
         "best-0001.npz", "epoch-0001.npz", "state.json"]  # older epochs' files are gone
 
 
-def test_resume_continues_the_optimiser_and_its_schedule(tiny_folder, tmp_path):
+def test_resume_continues_the_optimiser_and_its_schedule(tiny_folder, tmp_path,
+                                                         interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path, epochs=4, crash_epoch=3)
     steps_per_epoch = -(-len(data.from_folder(tiny_folder).splits["train"]) // 8)
     iterations = interrupted.optimizer_state()[0]
@@ -85,8 +86,7 @@ def test_finished_and_cancelled_trainings_leave_no_checkpoint(tiny_folder, tmp_p
     assert checkpoints.list_interrupted(tmp_path) == []
 
 
-def test_resume_refuses_changed_data(tmp_path):
-    from conftest import make_image_folder
+def test_resume_refuses_changed_data(tmp_path, make_image_folder, interrupted_training):
     folder = make_image_folder(tmp_path / "set", per_class=6)
     interrupted = interrupted_training(folder, tmp_path / "r")
     (folder / "red" / "red_000.png").unlink()
@@ -94,7 +94,8 @@ def test_resume_refuses_changed_data(tmp_path):
         train.resume_training(interrupted)
 
 
-def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path):
+def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path,
+                                                           interrupted_training):
     import json
     import subprocess
     import sys
@@ -110,7 +111,8 @@ def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path
     assert len(checkpoints.list_interrupted(tmp_path)) == 1
 
 
-def test_a_checkpoint_without_its_weights_file_is_not_offered(tiny_folder, tmp_path):
+def test_a_checkpoint_without_its_weights_file_is_not_offered(tiny_folder, tmp_path,
+                                                              interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path)
     (interrupted.folder / interrupted.state["weights_file"]).unlink()  # killed mid-write
     assert checkpoints.list_interrupted(tmp_path) == []

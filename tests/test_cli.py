@@ -184,9 +184,7 @@ def test_fine_tune_mode_from_the_command_line(capsys, tiny_folder, tmp_path):
     assert {"run_dir", "classes", "val_accuracy", "seconds"} <= set(trained)
 
 
-def test_resume_from_the_command_line(capsys, tiny_folder, tmp_path):
-    from conftest import interrupted_training
-
+def test_resume_from_the_command_line(capsys, tiny_folder, tmp_path, interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path)
     status, resumed, _ = run_cli(capsys, "train", "--resume", str(interrupted.folder))
     assert status == 0 and resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 3
@@ -195,9 +193,7 @@ def test_resume_from_the_command_line(capsys, tiny_folder, tmp_path):
 
 @pytest.mark.parametrize("public_demo", ["", "1"])
 def test_train_lists_each_skipped_file_inside_the_data_set_with_its_reason(
-        capsys, tmp_path, monkeypatch, public_demo):
-    from conftest import make_image_folder
-
+        capsys, tmp_path, monkeypatch, public_demo, make_image_folder):
     monkeypatch.setenv("TLCORE_PUBLIC_DEMO", public_demo)
     folder = make_image_folder(tmp_path / "colours", per_class=6)
     (folder / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 20)

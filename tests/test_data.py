@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from tlcore import data, demo, folders
-from conftest import make_image_folder
 
 
-def test_folder_with_bad_files_skips_and_lists_them(tmp_path):
+def test_folder_with_bad_files_skips_and_lists_them(tmp_path, make_image_folder):
     root = make_image_folder(tmp_path / "set", per_class=4)
     (root / "red" / "empty.jpg").write_bytes(b"")
     (root / "red" / "text.jpg").write_text("not an image")
@@ -32,7 +31,8 @@ def test_folder_with_bad_files_skips_and_lists_them(tmp_path):
     assert reasons["empty_class"] == "class folder has no readable image"
 
 
-def test_hostile_files_in_a_folder_are_converted_or_skipped_and_reported(tmp_path):
+def test_hostile_files_in_a_folder_are_converted_or_skipped_and_reported(tmp_path,
+                                                                         make_image_folder):
     from PIL import Image
     root = make_image_folder(tmp_path / "set", per_class=4)
     Image.new("RGB", (1, 1), (9, 9, 9)).save(root / "red" / "one_pixel.png")
@@ -60,7 +60,7 @@ def test_hostile_files_in_a_folder_are_converted_or_skipped_and_reported(tmp_pat
     assert images.shape[1:] == (16, 16, 3)  # the 1x1 and the PNG named .jpg decode
 
 
-def test_a_folder_without_class_folders_says_how_to_arrange_it(tmp_path):
+def test_a_folder_without_class_folders_says_how_to_arrange_it(tmp_path, make_image_folder):
     make_image_folder(tmp_path / "set", per_class=2)
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -70,7 +70,7 @@ def test_a_folder_without_class_folders_says_how_to_arrange_it(tmp_path):
         data.from_folder(flat)
 
 
-def test_one_class_is_refused_with_the_fix(tmp_path):
+def test_one_class_is_refused_with_the_fix(tmp_path, make_image_folder):
     root = make_image_folder(tmp_path / "set", per_class=3, colours={"only": (1, 2, 3)})
     with pytest.raises(ValueError, match="at least two"):
         data.from_folder(root)
@@ -94,7 +94,7 @@ def test_splits_are_stratified_disjoint_complete_and_seeded():
     assert not all(np.array_equal(splits[k], other[k]) for k in splits)
 
 
-def test_zip_with_a_top_level_folder(tmp_path):
+def test_zip_with_a_top_level_folder(tmp_path, make_image_folder):
     root = make_image_folder(tmp_path / "pets", per_class=3)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -105,9 +105,8 @@ def test_zip_with_a_top_level_folder(tmp_path):
     assert data.load_dataset(dataset.source).class_names == dataset.class_names
 
 
-def _root_level_zip(tmp_path) -> bytes:
-    """A zip whose class folders sit at its root (no top folder)."""
-    root = make_image_folder(tmp_path / "flowers", per_class=3)
+def _root_level_zip(root: Path) -> bytes:
+    """A zip of `root` whose class folders sit at its root (no top folder)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in root.rglob("*.png"):
@@ -115,8 +114,9 @@ def _root_level_zip(tmp_path) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_zip_uploaded_again_takes_its_new_file_name(tmp_path):
-    content, uploads = _root_level_zip(tmp_path), tmp_path / "up"
+def test_a_zip_uploaded_again_takes_its_new_file_name(tmp_path, make_image_folder):
+    content = _root_level_zip(make_image_folder(tmp_path / "flowers", per_class=3))
+    uploads = tmp_path / "up"
     first = data.from_zip(content, name="flowers.zip", into=uploads)
     (Path(first.source) / folders.NAME_FILE).unlink()  # extracted by a version that kept none
     assert data.load_dataset(first.source).name == Path(first.source).name  # its hash
@@ -156,7 +156,7 @@ def test_unknown_source_is_refused(tmp_path):
         data.load_dataset(str(tmp_path / "missing.tar"))
 
 
-def test_truncated_jpeg_that_passes_a_header_check_is_skipped(tmp_path):
+def test_truncated_jpeg_that_passes_a_header_check_is_skipped(tmp_path, make_image_folder):
     import numpy as np
     from PIL import Image
     root = make_image_folder(tmp_path / "set", per_class=3)
@@ -169,7 +169,7 @@ def test_truncated_jpeg_that_passes_a_header_check_is_skipped(tmp_path):
     assert dataset.split_arrays("train", 16)[0].shape[1:] == (16, 16, 3)
 
 
-def test_source_stamp_changes_when_a_file_is_added(tmp_path):
+def test_source_stamp_changes_when_a_file_is_added(tmp_path, make_image_folder):
     root = make_image_folder(tmp_path / "set", per_class=2)
     before = data.source_stamp(str(root))
     import os, time
@@ -180,7 +180,7 @@ def test_source_stamp_changes_when_a_file_is_added(tmp_path):
     assert data.source_stamp(str(tmp_path / "gone")) == "missing"
 
 
-def test_a_second_scan_decodes_only_new_or_changed_files(tmp_path, monkeypatch):
+def test_a_second_scan_decodes_only_new_or_changed_files(tmp_path, monkeypatch, make_image_folder):
     root = make_image_folder(tmp_path / "set", per_class=3)
     (root / "red" / "broken.png").write_bytes(b"not a png")
     first = data.from_folder(root)

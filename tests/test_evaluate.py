@@ -92,10 +92,9 @@ def test_evaluate_run_reopens_its_data(tiny_run):
     assert report["accuracy"] > 1 / 3
 
 
-def test_changed_or_missing_data_is_a_clear_error(tmp_path):
+def test_changed_or_missing_data_is_a_clear_error(tmp_path, make_image_folder):
     import shutil
     from tlcore import config, data, train
-    from conftest import make_image_folder
     folder = make_image_folder(tmp_path / "set", per_class=6)
     run = train.train_classifier(config.TrainConfig(backbone="scratch_cnn", weights=None,
                                                     mode="end-to-end", epochs=1, image_size=32),

@@ -22,7 +22,6 @@ from keras.src.legacy.saving import legacy_h5_format  # the format Keras publish
 from keras.src.utils import file_utils
 from streamlit.testing.v1 import AppTest
 
-from conftest import make_image_folder
 from tlcore import (attack, backbones, cli, config, data, downloads, evaluate, images, imagenet,
                     models, train)
 from tlcore.layers import PixelPreprocessing
@@ -126,7 +125,7 @@ def _go_offline(patch: pytest.MonkeyPatch, keras_home: Path, tlcore_home: Path) 
 
 
 @pytest.fixture(scope="module")
-def imagenet_run(fake_imagenet, tmp_path_factory):
+def imagenet_run(fake_imagenet, tmp_path_factory, make_image_folder):
     """MobileNetV2 at 224 px on the ImageNet file, fast mode, 2 epochs on 24 generated
     images, in a TLCORE_HOME of its own (other tests' run lists stay as they were)."""
     home = tmp_path_factory.mktemp("imagenet-run")

@@ -15,7 +15,6 @@ import pytest
 
 import test_browser
 from bench import load
-from conftest import make_image_folder
 from test_browser import choose, expect, go_to, set_number, settle, wait_title
 from tlcore import checkpoints, runs, train
 
@@ -81,7 +80,8 @@ def _stop(server: subprocess.Popen) -> None:
     server.wait()
 
 
-def test_sigterm_during_a_training_stops_the_server_in_seconds_and_it_resumes(browser, tmp_path):
+def test_sigterm_during_a_training_stops_the_server_in_seconds_and_it_resumes(browser, tmp_path,
+                                                                              make_image_folder):
     """SIGTERM while a training is inside a long TensorFlow call: the server exits within
     STOP_BOUND_S, and the next server offers the training for resuming from its intact
     checkpoint."""

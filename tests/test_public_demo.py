@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import make_image_folder
 from tlcore import archives, atomic, config, data, runs
 from ui import state
 
@@ -140,7 +139,8 @@ def test_a_webp_bomb_zip_is_refused_from_headers_and_leaves_nothing(demo, tmp_pa
     assert _files_under(tmp_path / "uploads") == []
 
 
-def test_one_image_over_the_pixel_limit_is_skipped_with_the_reason(demo, tmp_path):
+def test_one_image_over_the_pixel_limit_is_skipped_with_the_reason(demo, tmp_path,
+                                                                   make_image_folder):
     from PIL import Image
 
     folder = make_image_folder(tmp_path / "set", per_class=3)
@@ -325,7 +325,7 @@ def test_a_page_failure_in_the_demo_shows_an_incident_not_a_traceback(demo, monk
     assert secret not in text and "Traceback" not in text
 
 
-def test_markdown_in_a_visitors_class_name_is_shown_literally(tmp_path):
+def test_markdown_in_a_visitors_class_name_is_shown_literally(tmp_path, make_image_folder):
     from ui import widgets
 
     hostile = "[win](http://evil.example) ![x](http://evil.example/x.png) **b**"
@@ -500,7 +500,7 @@ def test_a_model_with_huge_activations_is_refused(demo, tmp_path):
         weights=None, input_shape=(224, 224, 3))) < config.DEMO_LIMITS.model_activations
 
 
-def test_16_bit_images_decode_in_integers_and_reasons_name_no_folder(tmp_path):
+def test_16_bit_images_decode_in_integers_and_reasons_name_no_folder(tmp_path, make_image_folder):
     import numpy as np
     from PIL import Image
 

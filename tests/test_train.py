@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from tlcore import backbones, config, data, features, fitting, train
-from conftest import make_image_folder
 
 
 def test_end_to_end_from_scratch_learns(tiny_run):
@@ -153,7 +152,7 @@ def test_cancel_during_the_first_epoch_saves_nothing(tiny_folder, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_training_without_a_validation_split_keeps_the_last_epoch(tmp_path):
+def test_training_without_a_validation_split_keeps_the_last_epoch(tmp_path, make_image_folder):
     folder = make_image_folder(tmp_path / "two", per_class=2, size=32)
     dataset = data.from_folder(folder)
     assert dataset.split_sizes()["validation"] == 0
