@@ -71,6 +71,8 @@ def test_cancel_after_an_epoch_keeps_a_run(tiny_folder, tmp_path):
                                  should_stop=should_stop)
     assert run.info["cancelled"] is True
     assert len(run.info["history"]["loss"]) < 5
+    # The epoch it was stopped in is partial: the kept one is a whole epoch.
+    assert 1 <= run.info["best_epoch"] <= len(run.info["history"]["loss"])
     phases = [metrics["phase"] for _, _, metrics in progress]
     phases = list(dict.fromkeys(phases))  # each once, in order
     assert phases[0].startswith("building") and phases[1].startswith("decoding")
@@ -396,6 +398,8 @@ def test_a_cancel_keeps_the_whole_epochs_and_an_earlier_stage():
     record.end_epoch(1, {"loss": 0.4}, lambda: "partial")  # Keras ends a stopped epoch too
     outcome = record.outcome()
     assert (outcome.history, outcome.cancelled) == ({"loss": [0.5]}, True)
+    # The partial epoch saw part of the data: it is never the one kept.
+    assert (outcome.best_epoch, record.best_weights) == (1, "first")
     fine_tuning = fitting.EpochRecord(3, 1, should_stop=lambda: True, learning_rate=0.01,
                                       history={"loss": [0.9, 0.8]}, baseline=-1.0)
     assert fine_tuning.cancel_requested()

@@ -167,8 +167,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Save weights with the optimiser's state, best weights, then the state."""
-        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
-            return  # a diverged epoch: the previous checkpoint stays the one to resume
+        if self.best.stopped or not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return  # a partial or diverged epoch: the previous checkpoint stays the one to resume
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         self.folder.mkdir(parents=True, exist_ok=True)

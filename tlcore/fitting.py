@@ -164,19 +164,20 @@ class EpochRecord:
         A whole epoch enters the history. Its weights (`weights()`, called only to keep
         them) are kept when its validation accuracy is the best so far, or always without
         validation; an epoch whose loss is not finite is never kept. Keras also ends, and
-        validates, the partial epoch it was stopped in: that one is reported and left out
-        of the history, but may still be kept as the best (as Keras's loop always did).
+        validates, the partial epoch it was stopped in (cancelled or diverged): that one is
+        only reported, neither in the history nor kept as the best (its weights saw part of
+        the data, and its validation score would reward that).
         """
         logs = _floats(logs)
         if not self.stopped:
             for key, value in logs.items():
                 self.history.setdefault(key, []).append(value)
-        if math.isfinite(logs.get("loss", 0.0)):
-            accuracy = logs.get("val_accuracy")
-            if accuracy is None or accuracy > self.best_accuracy:
-                self.best_epoch, self.best_weights = epoch + 1, weights()
-                if accuracy is not None:
-                    self.best_accuracy = accuracy
+            if math.isfinite(logs.get("loss", 0.0)):
+                accuracy = logs.get("val_accuracy")
+                if accuracy is None or accuracy > self.best_accuracy:
+                    self.best_epoch, self.best_weights = epoch + 1, weights()
+                    if accuracy is not None:
+                        self.best_accuracy = accuracy
         self._report((epoch + 1) * self.steps_per_epoch, epoch, {"epoch_end": True, **logs})
 
     def outcome(self) -> FitOutcome:
