@@ -37,6 +37,7 @@ def by_label(elements, label: str):
 
 
 @pytest.mark.parametrize("page", PAGES)
+@pytest.mark.slow
 def test_page_renders_without_exception(page, tiny_run):
     app = open_page(page, run_id=tiny_run.run_id)
     assert app.title[0].value
@@ -104,12 +105,14 @@ def one_epoch_run(folder: Path) -> runs.Run:
                                   data.from_folder(folder))
 
 
+@pytest.mark.slow
 def test_attack_page_without_test_images_asks_for_an_upload(tmp_path, make_image_folder):
     run = one_epoch_run(make_image_folder(tmp_path / "two", per_class=2))
     app = open_page("app_pages/attack.py", run_id=run.run_id)
     assert "no test images" in app.info[0].value
 
 
+@pytest.mark.slow
 def test_train_page_trains_in_the_background_and_shows_the_run(tiny_folder):
     app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
     by_label(app.selectbox, "Backbone").set_value("scratch_cnn").run()
@@ -197,6 +200,7 @@ def test_evaluate_page_shows_every_view_of_a_run(tiny_run):
         assert app.get(element), view
 
 
+@pytest.mark.slow
 def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path, make_image_folder):
     other = one_epoch_run(make_image_folder(tmp_path / "other", per_class=4))
     app = open_page("app_pages/evaluate.py", run_id=tiny_run.run_id)
@@ -211,6 +215,7 @@ def test_evaluate_page_picks_a_cell_and_compares_two_runs(tiny_run, tmp_path, ma
     assert by_label(app.metric, "Accuracy").delta is not None
 
 
+@pytest.mark.slow
 def test_ideal_image_page_renders_an_image_and_its_feature_maps(tiny_run):
     app = open_page("app_pages/ideal_image.py", run_id=tiny_run.run_id)
     app.number_input[0].set_value(20)  # the render form's steps
@@ -254,6 +259,7 @@ def test_ideal_image_page_without_imagenet_weights_says_how_to_add_them(tiny_run
     assert f"({missing.url})" in message and str(missing.folder) in message
 
 
+@pytest.mark.slow
 def test_attack_page_attacks_a_test_image_and_asks_a_second_model(tiny_run, tmp_path,
                                                                   make_image_folder):
     other = one_epoch_run(make_image_folder(tmp_path / "second", per_class=4))
@@ -286,6 +292,7 @@ def test_attack_page_deepfool_has_no_budget_and_curves_fall(tiny_run):
     assert any("Robustness" in str(chart.proto.spec) for chart in app.get("plotly_chart"))
 
 
+@pytest.mark.slow
 def test_runs_page_renames_and_deletes(tmp_path, make_image_folder):
     run = one_epoch_run(make_image_folder(tmp_path / "r", per_class=4))
     app = open_page("app_pages/runs.py", run_id=run.run_id)
@@ -301,6 +308,7 @@ def test_runs_page_renames_and_deletes(tmp_path, make_image_folder):
     assert not app.exception and not run.run_dir.exists()
 
 
+@pytest.mark.slow
 def test_train_page_resumes_an_interrupted_training(tiny_folder, interrupted_training):
     from tlcore import checkpoints
 

@@ -64,6 +64,7 @@ def test_attack_settings_and_inputs_are_checked(model_and_images):
     assert repr(attack.PGD(epsilon=4, steps=3)).startswith("PGD(epsilon=4.0, steps=3")
 
 
+@pytest.mark.slow
 def test_deepfool_flips_with_less_l2_than_pgd_where_pgd_first_succeeds(model_and_images):
     model, images, labels = model_and_images
     right = models.predict_logits(model, images).argmax(-1) == labels
@@ -183,6 +184,7 @@ def test_robustness_accuracy_falls_as_epsilon_grows(model_and_images):
         attack.robustness_curve(model, images[:2], labels[:2], [1], method="deepfool")
 
 
+@pytest.mark.slow
 def test_transfer_scores_the_adversarial_image_with_a_second_model(model_and_images, tmp_path,
                                                                    make_image_folder):
     from tlcore import data, train

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +29,7 @@ def test_the_table_has_one_line_per_row():
     assert "| b | two | 3.0 |  | MB |" in table[3]
 
 
+@pytest.mark.slow
 def test_head_scaling_probe_reports_time_and_memory():
     probe = subprocess.run([sys.executable, "-m", "bench.head_scaling", "200"], cwd=ROOT,
                            capture_output=True, text=True, timeout=300, check=True)

@@ -18,6 +18,8 @@ import pytest
 from bench import load
 from bench.load import CHROMIUM, CHROMIUM_ARGS, IDLE
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1400, 900
 MAX_SHOT_HEIGHT = 6000

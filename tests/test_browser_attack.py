@@ -18,6 +18,8 @@ from test_browser import (PAGE_TIMEOUT_MS, ROOT,  # noqa: F401
                           assert_no_exception, browser, expect, metric, page, plot_titled,
                           screenshot, set_number, settle, shots, wait_title)
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 # The demo set's test and validation splits hold 22 images of each of its 6 classes.
 DEMO_CLASSES = 6
 PROGRESS = re.compile(r"image steps: [\d,]+/[\d,]+")

@@ -15,6 +15,8 @@ from tests import test_browser
 from tests.test_browser import ROOT, exceptions, settle
 from tlcore import config
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 # The browser and a fresh tab per test, from the main browser tests.
 browser, page = test_browser.browser, test_browser.page
 

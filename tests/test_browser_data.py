@@ -19,6 +19,8 @@ from test_browser import (ROOT, assert_no_exception, expect, go_to, screenshot, 
                           wait_title)
 from tlcore import demo
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 # The fixtures shared with tests/test_browser.py (this module gets its own server).
 browser, app_url, page, shots = (test_browser.browser, test_browser.app_url, test_browser.page,
                                  test_browser.shots)

@@ -16,6 +16,8 @@ from tests import test_browser
 from tests.test_browser import (PAGE_TIMEOUT_MS, assert_no_exception, expect, screenshot,
                                 settle, wait_title)
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 # The browser, a fresh tab per test and the screenshot folder, from the main browser tests.
 browser, page, shots = test_browser.browser, test_browser.page, test_browser.shots
 

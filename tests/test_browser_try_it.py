@@ -25,6 +25,8 @@ from tlcore import config, demo
 from test_browser import (PAGE_TIMEOUT_MS, ROOT, assert_no_exception, expect,  # noqa: F401
                           image_loaded, page, screenshot, settle, shots, wait_title)
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 # A camera that needs no permission prompt and films a test pattern.
 FAKE_CAMERA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 PERCENT = re.compile(r"^(.+): (\d+\.\d)%$")

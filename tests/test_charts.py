@@ -58,6 +58,7 @@ def test_a_saved_run_s_curves_take_head_epochs_from_the_run():
     assert boundaries(charts.training_curves(epochs, head_epochs=5)) == []
 
 
+@pytest.mark.slow
 def test_the_live_epochs_of_a_real_fine_tuning_mark_its_head_stage(tiny_folder, tmp_path):
     """The marker comes from what train.py reports through a job, not from a guess."""
     from tlcore import backbones

@@ -9,6 +9,7 @@ import pytest
 from tlcore import backbones, checkpoints, config, data, evaluate, runs, train
 
 
+@pytest.mark.slow
 def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path,
                                                          interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path, epochs=5, crash_epoch=3)
@@ -26,6 +27,7 @@ def test_end_to_end_resumes_from_the_last_finished_epoch(tiny_folder, tmp_path,
     assert report["accuracy"] == pytest.approx(run.info["metrics"]["val_accuracy"])
 
 
+@pytest.mark.slow
 def test_fine_tuning_resumes_in_its_second_stage(tiny_folder, tmp_path, server_died, die_in_epoch):
     weights = tmp_path / "body.weights.h5"
     backbones.build_backbone("scratch_cnn", weights=None, input_size=32).save_weights(str(weights))
@@ -44,6 +46,7 @@ def test_fine_tuning_resumes_in_its_second_stage(tiny_folder, tmp_path, server_d
     assert run.info["trainable_blocks"] == config.FINE_TUNE_BLOCKS
 
 
+@pytest.mark.slow
 def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path, interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path)
     body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
@@ -56,6 +59,7 @@ def test_a_checkpoint_holds_the_weights_of_its_epoch(tiny_folder, tmp_path, inte
         "best-0001.npz", "epoch-0001.npz", "state.json"]  # older epochs' files are gone
 
 
+@pytest.mark.slow
 def test_resume_continues_the_optimiser_and_its_schedule(tiny_folder, tmp_path,
                                                          interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path, epochs=4, crash_epoch=3)
@@ -75,6 +79,7 @@ def test_resume_continues_the_optimiser_and_its_schedule(tiny_folder, tmp_path,
     assert int(seen["model"].optimizer.iterations.numpy()) == 4 * steps_per_epoch
 
 
+@pytest.mark.slow
 def test_finished_and_cancelled_trainings_leave_no_checkpoint(tiny_folder, tmp_path):
     train_config = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
                                       epochs=2, image_size=32)
@@ -86,6 +91,7 @@ def test_finished_and_cancelled_trainings_leave_no_checkpoint(tiny_folder, tmp_p
     assert checkpoints.list_interrupted(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_data(tmp_path, make_image_folder, interrupted_training):
     folder = make_image_folder(tmp_path / "set", per_class=6)
     interrupted = interrupted_training(folder, tmp_path / "r")
@@ -94,6 +100,7 @@ def test_resume_refuses_changed_data(tmp_path, make_image_folder, interrupted_tr
         train.resume_training(interrupted)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path,
                                                            interrupted_training):
     import json
@@ -111,6 +118,7 @@ def test_a_checkpoint_of_a_live_process_is_not_interrupted(tiny_folder, tmp_path
     assert len(checkpoints.list_interrupted(tmp_path)) == 1
 
 
+@pytest.mark.slow
 def test_a_checkpoint_without_its_weights_file_is_not_offered(tiny_folder, tmp_path,
                                                               interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path)

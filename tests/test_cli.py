@@ -22,6 +22,7 @@ def run_cli(capsys, *arguments: str) -> tuple[int, dict | None, str]:
     return status, (json.loads(lines[-1]) if status == 0 else None), captured.err
 
 
+@pytest.mark.slow
 def test_train_evaluate_ideal_attack_round_trip(capsys, tiny_folder, tmp_path):
     status, trained, _ = run_cli(capsys, "train", "--data", str(tiny_folder), "--backbone",
                                  "scratch_cnn", "--weights", "none", "--mode", "end-to-end",
@@ -123,6 +124,7 @@ def test_unknown_class_is_a_clear_error(capsys, tiny_run, tmp_path):
     assert status == 2 and "purple" in error
 
 
+@pytest.mark.slow
 def test_backbones_lists_all_and_weights_presence(capsys):
     status, listing, _ = run_cli(capsys, "backbones")
     assert status == 0
@@ -171,6 +173,7 @@ def test_module_entry_point_prints_help():
     assert result.returncode == 0 and "train" in result.stdout
 
 
+@pytest.mark.slow
 def test_fine_tune_mode_from_the_command_line(capsys, tiny_folder, tmp_path):
     from tlcore import backbones
     weights = tmp_path / "body.weights.h5"
@@ -184,6 +187,7 @@ def test_fine_tune_mode_from_the_command_line(capsys, tiny_folder, tmp_path):
     assert {"run_dir", "classes", "val_accuracy", "seconds"} <= set(trained)
 
 
+@pytest.mark.slow
 def test_resume_from_the_command_line(capsys, tiny_folder, tmp_path, interrupted_training):
     interrupted = interrupted_training(tiny_folder, tmp_path)
     status, resumed, _ = run_cli(capsys, "train", "--resume", str(interrupted.folder))
@@ -192,6 +196,7 @@ def test_resume_from_the_command_line(capsys, tiny_folder, tmp_path, interrupted
 
 
 @pytest.mark.parametrize("public_demo", ["", "1"])
+@pytest.mark.slow
 def test_train_lists_each_skipped_file_inside_the_data_set_with_its_reason(
         capsys, tmp_path, monkeypatch, public_demo, make_image_folder):
     monkeypatch.setenv("TLCORE_PUBLIC_DEMO", public_demo)

@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 
 import numpy as np
+import pytest
 
 from tlcore import attack, config, data, evaluate, runs, train, visualize
 
@@ -20,6 +21,7 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.slow
 def test_training_rendering_and_attacking_at_once_leave_the_shared_model_alone(
         tiny_run, tiny_folder, tmp_path):
     shared = runs.load_run(tiny_run.run_dir).load_model()

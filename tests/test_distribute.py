@@ -14,6 +14,8 @@ import pytest
 
 from tlcore import backbones, distribute, features
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -92,6 +92,7 @@ def test_evaluate_run_reopens_its_data(tiny_run):
     assert report["accuracy"] > 1 / 3
 
 
+@pytest.mark.slow
 def test_changed_or_missing_data_is_a_clear_error(tmp_path, make_image_folder):
     import shutil
     from tlcore import config, data, train

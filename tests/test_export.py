@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tlcore import export, models
 
 
+@pytest.mark.slow
 def test_tflite_matches_keras(tiny_run, tmp_path):
     path = export.export_tflite(tiny_run, tmp_path / "model.tflite")
     pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
@@ -15,6 +17,7 @@ def test_tflite_matches_keras(tiny_run, tmp_path):
     assert export.export_tflite(tiny_run, path) == path and path.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_export_from_the_command_line(tiny_run, tmp_path, capsys):
     import json
     from tlcore import cli

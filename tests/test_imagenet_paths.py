@@ -170,6 +170,7 @@ def _random_pixels(count: int = 2) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_tlcore_reads_the_file_keras_would_download_and_computes_what_keras_computes(
         name, fake_imagenet, offline, monkeypatch):
     """Keras's own `weights="imagenet"` asks for exactly the files tlcore names, and
@@ -206,6 +207,7 @@ def test_tlcore_reads_the_file_keras_would_download_and_computes_what_keras_comp
     np.testing.assert_allclose(logits, theirs, rtol=1e-3, atol=1e-4 * np.abs(theirs).max())
 
 
+@pytest.mark.slow
 def test_an_efficientnet_body_saved_by_tlcore_is_not_corrected_twice(offline, tmp_path):
     body = backbones.build_backbone("efficientnet_b0", weights="imagenet", input_size=SIZE)
     body.save_weights(tmp_path / "body.weights.h5")
@@ -231,6 +233,7 @@ def test_training_mobilenet_v2_at_224_on_imagenet_weights_keeps_the_file_s_body(
                                           "block_16_project"))
 
 
+@pytest.mark.slow
 def test_attacks_run_on_the_imagenet_classifier(offline):
     """Untargeted, targeted and minimum-norm attacks, a few steps each (FGSM and the ideal
     image run through the command line below)."""
@@ -255,6 +258,7 @@ def _cli_json(capsys, *arguments: str) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_command_line_uses_the_imagenet_classifier(offline, capsys, tmp_path):
     with pytest.raises(SystemExit):
         cli.main(["ideal", "--help"])
@@ -330,6 +334,7 @@ def _charts(app: AppTest) -> dict[str, dict]:
     return {spec["layout"].get("title", {}).get("text", ""): spec for spec in specs}
 
 
+@pytest.mark.slow
 def test_what_the_backbone_sees_is_the_top_5_of_the_file(offline, imagenet_run, fake_imagenet):
     from ui import charts
 
@@ -349,6 +354,7 @@ def test_what_the_backbone_sees_is_the_top_5_of_the_file(offline, imagenet_run, 
     assert offline == []
 
 
+@pytest.mark.slow
 def test_what_the_backbone_sees_without_the_file_says_how_to_add_it(offline, imagenet_run,
                                                                      monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
@@ -360,6 +366,7 @@ def test_what_the_backbone_sees_without_the_file_says_how_to_add_it(offline, ima
     assert not _charts(app)
 
 
+@pytest.mark.slow
 def test_the_attack_page_attacks_with_the_imagenet_classifier(offline):
     app = _open_page("app_pages/attack.py")
     _by_label(app.radio, "Model").set_value("imagenet").run()
@@ -377,6 +384,7 @@ def test_the_attack_page_attacks_with_the_imagenet_classifier(offline):
     assert offline == []
 
 
+@pytest.mark.slow
 def test_the_ideal_image_page_renders_with_the_imagenet_classifier(offline):
     app = _open_page("app_pages/ideal_image.py")
     _by_label(app.radio, "Model").set_value("imagenet").run()

@@ -18,6 +18,8 @@ from bench import load
 from test_browser import choose, expect, go_to, set_number, settle, wait_title
 from tlcore import checkpoints, runs, train
 
+pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
+
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 40
 browser = test_browser.browser  # headless Chromium (skipped without it, like test_browser)

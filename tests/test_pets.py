@@ -97,6 +97,7 @@ def test_download_progress_is_read_from_the_growing_downloads_folder(monkeypatch
     assert seen and seen[-1] == (1000, pets.DOWNLOAD_BYTES)
 
 
+@pytest.mark.slow
 def test_a_breed_run_is_also_scored_by_species(mocked_pets, tmp_path):
     from tlcore import evaluate, train
 

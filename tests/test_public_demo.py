@@ -425,6 +425,7 @@ def test_an_uploaded_zip_keeps_its_name_and_is_offered_again(tmp_path):
     assert data.extracted_zips(tmp_path / "uploads") == {dataset.source: "my pets.zip"}
 
 
+@pytest.mark.slow
 def test_a_training_over_the_time_budget_keeps_its_finished_epochs(demo, monkeypatch,
                                                                    tiny_folder):
     from tlcore import visitors

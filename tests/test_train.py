@@ -44,6 +44,7 @@ def test_random_weights_are_never_cached(tiny_folder, tmp_path):
     assert run.info["embedding_cache"] == "off"
 
 
+@pytest.mark.slow
 def test_transfer_beats_random_features_with_the_real_edges_body(tmp_path):
     # Shapes, not colours: only trained filters separate them with a linear head.
     from tlcore import demo
@@ -58,6 +59,7 @@ def test_transfer_beats_random_features_with_the_real_edges_body(tmp_path):
     assert accuracy["edges"] > accuracy[None] + 0.1, accuracy
 
 
+@pytest.mark.slow
 def test_cancel_after_an_epoch_keeps_a_run(tiny_folder, tmp_path):
     progress = []
 
@@ -79,6 +81,7 @@ def test_cancel_after_an_epoch_keeps_a_run(tiny_folder, tmp_path):
     assert phases[2] == "training"
 
 
+@pytest.mark.slow
 def test_every_phase_says_so_before_its_work(tiny_folder, tmp_path):
     """A progress bar never sits on the previous phase's full bar while the next one works:
     each phase is first reported at step 0 (building the model, decoding, embedding,
@@ -111,6 +114,7 @@ def test_every_phase_says_so_before_its_work(tiny_folder, tmp_path):
             assert len(embedding) >= 1 + -(-len(dataset.paths) // features.EMBED_BATCH_SIZE)
 
 
+@pytest.mark.slow
 def test_cancel_stops_within_one_batch(tiny_folder, tmp_path):
     batches = []  # training batches reported, in order
 
@@ -232,6 +236,7 @@ def body_with_a_dead_top_block(path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_fine_tuning_beats_head_only_when_the_top_block_must_change(tiny_folder, tmp_path):
     weights = body_with_a_dead_top_block(tmp_path / "dead.weights.h5")
     dataset = data.from_folder(tiny_folder)
@@ -249,6 +254,7 @@ def test_fine_tuning_beats_head_only_when_the_top_block_must_change(tiny_folder,
     assert tuned.info["trainable_blocks"] == 1 and tuned.info["embedding_cache"] == "hit"
 
 
+@pytest.mark.slow
 def test_fine_tuning_that_makes_things_worse_keeps_the_trained_head(tiny_folder, tmp_path):
     body = backbones.build_backbone("scratch_cnn", weights=None, input_size=32)
     body.save_weights(str(tmp_path / "body.weights.h5"))

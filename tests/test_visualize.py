@@ -144,6 +144,7 @@ def test_the_lesson_preset_is_its_recipe():
         config.RenderConfig(parameterization="wavelet")
 
 
+@pytest.mark.slow
 def test_the_lesson_moves_pixels_as_far_on_a_rescaling_model(two_conventions):
     """The lesson's steps of 1 pixel were made for an input in pixels; behind [-1, 1] the
     same network's pixel gradient is 127.5 times smaller, and the image stayed grey. With
@@ -199,6 +200,7 @@ def test_every_preset_is_one_table_entry_and_overrides_win():
                                                                              "logit")
 
 
+@pytest.mark.slow
 def test_the_package_loads_tensorflow_only_when_a_renderer_is_used():
     import subprocess
     import sys
