@@ -60,7 +60,39 @@ def _parser() -> argparse.ArgumentParser:
 
     command("backbones", _backbones, "list backbones and whether their weights are here")
 
-    train = command("train", _train, "train a classifier and save it as a run")
+    _train_arguments(command("train", _train, "train a classifier and save it as a run"))
+
+    evaluate = command("evaluate", _evaluate, "score a run on one split of its data")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--split", default="test", choices=[*data.SPLIT_NAMES, "val"])
+
+    weights = command("weights", _weights, "fetch a backbone's ImageNet weights once (needs a "
+                                           "network; prints where they are)")
+    weights.add_argument("backbone")
+    weights.add_argument("--with-head", action="store_true",
+                         help="the whole ImageNet classifier, for the Evaluate page's 'what "
+                              "the backbone sees', instead of the body alone")
+    weights.add_argument("--image-size", type=int, help="body only (MobileNetV2 has one per size)")
+
+    exporter = command("export", _export, "convert a run's model to TensorFlow Lite")
+    exporter.add_argument("run_dir", type=Path)
+    exporter.add_argument("--out", type=Path, help="default: model.tflite in the run folder")
+
+    _ideal_arguments(command("ideal", _ideal, "render the image a model finds most like a class"))
+
+    _attack_arguments(command("attack", _attack, "make an adversarial version of an image"))
+
+    bench = command("bench", _bench, "run the benchmark suite (from the repository root)")
+    bench.add_argument("--quick", action="store_true", help="fewer models and repeats")
+    bench.add_argument("--only", nargs="+", help="benchmark names, e.g. embedding attack_latency")
+
+    _robustness_arguments(command("robustness", _robustness,
+                                  "accuracy of a run under attack as epsilon grows"))
+    return parser
+
+
+def _train_arguments(train: argparse.ArgumentParser) -> None:
+    """The `train` command's options; defaults are `config.TrainConfig`'s."""
     defaults = config.TrainConfig()  # each option's default is the setting's own
     train.add_argument("--data", default="demo", help=f"{data.sources_in_words()} (default "
                                                       "%(default)s)")
@@ -105,23 +137,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="continue an interrupted training (a folder under "
                             "RUNS/.checkpoints/); the other training options are ignored")
 
-    evaluate = command("evaluate", _evaluate, "score a run on one split of its data")
-    evaluate.add_argument("run_dir", type=Path)
-    evaluate.add_argument("--split", default="test", choices=[*data.SPLIT_NAMES, "val"])
 
-    weights = command("weights", _weights, "fetch a backbone's ImageNet weights once (needs a "
-                                           "network; prints where they are)")
-    weights.add_argument("backbone")
-    weights.add_argument("--with-head", action="store_true",
-                         help="the whole ImageNet classifier, for the Evaluate page's 'what "
-                              "the backbone sees', instead of the body alone")
-    weights.add_argument("--image-size", type=int, help="body only (MobileNetV2 has one per size)")
-
-    exporter = command("export", _export, "convert a run's model to TensorFlow Lite")
-    exporter.add_argument("run_dir", type=Path)
-    exporter.add_argument("--out", type=Path, help="default: model.tflite in the run folder")
-
-    ideal = command("ideal", _ideal, "render the image a model finds most like a class")
+def _ideal_arguments(ideal: argparse.ArgumentParser) -> None:
+    """The `ideal` command's options; defaults are the preset's (`visualize.PRESETS`)."""
     _model_arguments(ideal)
     ideal.add_argument("--target", required=True, help="class name or index")
     custom = visualize.preset("custom", 224)
@@ -142,7 +160,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="default %(default)s")
     ideal.add_argument("--out", type=Path, required=True)
 
-    attack = command("attack", _attack, "make an adversarial version of an image")
+
+def _attack_arguments(attack: argparse.ArgumentParser) -> None:
+    """The `attack` command's options, from the attack table (`config.ATTACK_METHODS`)."""
     _model_arguments(attack)
     attack.add_argument("--image", type=Path, required=True)
     attack_defaults = config.AttackConfig()
@@ -162,16 +182,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="default %(default)s")
     attack.add_argument("--out", type=Path, required=True)
 
-    bench = command("bench", _bench, "run the benchmark suite (from the repository root)")
-    bench.add_argument("--quick", action="store_true", help="fewer models and repeats")
-    bench.add_argument("--only", nargs="+", help="benchmark names, e.g. embedding attack_latency")
 
-    robustness = command("robustness", _robustness,
-                         "accuracy of a run under attack as epsilon grows")
+def _robustness_arguments(robustness: argparse.ArgumentParser) -> None:
+    """The `robustness` command's options."""
     robustness.add_argument("run_dir", type=Path)
     robustness.add_argument("--epsilons", type=float, nargs="+", default=[0, 1, 2, 4, 8],
                             help="budgets in pixels (k for k/255)")
-    robustness.add_argument("--method", default=attack_defaults.method,
+    robustness.add_argument("--method", default=config.AttackConfig().method,
                             choices=list(config.BOUNDED_ATTACKS))
     robustness.add_argument("--steps", type=int,
                             default=config.ATTACK_METHODS["pgd"].default_steps,
@@ -181,7 +198,6 @@ def _parser() -> argparse.ArgumentParser:
     robustness.add_argument("--limit", type=int, default=200,
                             help="at most this many images of the split, drawn from every "
                                  "class (seeded)")
-    return parser
 
 
 def _learning_rate_help() -> str:
@@ -396,7 +412,6 @@ def _ideal(arguments: argparse.Namespace) -> dict[str, Any]:
             "preset": arguments.preset, "steps_per_second": round(result.steps_per_second, 2),
             "seconds": round(result.seconds, 3), "out": str(arguments.out),
             "notes": [note for note in notes if note]}
-
 
 
 def _attack(arguments: argparse.Namespace) -> dict[str, Any]:
