@@ -13,7 +13,6 @@ prints a table and writes bench/results/<device>-deepfool_rounding-<model>.json 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.suite import RESULTS, Row, device, markdown, row
+from bench.suite import Row, device, row, write_results
 
 SIZE, EPOCHS, ALPHA = 64, 10, 0.35
 OLD_FACTORS = (1.0, 1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)  # the rule before issue 16
@@ -147,14 +146,10 @@ def main() -> None:
     if bool(arguments.model) != bool(arguments.images):
         parser.error("--model and --images go together")
     rows = run(arguments.model, arguments.images, arguments.count)
-    result = {"device": device(), "rows": rows, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"{result['device']}-deepfool_rounding-" + (Path(arguments.model).stem
-                                                       if arguments.model else "demo")
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
-    (RESULTS / f"{name}.md").write_text(markdown(rows) + "\n")
-    print(markdown(rows))
-    print(f"written: {RESULTS / name}.json", file=sys.stderr)
+    written = write_results(f"{device()}-deepfool_rounding-" + (Path(arguments.model).stem
+                                                 if arguments.model else "demo"), rows)
+    print(written["table"])
+    print(f"written: {written['written']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ prints a table and writes bench/results/<device>-lesson_scaling-<model>.json (an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.deepfool_rounding import demo_model_and_images
-from bench.suite import RESULTS, Row, device, markdown, row
+from bench.suite import Row, device, row, write_results
 
 
 def render_all(model: object, classes: list[int], steps: int, input_scale: float) -> dict:
@@ -72,14 +71,10 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=3)
     arguments = parser.parse_args()
     rows = run(arguments.model, arguments.preprocess, arguments.steps, arguments.classes)
-    result = {"device": device(), "rows": rows, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"{result['device']}-lesson_scaling-" + (Path(arguments.model).stem
-                                                    if arguments.model else "demo")
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
-    (RESULTS / f"{name}.md").write_text(markdown(rows) + "\n")
-    print(markdown(rows))
-    print(f"written: {RESULTS / name}.json", file=sys.stderr)
+    written = write_results(f"{device()}-lesson_scaling-" + (Path(arguments.model).stem
+                                                 if arguments.model else "demo"), rows)
+    print(written["table"])
+    print(f"written: {written['written']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -358,13 +358,16 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
         except Exception as error:  # one broken benchmark must not lose the others
             rows.append({**row(benchmark.__name__, "failed", float("nan"), None, ""),
                          "note": f"{type(error).__name__}: {str(error)[:200]}"})
-    result = {"device": device(), "quick": quick, "repeats": repeats,
-              "peak_gflops": PEAK_GFLOPS, "rows": rows,
+    name = f"{device()}-{'quick' if quick else 'full'}" + ("-" + "-".join(only) if only else "")
+    return write_results(name, rows, quick=quick, repeats=repeats, peak_gflops=PEAK_GFLOPS)
+
+
+def write_results(name: str, rows: list[Row], **facts: Any) -> dict:
+    """Write `rows` (with the device, the time and `facts`) to bench/results/<name>.json and
+    their markdown table to <name>.md; return the result with "table" and "written"."""
+    result = {"device": device(), **facts, "rows": rows,
               "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"{result['device']}-{'quick' if quick else 'full'}"
-    if only:
-        name += "-" + "-".join(only)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     (RESULTS / f"{name}.md").write_text(markdown(rows) + "\n")
     return {**result, "table": markdown(rows), "written": str(RESULTS / f"{name}.json")}

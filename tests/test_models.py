@@ -137,15 +137,21 @@ def test_softmax_models_are_read_before_their_softmax(tmp_path, case):
     external.save(tmp_path / "external.keras")
     loaded = models.load_model(tmp_path / "external.keras")
     wrapped = models.wrap_external_model(loaded, "tf")
-    pixels = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
-    logits = models.predict_logits(wrapped, pixels)
-    probabilities = keras.ops.convert_to_numpy(loaded(pixels / 127.5 - 1))
+    logits, probabilities = _wrapped_and_original(wrapped, loaded, seed=0)
     assert models.scores_kind(wrapped) == models.SCORES_PRE_SOFTMAX
     assert np.allclose(models.softmax(logits), probabilities, atol=1e-5)
     # Logits, not log-probabilities: their exponentials do not sum to one.
     assert not np.allclose(np.exp(logits).sum(axis=-1), 1.0, atol=1e-3)
-    assert np.allclose(keras.ops.convert_to_numpy(loaded(pixels / 127.5 - 1)).sum(-1), 1.0,
-                       atol=1e-5), "the original model lost its softmax"
+    assert np.allclose(probabilities.sum(-1), 1.0, atol=1e-5), "the original lost its softmax"
+
+
+def _wrapped_and_original(wrapped: keras.Model, original: keras.Model, seed: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The wrapper's scores and the original's outputs on the same random pixels (the
+    original fed them in its own [-1, 1] convention)."""
+    pixels = np.random.default_rng(seed).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
+    return (models.predict_logits(wrapped, pixels),
+            keras.ops.convert_to_numpy(original(pixels / 127.5 - 1)))
 
 
 def test_softmax_that_cannot_be_taken_off_falls_back_to_log_probabilities():
@@ -157,9 +163,7 @@ def test_softmax_that_cannot_be_taken_off_falls_back_to_log_probabilities():
     shared(keras.layers.Dense(flat.shape[-1])(flat))  # its first call, not the model's output
     external = keras.Model(inputs, shared(flat))
     wrapped = models.wrap_external_model(external, "tf")
-    pixels = np.random.default_rng(1).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    logits = models.predict_logits(wrapped, pixels)
-    expected = keras.ops.convert_to_numpy(external(pixels / 127.5 - 1))
+    logits, expected = _wrapped_and_original(wrapped, external, seed=1)
     assert models.scores_kind(wrapped) == models.SCORES_LOG_PROBABILITIES
     assert np.allclose(np.exp(logits), expected, atol=1e-5)
 
