@@ -68,8 +68,8 @@ class BackboneSpec:
         notes: one line for the UI.
         pooling: how the classifier pools the body's feature map: "avg" (the standard for
             pretrained bodies) or "max" (the scratch CNN: from scratch, a network learns
-            "is this shape anywhere?" detectors much faster with max pooling; measured on the
-            demo set, 5 epochs: 0.98 validation accuracy with max, 0.78 with average).
+            "is this shape anywhere?" detectors much faster with max pooling; measured in
+            docs/architecture.md).
         gflops: the body's forward pass at 224 px in GFLOPs (2 x multiply-adds of its
             convolutions, counted from the built model; tested against `models.forward_gflops`).
         reference_images_per_second: forward passes per second at 224 px, batch 32, on the

@@ -119,8 +119,7 @@ def compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
     Calling a Keras model directly runs it op by op in Python (eager); `predict` compiles
     but keeps per-model state that is not safe across threads. This is a `tf.function` over
     any batch size (inference mode), safe to call from several threads, and about 2x an
-    eager call for small networks (MobileNetV2, 224 px, batch 32 on 2 cores: 61 -> 122
-    images/s; `predict` 109).
+    eager call for small networks (measured in docs/architecture.md).
     """
     with _COMPILED_LOCK:
         function = _COMPILED.get(model)
