@@ -366,3 +366,28 @@ def test_every_attack_in_the_table_is_built_from_its_entry():
         config.AttackConfig(method="cw")
     with pytest.raises(ValueError, match="is not one of"):
         attack.attack_class("cw")
+
+
+def test_pixel_rules_are_the_same_in_numpy_and_in_a_graph():
+    """The attacks' rules (ball, [0, 255], whole pixels inside the ball) are one set of
+    functions: in a compiled TensorFlow step (as a training on perturbed images would run
+    them) they give exactly what the attacks get on NumPy arrays."""
+    import tensorflow as tf
+
+    from tlcore.attack import pixels
+
+    rng = np.random.default_rng(0)
+    clean = np.concatenate([rng.uniform(0, 255, 500), [0.0, 255.0, 3.4, 10.5, 11.5]])
+    clean = clean.astype(np.float32)
+    proposed = (clean + rng.uniform(-20, 20, clean.shape)).astype(np.float32)
+    proposed[-3:] = [4.0, 11.5, 12.5]  # halves round to even; 4.0 lies outside 3.4 +- 0.6
+    for epsilon in (None, 0.6, 2.5, 8.0):
+        expected = attack.Attack.round_to_pixels(
+            clean, attack.Attack.project(clean, proposed, epsilon), epsilon)
+        graph = tf.function(lambda c, p, e=epsilon: pixels.round_to_pixels(
+            c, pixels.project(c, p, e), e))
+        assert np.array_equal(graph(clean, proposed).numpy(), expected), epsilon
+        assert expected.min() >= 0 and expected.max() <= 255
+        assert np.array_equal(expected, np.round(expected))
+        if epsilon is not None:
+            assert (np.abs(expected - clean) <= epsilon + 1e-5).all()

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore import config, models, pace
+from tlcore.attack import pixels
 from tlcore.attack.call import CallProgress, Chunk
 from tlcore.config import StepCallback
 
@@ -319,24 +320,18 @@ class Attack:
     @staticmethod
     def project(clean: np.ndarray, candidates: np.ndarray, epsilon: float | None
                 ) -> np.ndarray:
-        """Clip candidates into the epsilon ball around `clean` (if bounded) and [0, 255]."""
-        if epsilon is not None:
-            candidates = np.clip(candidates, clean - epsilon, clean + epsilon)
-        return np.clip(candidates, 0, 255)
+        """Clip candidates into the epsilon ball around `clean` (if bounded) and [0, 255]
+        (`attack.pixels.project`)."""
+        return _as_pixels(pixels.project(np.asarray(clean, np.float32),
+                                         np.asarray(candidates, np.float32), epsilon))
 
     @staticmethod
     def round_to_pixels(clean: np.ndarray, adversarial: np.ndarray, epsilon: float | None
                         ) -> np.ndarray:
-        """Round to whole pixel values without leaving the epsilon ball.
-
-        Rounding alone can step past the budget (3.4 + 0.6 rounds to 4 with epsilon 0.6 on
-        an image at 3.4); the ceil/floor of the ball's bounds stops that.
-        """
-        if epsilon is None:
-            return np.clip(np.rint(adversarial), 0, 255).astype(np.float32)
-        low = np.maximum(np.ceil(clean - epsilon), 0)
-        high = np.minimum(np.floor(clean + epsilon), 255)
-        return np.clip(np.rint(adversarial), low, high).astype(np.float32)
+        """Round to whole pixel values without leaving the epsilon ball
+        (`attack.pixels.round_to_pixels`)."""
+        return _as_pixels(pixels.round_to_pixels(np.asarray(clean, np.float32),
+                                                 np.asarray(adversarial, np.float32), epsilon))
 
     def loss_gradient(self, chunk: Chunk, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gradient, with respect to the pixels, of the loss an attack climbs at `images`
@@ -389,3 +384,7 @@ def _gradient_function(model: keras.Model) -> tf.types.experimental.GenericFunct
 
             _GRADIENTS[model] = function
     return function
+
+
+def _as_pixels(values: object) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(values), dtype=np.float32)
