@@ -123,6 +123,15 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
                        default=defaults.class_weights,
                        help="do not weight the loss by inverse class frequency")
     train.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
+    train.add_argument("--adversarial-epsilon", type=float, default=defaults.adversarial_epsilon,
+                       help="train robustly: each batch's adversarial versions within this "
+                            "budget in pixels of 0..255 (4 = 4/255); not in fast mode "
+                            "(default %(default)s: off)")
+    train.add_argument("--adversarial-method", default=defaults.adversarial_method,
+                       choices=list(config.ADVERSARIAL_METHODS), help="; ".join(
+                           f"{name}: {words}" for name, words in config.ADVERSARIAL_METHODS.items()))
+    train.add_argument("--adversarial-steps", type=int, default=defaults.adversarial_steps,
+                       help="pgd's steps per batch (default %(default)s)")
     train.add_argument("--runs-dir", type=Path)
     train.add_argument("--distribute", default="none",
                        choices=["none", "mirrored", "multi-worker"],

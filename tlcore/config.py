@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Callable
 
 TRAINING_MODES = ("fast", "fine-tune", "end-to-end")
+# Adversarial training: how each batch is perturbed before the step (`tlcore.adversarial`).
+ADVERSARIAL_METHODS = {
+    "fgsm-rs": "FGSM from a random start, one step of 1.25 x epsilon (Wong et al. 2020: about "
+               "the cost of one more pass per batch)",
+    "pgd": "PGD from a random start, `adversarial_steps` steps of 2.5 x epsilon / steps (Madry "
+           "et al. 2018: about one more pass per step)",
+}
 FINE_TUNE_BLOCKS = 2  # top blocks unfrozen by default when fine-tuning
 # Progress of long work: on_step(done, total, {"phase": ..., other metrics}).
 StepCallback = Callable[[int, int, dict], None]
@@ -212,6 +219,13 @@ class TrainConfig:
         class_weights: weight the loss by inverse class frequency, so a rare class counts as
             much as a common one.
         seed: seeds the split, the initialisation and the shuffling.
+        adversarial_epsilon: train on adversarial images within this L-infinity budget, in
+            pixels of [0, 255] (4 = 4/255), made from each batch by `adversarial_method`
+            against the model as it is; 0 trains on the images as they are. The pixels the
+            body sees must move, so not in fast mode (its head learns from cached
+            embeddings); in fine-tune mode the body's stage is the robust one.
+        adversarial_method: a name in `ADVERSARIAL_METHODS`.
+        adversarial_steps: PGD's steps per batch.
     """
 
     backbone: str = "vgg16"
@@ -228,6 +242,9 @@ class TrainConfig:
     patience: int = 3
     class_weights: bool = True
     seed: int = 0
+    adversarial_epsilon: float = 0.0
+    adversarial_method: str = "fgsm-rs"
+    adversarial_steps: int = 7
 
     def __post_init__(self) -> None:
         _require(self.mode in TRAINING_MODES,
@@ -245,6 +262,17 @@ class TrainConfig:
                  f"trainable_blocks={self.trainable_blocks} must be -1 (all) or a count >= 0")
         _require(self.head_epochs >= 1, f"head_epochs={self.head_epochs} must be at least 1")
         _require(self.patience >= 0, f"patience={self.patience} must be >= 0 (0 = off)")
+        _require(0 <= self.adversarial_epsilon <= 255,
+                 f"adversarial_epsilon={self.adversarial_epsilon} must be in [0, 255] pixels")
+        _require(self.adversarial_method in ADVERSARIAL_METHODS,
+                 f"adversarial_method={self.adversarial_method!r} is not one of "
+                 f"{tuple(ADVERSARIAL_METHODS)}")
+        _require(self.adversarial_steps >= 1,
+                 f"adversarial_steps={self.adversarial_steps} must be at least 1")
+        _require(not self.adversarial_epsilon or self.mode != "fast",
+                 "adversarial training needs the model to see perturbed pixels, but fast mode "
+                 "trains the head on embeddings computed once from the unperturbed images: "
+                 "choose fine-tune or end-to-end")
 
     @property
     def effective_trainable_blocks(self) -> int:

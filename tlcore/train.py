@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import (backbones, checkpoints, config, data, distribute, estimate, evaluate,
+from tlcore import (adversarial, backbones, checkpoints, config, data, distribute, estimate, evaluate,
                     features, fitting, head_training, models, multiworker, runs, turns)
 from tlcore.config import StepCallback
 from tlcore.fitting import TrainingCancelled
@@ -391,6 +391,9 @@ def _train_end_to_end(train_config: config.TrainConfig, dataset: data.Dataset,
     validation = (images["validation"], _labels(dataset, "validation"))
     strategy = tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras fit fails
+        if train_config.adversarial_epsilon:
+            raise ValueError("adversarial training runs on one machine: the multi-worker loop "
+                             "trains on the images as they are")
         outcome = multiworker.fit(classifier, strategy, train_config, train_split, validation,
                                   on_step, should_stop,
                                   _class_weights(train_config, train_split[1]))
@@ -418,7 +421,7 @@ def _train_fine_tune(train_config: config.TrainConfig, dataset: data.Dataset,
         classifier, head_history, extra = _resumed_fine_tune(train_config, dataset, body,
                                                             session.resume)
     else:
-        head_config = dataclasses.replace(train_config, mode="fast",
+        head_config = dataclasses.replace(train_config, mode="fast", adversarial_epsilon=0.0,
                                           epochs=train_config.head_epochs, learning_rate=None)
         classifier, head_history, extra, head_scored = _train_fast(head_config, dataset, body,
                                                                    on_step, should_stop)
@@ -500,6 +503,7 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
         ValueError: the checkpoint's optimiser state does not fit this model.
     """
     fine_tuning = train_config.mode == "fine-tune"
+    model = adversarial.trainer(model, train_config)  # the same variables, perturbed batches
     _compile(model, train_config, fitting.steps_per_epoch(len(train[1]), train_config.batch_size)
              if fine_tuning else None)
     if resume is not None and not checkpoints.restore_optimizer(model, resume):

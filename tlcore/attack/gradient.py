@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tlcore import config, models
+from tlcore.attack import pixels
 from tlcore.attack.base import Attack
 from tlcore.attack.call import Chunk
 
@@ -67,8 +68,8 @@ class PGD(Attack):
         step_size = self.step_size or 2.5 * epsilon / self.steps
         for _ in range(self.steps):
             gradient, _ = self.loss_gradient(chunk, adversarial)
-            adversarial = self.project(images, adversarial + step_size * np.sign(gradient),
-                                       epsilon)
+            adversarial = np.asarray(pixels.signed_step(images, adversarial, gradient,
+                                                        step_size, epsilon), np.float32)
         return adversarial
 
 

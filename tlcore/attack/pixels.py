@@ -34,3 +34,10 @@ def round_to_pixels(clean: Any, perturbed: Any, epsilon: float | None) -> Any:
     low = ops.maximum(ops.ceil(clean - epsilon), 0.0)
     high = ops.minimum(ops.floor(clean + epsilon), 255.0)
     return ops.minimum(ops.maximum(rounded, low), high)
+
+
+def signed_step(clean: Any, current: Any, gradient: Any, step_size: float,
+                epsilon: float | None) -> Any:
+    """One step of size `step_size` pixels along the gradient's sign, projected back into
+    the ball and [0, 255]: PGD's step, in an attack and in an adversarial training."""
+    return project(clean, current + step_size * ops.sign(gradient), epsilon)
