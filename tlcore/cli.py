@@ -158,22 +158,23 @@ def _ideal_arguments(ideal: argparse.ArgumentParser) -> None:
                        + " (default %(default)s; the options below override the preset's)")
     ideal.add_argument("--tv-weight", type=float,
                        help=f"default: the preset's ({custom.tv_weight:g} for custom)")
-    ideal.add_argument("--l2-weight", type=float)
-    ideal.add_argument("--l1-weight", type=float)
-    ideal.add_argument("--blur-weight", type=float)
+    ideal.add_argument("--l2-weight", type=float, help="penalty on the RMS distance from grey")
+    ideal.add_argument("--l1-weight", type=float, help="penalty on the mean distance from grey")
+    ideal.add_argument("--blur-weight", type=float,
+                       help="penalty on the distance from a blurred copy")
     ideal.add_argument("--steps", type=int, help=f"default: the preset's ({custom.steps} for "
                                                   "custom)")
     ideal.add_argument("--learning-rate", type=float,
                        help=f"default: the preset's ({custom.learning_rate:g} for custom)")
     ideal.add_argument("--seed", type=int, default=config.RenderConfig().seed,
                        help="default %(default)s")
-    ideal.add_argument("--out", type=Path, required=True)
+    ideal.add_argument("--out", type=Path, required=True, help="where to write the PNG")
 
 
 def _attack_arguments(attack: argparse.ArgumentParser) -> None:
     """The `attack` command's options, from the attack table (`config.ATTACK_METHODS`)."""
     _model_arguments(attack)
-    attack.add_argument("--image", type=Path, required=True)
+    attack.add_argument("--image", type=Path, required=True, help="the image to attack")
     attack_defaults = config.AttackConfig()
     attack.add_argument("--method", default=attack_defaults.method,
                         choices=list(config.ATTACK_METHODS), help="; ".join(
@@ -185,11 +186,13 @@ def _attack_arguments(attack: argparse.ArgumentParser) -> None:
     attack.add_argument("--steps", type=int, help="default: the method's (" + ", ".join(
         f"{name} {method.default_steps}" for name, method in config.ATTACK_METHODS.items()
         if "steps" in method.settings) + ")")
-    attack.add_argument("--step-size", type=float)
+    attack.add_argument("--step-size", type=float,
+                        help="pixels per step; default: 2.5 x epsilon / steps for pgd, 1 for "
+                             "lesson (per unit of the model's input)")
     attack.add_argument("--target", help="class name or index (targeted attack)")
     attack.add_argument("--seed", type=int, default=attack_defaults.seed,
                         help="default %(default)s")
-    attack.add_argument("--out", type=Path, required=True)
+    attack.add_argument("--out", type=Path, required=True, help="where to write the PNG")
 
 
 def _robustness_arguments(robustness: argparse.ArgumentParser) -> None:
