@@ -69,3 +69,25 @@ def test_an_adversarial_run_trains_and_records_its_budget(tiny_folder, tmp_path)
     assert run.info["config"]["adversarial_method"] == "pgd"
     assert len(run.info["history"]["loss"]) == 2
     assert np.isfinite(run.info["history"]["loss"]).all()
+
+
+@pytest.mark.slow
+def test_a_robust_run_resists_pgd_at_its_budget_better_than_a_standard_one():
+    """The small CNN from scratch on the demo shapes at 32 px, same seed and epochs: trained
+    on FGSM-with-random-start images at 4/255, it keeps more of its accuracy under PGD at
+    4/255 than the standard run (measured: 0.49 against 0.36 of 132 images), for a little
+    clean accuracy (0.76 against 0.81)."""
+    from tlcore import attack
+
+    dataset = data.demo_dataset()
+    images, labels = dataset.split_arrays("validation", 32)
+    images = images.astype(np.float32)
+    under_attack = {}
+    for epsilon in (0.0, 4.0):
+        settings = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
+                                      epochs=8, image_size=32, batch_size=32, seed=0,
+                                      patience=0, adversarial_epsilon=epsilon)
+        model = train.train_classifier(settings, dataset).load_model()
+        result = attack.PGD(epsilon=4, steps=10)(model, images, labels)
+        under_attack[epsilon] = (result.adversarial_logits.argmax(-1) == labels).mean()
+    assert under_attack[4.0] > under_attack[0.0] + 0.05, under_attack
