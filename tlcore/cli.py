@@ -408,14 +408,15 @@ def _ideal(arguments: argparse.Namespace) -> dict[str, Any]:
 
     model, classes = _load_model(arguments)
     target = class_index(arguments.target, classes)
+    scale = models.input_scale(model)
     render_config = visualize.preset(arguments.preset, models.input_size(model),
-                                     input_scale=models.input_scale(model),
+                                     input_scale=scale,
                                      **_settings(config.RenderConfig, arguments))
     result = visualize.render(model, target, render_config)
     saved = images.to_uint8(result.image)
     images.save_png(saved, arguments.out)
-    notes = [visualize.lesson_note(models.input_scale(model))
-             if arguments.preset == "lesson" else "", models.scores_note(model)]
+    notes = [visualize.lesson_note(scale) if arguments.preset == "lesson" else "",
+             models.scores_note(model)]
     return {"target": classes[target], "target_index": target,
             "probability": result.probability, "total_variation": images.total_variation(saved),
             "pixel_std": round(float(saved.std()), 2),

@@ -441,9 +441,7 @@ def before_softmax(model: keras.Model) -> keras.Model | None:
     probe = probe.astype(np.float32)
     expected = keras.ops.convert_to_numpy(model(probe, training=False))
     scores = keras.ops.convert_to_numpy(scorer(probe, training=False))
-    same = np.allclose(keras.ops.convert_to_numpy(keras.ops.softmax(scores)), expected,
-                       atol=1e-4)
-    return scorer if same else None
+    return scorer if np.allclose(softmax(scores), expected, atol=1e-4) else None
 
 
 def _pre_softmax_graph(model: keras.Model) -> keras.Model | None:

@@ -30,8 +30,8 @@ def settings_form(picked: PickedModel, key: str, sweep: bool = False
                     format_func=lambda chosen: visualize.PRESETS[chosen].label, key=f"{key}-preset")
     scale = models.input_scale(picked.model)
     base = visualize.preset(name, picked.size, input_scale=scale)
-    if name == "lesson" and visualize.lesson_note(scale):
-        st.caption(visualize.lesson_note(scale))
+    if name == "lesson" and (note := visualize.lesson_note(scale)):
+        st.caption(note)
     with st.form(key):
         target = widgets.class_picker(picked.classes, "Class (type to search)", f"{key}-target")
         tv_weight = base.tv_weight

@@ -86,7 +86,7 @@ def pick_model(key: str) -> PickedModel | None:
         st.error(f"The model has {loaded.model.output_shape[-1]} outputs; {len(classes)} "
                  "class names were given.", icon=":material/error:")
         return None
-    if models.scores_note(loaded.model):
-        st.caption(models.scores_note(loaded.model))
+    if note := models.scores_note(loaded.model):
+        st.caption(note)
     return PickedModel(loaded.model, classes, loaded.lock,
                        f"upload:{digest[:12]}:{preprocess}", upload.name)
