@@ -146,6 +146,16 @@ def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 64)
     return np.concatenate(outputs).astype(np.float32)
 
 
+def fit_input(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Pixels (N, S, S, 3) at a model's input side: as they are when they fit, else resized
+    (bilinear), as a second model sees another model's images (which blurs a perturbation
+    made for the first one a little)."""
+    side = input_size(model)
+    if images.shape[1] == side:
+        return images
+    return tf.image.resize(np.asarray(images, dtype=np.float32), (side, side)).numpy()
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Return probabilities from logits along the last axis (numerically stable)."""
     shifted = np.asarray(logits, dtype=np.float64)

@@ -18,13 +18,13 @@ from tlcore.visualize.presets import (PRESETS, Preset, lesson_class_weight, less
 
 # Each name below is taken from its module on first use (`__getattr__`).
 _HOMES = {
-    **dict.fromkeys(["Objective", "channel", "class_logit", "class_probability", "neuron"],
-                    "objectives"),
+    **dict.fromkeys(["Objective", "channel", "class_logit", "class_probability", "each_class",
+                     "neuron"], "objectives"),
     **dict.fromkeys(["FourierImage", "PixelImage"], "parameterizations"),
     **dict.fromkeys(["blur_distance", "l1_from_grey", "l2_from_grey", "total_variation"],
                     "regularizers"),
-    **dict.fromkeys(["RenderResult", "expected_seconds", "render", "render_sweep",
-                     "start_noise"], "rendering"),
+    **dict.fromkeys(["RenderResult", "class_render_steps", "expected_seconds", "render",
+                     "render_classes", "render_sweep", "start_noise"], "rendering"),
 }
 
 __all__ = ["PRESETS", "Preset", "lesson_class_weight", "lesson_note", "lesson_tv_weight",

@@ -8,7 +8,7 @@ model for exactly those activations.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
@@ -70,6 +70,17 @@ def class_probability(index: int) -> Objective:
     """The class's log-probability, i.e. minus its cross-entropy (the lesson's objective)."""
     return Objective(lambda logits, acts: tf.nn.log_softmax(logits, axis=-1)[:, index],
                      f"log p[{index}]", (), index)
+
+
+def each_class(indices: Sequence[int], probability: bool = False) -> Objective:
+    """Image i's own class: the logit (or log-probability) of `indices[i]`, so one batch of
+    len(indices) images renders one ideal image per class."""
+    chosen = tf.constant([[int(index)] for index in indices], tf.int32)
+
+    def score(logits: tf.Tensor, acts: dict[str, tf.Tensor]) -> tf.Tensor:
+        values = tf.nn.log_softmax(logits, axis=-1) if probability else logits
+        return tf.gather(values, chosen, batch_dims=1)[:, 0]
+    return Objective(score, f"{'log p' if probability else 'logit'}[each image's class]")
 
 
 def channel(layer: str, index: int) -> Objective:

@@ -127,6 +127,66 @@ def render_sweep(model: keras.Model, objective: objectives.Objective | int,
                          on_step, should_stop, report_every, compiled)
 
 
+def render_classes(model: keras.Model, classes: Sequence[int],
+                   render_config: config.RenderConfig, *, on_step: StepCallback | None = None,
+                   should_stop: Callable[[], bool] | None = None, report_every: int = 10
+                   ) -> list[RenderResult]:
+    """Render one image per class, every image from the same start, in batches of at most
+    `config.limits().sweep_images` (a grid of what the model thinks each class looks like).
+
+    Args:
+        model: pixels in [0, 255] -> logits; never changed.
+        classes: class indices, one image each.
+        render_config: as `render`'s; its `objective` picks logit or log-probability.
+        on_step: progress over every batch, as on_step(steps done, len(batches) x steps,
+            {"phase": "render steps", "detail": which batch, "images": the batch now}).
+        should_stop: polled each step; True ends the batch early and skips the rest.
+        report_every: steps between `on_step` calls.
+
+    Returns:
+        One RenderResult per class, in the order given, its `target` the class (the
+        images not reached after a stop are left out).
+
+    Raises:
+        ValueError: a class index outside the model's classes.
+        config.LimitError: more steps than `config.limits()` allows.
+    """
+    count = model.output_shape[-1]
+    if not classes or not all(0 <= int(index) < count for index in classes):
+        raise ValueError(f"classes={list(classes)} must be one or more indices in [0, {count})")
+    batches = _class_batches(classes)
+    steps = render_config.steps
+    results: list[RenderResult] = []
+    for number, members in enumerate(batches):
+        def progress(step: int, total: int, metrics: dict, before: int = number * steps,
+                     detail: str = f"batch {number + 1} of {len(batches)}") -> None:
+            if on_step is not None:
+                on_step(before + step, len(batches) * steps, {
+                    "phase": "render steps", "images": metrics["images"], "detail": detail})
+
+        objective = objectives.each_class(members, render_config.objective == "probability")
+        rendered = _render_batch(model, objective, render_config,
+                                 [render_config.tv_weight] * len(members), None, progress,
+                                 should_stop, report_every, True)
+        results += [dataclasses.replace(result, target=int(index))
+                    for result, index in zip(rendered, members)]
+        if should_stop is not None and should_stop():
+            break
+    return results
+
+
+def class_render_steps(count: int, steps: int) -> int:
+    """The progress total of `render_classes` for `count` classes: its batches x steps."""
+    return len(_class_batches(range(count))) * steps
+
+
+def _class_batches(classes: Sequence[int]) -> list[list[int]]:
+    """Classes in batches of at most `config.limits().sweep_images` (any number without)."""
+    batch = config.limits().sweep_images or max(len(classes), 1)
+    return [[int(index) for index in classes[start:start + batch]]
+            for start in range(0, len(classes), batch)]
+
+
 def expected_seconds(model: keras.Model, steps: int, images: int = 1) -> float | None:
     """The expected wall time of a render (images=1) or sweep on `model`, from the pace of
     the latest render of it in this process (`tlcore.pace`); None when it has not rendered
