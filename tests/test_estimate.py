@@ -56,3 +56,26 @@ def test_speed_comes_from_this_servers_latest_runs(tmp_path):
     latest = [made(20, 10), made(5, 100, cancelled=True), runs.Run(tmp_path, {})]
     assert estimate.speed_from_runs(latest + [made(1, 100)] * 10) == pytest.approx(0.01)
     assert estimate.speed_from_runs([made(40, 10)] * 5 + [made(1, 100)] * 10) == 4.0
+
+
+def test_adversarial_training_counts_the_attacks_passes(tiny_folder):
+    """Each attack step is a forward pass and a gradient back to the pixels for every
+    training image and epoch: FGSM-RS one step, PGD its steps; fine-tuning pays them through
+    the frozen layers too. A fast run cannot be robust (the config refuses it)."""
+    dataset = data.from_folder(tiny_folder)
+
+    def seconds(mode="end-to-end", **adversarial):
+        return estimate.training_seconds(config.TrainConfig(
+            backbone="vgg16", weights="edges", mode=mode, image_size=64, epochs=2,
+            **adversarial), dataset)
+
+    standard, fgsm = seconds(), seconds(adversarial_epsilon=4.0)
+    pgd = seconds(adversarial_epsilon=4.0, adversarial_method="pgd", adversarial_steps=7)
+    assert "adversarial images" not in standard.parts
+    assert standard.seconds < fgsm.seconds < pgd.seconds
+    assert pgd.parts["adversarial images"] == pytest.approx(7 * fgsm.parts["adversarial images"])
+    assert fgsm.parts["training"] == standard.parts["training"]
+    tuned, tuned_robust = seconds("fine-tune"), seconds("fine-tune", adversarial_epsilon=4.0)
+    assert tuned_robust.parts["adversarial images"] == fgsm.parts["adversarial images"]
+    assert tuned_robust.seconds > tuned.seconds
+    assert "adversarial images" in pgd.describe()

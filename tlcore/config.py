@@ -12,13 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 TRAINING_MODES = ("fast", "fine-tune", "end-to-end")
-# Adversarial training: how each batch is perturbed before the step (`tlcore.adversarial`).
-ADVERSARIAL_METHODS = {
-    "fgsm-rs": "FGSM from a random start, one step of 1.25 x epsilon (Wong et al. 2020: about "
-               "the cost of one more pass per batch)",
-    "pgd": "PGD from a random start, `adversarial_steps` steps of 2.5 x epsilon / steps (Madry "
-           "et al. 2018: about one more pass per step)",
-}
 FINE_TUNE_BLOCKS = 2  # top blocks unfrozen by default when fine-tuning
 # Progress of long work: on_step(done, total, {"phase": ..., other metrics}).
 StepCallback = Callable[[int, int, dict], None]
@@ -190,6 +183,39 @@ def check_upload(size_bytes: int, what: str) -> None:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialMethod:
+    """How adversarial training perturbs each batch before the step (`tlcore.adversarial`):
+    one entry of `ADVERSARIAL_METHODS`, for the code that offers, runs and times it.
+
+    Attributes:
+        label: its short name for people, as in "robust at 4/255, FGSM-RS".
+        note: for people: what it does and what it costs.
+        attack_steps: the attack's gradient steps per batch, each about one more forward
+            and backward pass through the whole model (frozen layers too: the gradient goes
+            back to the pixels); None: the training's `adversarial_steps`.
+    """
+
+    label: str
+    note: str
+    attack_steps: int | None = None
+
+    def steps(self, adversarial_steps: int) -> int:
+        """The attack's gradient steps per batch, given a training's `adversarial_steps`."""
+        return self.attack_steps or adversarial_steps
+
+
+# The one table of adversarial trainings: what each is, and what it costs.
+ADVERSARIAL_METHODS = {
+    "fgsm-rs": AdversarialMethod(
+        "FGSM-RS", "FGSM from a random start: one step of 1.25 x epsilon (Wong et al. 2020); "
+                   "about one more forward and backward pass per batch", attack_steps=1),
+    "pgd": AdversarialMethod(
+        "PGD", "PGD from a random start: several steps of 2.5 x epsilon / steps (Madry et al. "
+               "2018); about one more forward and backward pass per step: stronger, slower"),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,10 +5,13 @@ second` at 224 px (the registry's, measured on a 2-core CPU), scaled by the imag
 A feature extractor embeds every image once (nothing when the embedding cache already holds
 them) and trains a head in about a second; training a body costs, per image and epoch, a
 forward and a backward pass (about three forward passes end to end, two when only the top
-blocks train) plus a validation pass; end-to-end and fine-tuned models then score the
-validation and test images. Each server corrects the reference from its own trainings
-(`speed_from_runs`): every run records the estimate it was given, and the median ratio of
-estimate to actual time over the latest runs scales the next estimate.
+blocks train) plus a validation pass; an adversarial training first attacks each
+training image, every attack step a forward pass and a gradient back to the pixels through
+the whole model (about two forward passes: no weight gradients, but frozen layers too);
+end-to-end and fine-tuned models then score the validation and test images. Each server
+corrects the reference from its own trainings (`speed_from_runs`): every run records the
+estimate it was given, and the median ratio of estimate to actual time over the latest runs
+scales the next estimate.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ BUILD_SECONDS = 2.0  # building a body and loading its weights
 HEAD_SECONDS = 1.0  # a head on cached embeddings, its first step traced once per process
 TRACE_SECONDS = 8.0  # tracing Keras's training step once per fit
 DECODE_SECONDS = 0.002  # decoding and resizing one image
+ATTACK_STEP_PASSES = 2.0  # one attack step: a forward pass and the gradient to the pixels
 CALIBRATION_RUNS = 5  # the latest runs with an estimate correct the next one
 
 
@@ -87,8 +91,21 @@ def training_seconds(train_config: config.TrainConfig, dataset: data.Dataset,
         parts["decoding"] = every * DECODE_SECONDS
         parts["training"] = TRACE_SECONDS + train_config.epochs * (
             trained * passes + checked) * per_image
+        attacks = train_config.epochs * trained * attack_passes(train_config) * per_image
+        if attacks:
+            parts["adversarial images"] = attacks
         parts["scoring"] = scored * per_image
     return Estimate(sum(parts.values()), parts, speed, cached)
+
+
+def attack_passes(train_config: config.TrainConfig) -> float:
+    """Forward passes per training image and epoch that making its adversarial version
+    costs: its method's attack steps (`config.ADVERSARIAL_METHODS`) times
+    `ATTACK_STEP_PASSES`; 0 for a standard training."""
+    if not train_config.adversarial_epsilon:
+        return 0.0
+    method = config.ADVERSARIAL_METHODS[train_config.adversarial_method]
+    return ATTACK_STEP_PASSES * method.steps(train_config.adversarial_steps)
 
 
 def speed_from_runs(known: Iterable[runs.Run]) -> float:
