@@ -258,6 +258,25 @@ def test_curves_report_one_fraction_over_every_budget_and_method(model_and_image
         attack.robustness_curves(model, images[:9], labels[:9], [0, 2], should_stop=lambda: True)
 
 
+def test_curve_rows_give_each_class_its_accuracy_under_attack(model_and_images):
+    model, images, labels = model_and_images
+    chosen = np.concatenate([np.flatnonzero(labels == k)[:3] for k in (0, 1)])  # no class 2
+    curve = attack.robustness_curve(model, images[chosen], labels[chosen], [0, 8],
+                                    method="fgsm", num_classes=4)
+    clean = models.predict_logits(model, images[chosen]).argmax(-1) == labels[chosen]
+    flipped = attack.FGSM(epsilon=8)(model, images[chosen], labels[chosen])
+    attacked = flipped.adversarial_logits.argmax(-1) == labels[chosen]
+    for row, right in zip(curve, (clean, attacked)):
+        assert row["per_class_images"] == [3, 3, 0, 0]
+        assert row["per_class"][:2] == pytest.approx([right[:3].mean(), right[3:].mean()])
+        assert row["per_class"][2:] == [None, None]
+        assert row["accuracy"] == pytest.approx(np.mean(row["per_class"][:2]))
+    assert len(attack.robustness_curve(model, images[:4], labels[:4], [0],
+                                       method="fgsm")[0]["per_class"]) == labels[:4].max() + 1
+    with pytest.raises(ValueError, match="num_classes=1"):
+        attack.robustness_curve(model, images[chosen], labels[chosen], [0], num_classes=1)
+
+
 def test_a_first_attack_on_a_model_says_it_prepares_the_gradients(tiny_run):
     """Tracing a model's gradient takes seconds (MobileNetV2: about 5 s); the bar says so
     at step 0 instead of "starting...", and only the first time."""

@@ -15,12 +15,14 @@ from tlcore.config import StepCallback
 
 def robustness_curve(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                      epsilons: Sequence[float], *, method: str = "pgd", steps: int = 10,
-                     seed: int = 0, on_step: StepCallback | None = None,
+                     seed: int = 0, num_classes: int | None = None,
+                     on_step: StepCallback | None = None,
                      should_stop: Callable[[], bool] | None = None) -> list[dict]:
     """Accuracy under one bounded attack at each epsilon: `robustness_curves` for one
     method (see there for the arguments and the rows)."""
     return robustness_curves(model, images, labels, epsilons, methods=(method,), steps=steps,
-                             seed=seed, on_step=on_step, should_stop=should_stop)[method]
+                             seed=seed, num_classes=num_classes, on_step=on_step,
+                             should_stop=should_stop)[method]
 
 
 def curve_image_steps(epsilons: Sequence[float], methods: Sequence[str], steps: int,
@@ -48,9 +50,11 @@ def curve_estimated_seconds(model: keras.Model, epsilons: Sequence[float],
 
 def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray,
                       epsilons: Sequence[float], *, methods: Sequence[str] = ("fgsm", "pgd"),
-                      steps: int = 10, seed: int = 0, on_step: StepCallback | None = None,
+                      steps: int = 10, seed: int = 0, num_classes: int | None = None,
+                      on_step: StepCallback | None = None,
                       should_stop: Callable[[], bool] | None = None) -> dict[str, list[dict]]:
-    """Accuracy under bounded attacks at each epsilon (0: the clean accuracy).
+    """Accuracy under bounded attacks at each epsilon (0: the clean accuracy), overall and
+    per class.
 
     Args:
         model: pixels in [0, 255] -> logits.
@@ -60,6 +64,8 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
             epsilon (`Attack.sweep`).
         steps: PGD iterations.
         seed: PGD's random start.
+        num_classes: the classes of the per-class rows (indices 0..num_classes-1); None:
+            the largest label + 1.
         on_step: progress of the whole job as on_step(image steps done,
             `curve_image_steps(...)`, {"phase": "image steps", "detail": the method, the
             epsilon (which of how many) and the images}).
@@ -67,10 +73,12 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
 
     Returns:
         {method: [{"epsilon", "accuracy", "success_rate" (share of the clean-correct
-        images that the attack flipped), "mean_linf", "mean_l2", "images" (N)}] in the
-        order of `epsilons`}.
+        images that the attack flipped), "mean_linf", "mean_l2", "images" (N),
+        "per_class" (the accuracy of each class's images, None for a class with none among
+        them), "per_class_images" (how many each class has)}] in the order of `epsilons`}.
 
     Raises:
+        ValueError: a method is not a bounded attack, or a label is not below `num_classes`.
         config.LimitError: more images or steps than `config.limits()` allows.
         AttackStopped: `should_stop()` turned True.
     """
@@ -80,6 +88,7 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
                              f"({config.BOUNDED_ATTACKS})")
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
+    classes = _class_masks(labels, num_classes)
     config.check_limit("attack_images", len(images))
     config.check_limit("attack_steps", steps)
     clean_right = models.predict_logits(model, images).argmax(-1) == labels
@@ -100,13 +109,29 @@ def robustness_curves(model: keras.Model, images: np.ndarray, labels: np.ndarray
         results = iter(chosen.sweep(model, images, labels, epsilons=attacked,
                                     should_stop=should_stop, on_step=progress))
         done_before += len(attacked) * chosen.image_steps(len(images))
-        curves[method] = [_curve_row(epsilon, clean_right, None if epsilon == 0
+        curves[method] = [_curve_row(epsilon, clean_right, classes, None if epsilon == 0
                                      else next(results)) for epsilon in epsilons]
     return curves
 
 
-def _curve_row(epsilon: float, clean_right: np.ndarray, result: AttackResult | None) -> dict:
-    """One point of a curve: accuracy under attack at `epsilon` (None: the clean images)."""
+def _class_masks(labels: np.ndarray, num_classes: int | None) -> np.ndarray:
+    """(num_classes, N) bool: which of the images belong to each class.
+
+    Raises:
+        ValueError: a label is not below `num_classes`.
+    """
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if len(labels) else 0
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels run from {labels.min()} to {labels.max()}; with "
+                         f"num_classes={num_classes} they must be in 0..{num_classes - 1}")
+    return labels[None, :] == np.arange(num_classes)[:, None]
+
+
+def _curve_row(epsilon: float, clean_right: np.ndarray, classes: np.ndarray,
+               result: AttackResult | None) -> dict:
+    """One point of a curve: accuracy under attack at `epsilon` (None: the clean images),
+    overall and for each class of `classes` (`_class_masks`)."""
     count = len(clean_right)
     if result is None:
         right, linf, l2 = clean_right, np.zeros(count), np.zeros(count)
@@ -117,7 +142,10 @@ def _curve_row(epsilon: float, clean_right: np.ndarray, result: AttackResult | N
     return {"epsilon": float(epsilon), "accuracy": float(right.mean()),
             "success_rate": float(flipped.sum() / max(clean_right.sum(), 1)),
             "mean_linf": float(linf.mean()), "mean_l2": float(l2.mean()),
-            "images": int(count)}
+            "images": int(count),
+            "per_class": [float(right[members].mean()) if members.any() else None
+                          for members in classes],
+            "per_class_images": [int(members.sum()) for members in classes]}
 
 
 def _curve_attack(method: str, steps: int, seed: int) -> Attack:
