@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from tlcore import references
+
 st.title("Transfer learning on images")
 st.markdown(
     "A network trained on millions of photos has learned edges, textures and parts that are "
@@ -30,13 +32,15 @@ for column, (title, path, text) in zip(columns, steps):
         st.caption(text)
 
 st.subheader("Reference results")
+robust = references.STANDARD_IMAGENET
 st.markdown(
     "| Setting | Result |\n|---|---|\n"
     "| VGG16 frozen + dense head, Cats vs Dogs, 1 epoch (the lesson) | 0.967 val. accuracy |\n"
     "| ResNet50 linear probe / fine-tuned / from scratch, Oxford-IIIT Pets (37 breeds) "
     "| 91.5 / 92.1 / 81.5 % |\n"
     "| fastai ResNet34 fine-tuned, Oxford-IIIT Pets | 94.6 % |\n"
-    "| Standard ImageNet ResNet50 under a 4/255 L-inf attack (RobustBench) | 76.5 % -> 0.0 % |\n")
+    f"| {robust.setting} under {robust.attack} ({robust.source}) "
+    f"| {robust.clean:g} % -> {robust.attacked:g} % |\n")
 st.caption("Sources: the AI-for-Beginners transfer-learning lesson, Kornblith et al. (as "
-           "quoted by SimCLR/BYOL), fastai, RobustBench. No network here? The VGG16 "
+           f"quoted by SimCLR/BYOL), fastai, {robust.source}. No network here? The VGG16 "
            "*edge-detection* body works offline; ImageNet weights download once when online.")

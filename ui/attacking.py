@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from tlcore import attack, config, data, evaluate, images, models
+from tlcore import attack, config, data, evaluate, images, models, references
 from ui import cache, charts, state, widgets, work
 from ui.model_choice import PickedModel
 
@@ -263,8 +263,7 @@ def robustness_view(picked: PickedModel) -> None:
     used = next(iter(curves.values()))[0].get("images")
     st.caption(f"Accuracy on the same {used or ''} validation images as the budget grows "
                "(k/255 of the pixel range). PGD's curve usually lies under FGSM's: more steps "
-               "find worse images. Reference: a standard ImageNet ResNet50 falls from 76.5% to "
-               "0.0% at 4/255 under AutoAttack (RobustBench).")
+               f"find worse images. Reference: {references.STANDARD_IMAGENET.sentence()}")
     st.dataframe([{"attack": method.upper(), "epsilon (k/255)": f"{row['epsilon']:g}",
                    "accuracy": round(row["accuracy"], 3),
                    "success rate": round(row["success_rate"], 3),
