@@ -37,6 +37,7 @@ PAGES = [
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("app_pages/ideal_image.py", title="Ideal image", icon=":material/palette:"),
     st.Page("app_pages/attack.py", title="Attack", icon=":material/bug_report:"),
+    st.Page("app_pages/robustness_lab.py", title="Robustness lab", icon=":material/shield:"),
 ]
 page = st.navigation(PAGES)
 

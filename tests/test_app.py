@@ -17,7 +17,7 @@ from ui import jobs, state
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/data.py", "app_pages/train.py", "app_pages/runs.py",
          "app_pages/evaluate.py",
-         "app_pages/ideal_image.py", "app_pages/attack.py"]
+         "app_pages/ideal_image.py", "app_pages/attack.py", "app_pages/robustness_lab.py"]
 
 
 def open_page(page: str, run_id: str | None = None, data_source: str | None = None) -> AppTest:

@@ -370,9 +370,45 @@ def robustness(curves: dict[str, Sequence[dict]]) -> go.Figure:
                       dash=("solid", "dash", "dot", "dashdot")[index % 4]),
             marker=dict(symbol=SYMBOLS[index % len(SYMBOLS)], size=10),
             hovertemplate=escaped(method.upper()) + " at %{x}: accuracy %{y:.3f}<extra></extra>"))
+    return _layout(_robustness_axes(figure), "Robustness: accuracy as the budget grows")
+
+
+def _robustness_axes(figure: go.Figure) -> go.Figure:
+    """Epsilon across (as categories), accuracy up, the legend above."""
     figure.update_xaxes(title="epsilon (k/255 of the pixel range)", type="category")
     # A little room below 0, so a point at 0 (common under PGD) shows its whole marker.
     figure.update_yaxes(title="accuracy under attack", range=[-0.04, 1.05], tickformat=".1f",
                         tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
-    return _layout(figure, "Robustness: accuracy as the budget grows")
+    return figure
+
+
+def robustness_pair(curves: Sequence[dict[str, Sequence[dict]]], names: Sequence[str]
+                    ) -> go.Figure:
+    """Two models' robustness curves on one chart: a colour per model (A blue, B
+    vermillion), a dash and marker per attack (FGSM solid circles, PGD dashed squares)."""
+    figure = go.Figure()
+    for number, (model_curves, name) in enumerate(zip(curves, names)):
+        for index, (method, rows) in enumerate(model_curves.items()):
+            label = f"{escaped(name)}, {escaped(method.upper())}"
+            figure.add_trace(go.Scatter(
+                x=[f"{row['epsilon']:g}/255" for row in rows],
+                y=[row["accuracy"] for row in rows], name=label, mode="lines+markers",
+                line=dict(color=PALETTE[number], width=2.5, dash=("solid", "dash")[index % 2]),
+                marker=dict(symbol=SYMBOLS[index % len(SYMBOLS)], size=10),
+                hovertemplate=label + " at %{x}: accuracy %{y:.3f}<extra></extra>"))
+    return _layout(_robustness_axes(figure), "Robustness of both models", HEIGHT + 60, top=90)
+
+
+def per_class_pair(classes: Sequence[str], values: Sequence[Sequence[float | None]],
+                   names: Sequence[str], title: str) -> go.Figure:
+    """One value per class for each of two models, as grouped horizontal bars (classes in
+    their order; None: no image of the class)."""
+    labels = [escaped(name) for name in classes]
+    figure = go.Figure([go.Bar(y=labels, x=list(model_values), name=escaped(name),
+                               orientation="h", marker_color=PALETTE[number])
+                        for number, (model_values, name) in enumerate(zip(values, names))])
+    figure.update_layout(barmode="group", legend=dict(orientation="h", y=1.0, yanchor="bottom"))
+    figure.update_xaxes(title="accuracy", range=[0, 1.05])
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, title, max(HEIGHT, 36 * len(classes) + 140))

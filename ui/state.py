@@ -1,6 +1,8 @@
 """Every st.session_state key the app uses, behind typed getters and setters."""
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from tlcore import attack, config, visitors, visualize
@@ -25,6 +27,7 @@ _RENDER = "ideal_image_result"
 _ATTACK = "attack_result"
 SWEEP = "ideal_sweep"
 _CURVES = "robustness_curves"
+_COMPARISONS = "comparisons"  # (pair key, {what: result}) of the Robustness lab
 _UPLOADS = "extracted_uploads"
 CELL = "confusion_cell"
 
@@ -196,6 +199,26 @@ def robustness(model_key: str) -> dict[str, list[dict]] | None:
 def set_robustness(model_key: str, curves: dict[str, list[dict]]) -> None:
     """Keep robustness curves so reruns still show them."""
     st.session_state[_CURVES] = (model_key, curves)
+
+
+def keep_comparisons(pair_key: str) -> None:
+    """Keep the Robustness lab's results only for this pair: a new pair drops the last
+    one's (they hold images)."""
+    stored = st.session_state.get(_COMPARISONS)
+    if not stored or stored[0] != pair_key:
+        st.session_state[_COMPARISONS] = (pair_key, {})
+
+
+def comparison(pair_key: str, what: str) -> Any:
+    """A Robustness lab result of this pair ("curves", "transfer", "ideal"), or None."""
+    stored = st.session_state.get(_COMPARISONS)
+    return stored[1].get(what) if stored and stored[0] == pair_key else None
+
+
+def set_comparison(pair_key: str, what: str, result: Any) -> None:
+    """Keep a Robustness lab result of this pair so reruns still show it."""
+    keep_comparisons(pair_key)
+    st.session_state[_COMPARISONS][1][what] = result
 
 
 def is_new_upload(file_id: str) -> bool:
