@@ -216,3 +216,42 @@ def test_train_lists_each_skipped_file_inside_the_data_set_with_its_reason(
     recorded = json.loads((Path(trained["run_dir"]) / "run.json").read_text())["data"]
     assert recorded["skipped_files"] == trained["skipped_files"]
     assert str(tmp_path) not in json.dumps(trained["skipped_files"])
+
+
+def test_robustness_reports_each_class_accuracy_at_each_epsilon(capsys, tiny_run):
+    assert cli.main(["robustness", str(tiny_run.run_dir), "--epsilons", "0", "4",
+                     "--method", "fgsm", "--limit", "6"]) == 0
+    shown = capsys.readouterr().out
+    table = shown[shown.index("accuracy per class"):].splitlines()
+    assert table[1].split() == ["class", "0/255", "4/255"]
+    assert [line.split()[:2] for line in table[2:]] == [["blue", "(2)"], ["green", "(2)"],
+                                                        ["red", "(2)"]]
+    status, report, _ = run_cli(capsys, "robustness", str(tiny_run.run_dir), "--epsilons", "0",
+                                "4", "--method", "fgsm", "--limit", "6")
+    assert status == 0 and report["classes"] == tiny_run.classes
+    assert all(len(row["per_class"]) == 3 for row in report["curve"])
+    assert [line.split()[2] for line in table[2:]] == [
+        f"{accuracy:.3f}" for accuracy in report["curve"][0]["per_class"]]
+
+
+def test_robustness_sweep_trains_each_budget_with_the_train_options(capsys, tiny_folder,
+                                                                   tmp_path):
+    defaults = cli._train_config(cli._parser().parse_args(["robustness-sweep"]))
+    assert defaults == config.TrainConfig(mode="end-to-end")  # fast mode cannot train robustly
+    status, swept, progress = run_cli(
+        capsys, "robustness-sweep", "--data", str(tiny_folder), "--backbone", "scratch_cnn",
+        "--weights", "none", "--epochs", "1", "--image-size", "32", "--epsilons", "0", "4",
+        "--attack-epsilons", "2", "4", "--steps", "1", "--limit", "6",
+        "--adversarial-method", "pgd", "--adversarial-steps", "1",
+        "--runs-dir", str(tmp_path / "runs"))
+    assert status == 0, progress
+    assert [row["budget"] for row in swept["sweep"]] == [0, 4]
+    assert swept["attack_epsilons"] == [2, 4] and swept["images"] == 6
+    assert swept["method"] == "pgd" and swept["sweep"][0]["time_ratio"] == 1
+    assert all(len(row["pgd_accuracy"]) == 2 for row in swept["sweep"])
+    settings = json.loads((Path(swept["sweep"][1]["run_dir"]) / "run.json").read_text())["config"]
+    assert (settings["mode"], settings["adversarial_epsilon"], settings["adversarial_steps"]) == (
+        "end-to-end", 4, 1)
+    assert "[budget 4/255, run 2 of 2: training] epoch 1/1" in progress
+    assert all(reference["url"] for reference in swept["references"])
+    assert "PGD 4/255" in cli._human(swept) and "Published results" in cli._human(swept)

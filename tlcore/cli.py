@@ -88,11 +88,38 @@ def _parser() -> argparse.ArgumentParser:
 
     _robustness_arguments(command("robustness", _robustness,
                                   "accuracy of a run under attack as epsilon grows"))
+
+    _sweep_arguments(command("robustness-sweep", _robustness_sweep,
+                             "train one run per adversarial budget and measure each: clean "
+                             "accuracy, accuracy under PGD, training time"))
     return parser
 
 
 def _train_arguments(train: argparse.ArgumentParser) -> None:
     """The `train` command's options; defaults are `config.TrainConfig`'s."""
+    _training_options(train)
+    train.add_argument("--adversarial-epsilon", type=float,
+                       default=config.TrainConfig().adversarial_epsilon,
+                       help="train robustly: each batch's adversarial versions within this "
+                            "budget in pixels of 0..255 (4 = 4/255); not in fast mode "
+                            "(default %(default)s: off)")
+    train.add_argument("--distribute", default="none",
+                       choices=["none", "mirrored", "multi-worker"],
+                       help="mirrored: split each batch over this machine's GPUs (or the "
+                            "logical CPUs of --cpu-replicas); multi-worker: fast mode across "
+                            "the machines in TF_CONFIG, each embedding its share of the "
+                            "images into a shared TLCORE_HOME, worker 0 training the head")
+    train.add_argument("--cpu-replicas", type=int, metavar="N",
+                       help="split the CPU into N logical devices (to try --distribute "
+                            "mirrored without GPUs)")
+    train.add_argument("--resume", type=Path, metavar="CHECKPOINT_DIR",
+                       help="continue an interrupted training (a folder under "
+                            "RUNS/.checkpoints/); the other training options are ignored")
+
+
+def _training_options(train: argparse.ArgumentParser) -> None:
+    """The settings of one training but its adversarial budget (`train` takes one,
+    `robustness-sweep` a list), and where runs go; defaults are `config.TrainConfig`'s."""
     defaults = config.TrainConfig()  # each option's default is the setting's own
     train.add_argument("--data", default="demo", help=f"{data.sources_in_words()} (default "
                                                       "%(default)s)")
@@ -123,28 +150,12 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
                        default=defaults.class_weights,
                        help="do not weight the loss by inverse class frequency")
     train.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
-    train.add_argument("--adversarial-epsilon", type=float, default=defaults.adversarial_epsilon,
-                       help="train robustly: each batch's adversarial versions within this "
-                            "budget in pixels of 0..255 (4 = 4/255); not in fast mode "
-                            "(default %(default)s: off)")
     train.add_argument("--adversarial-method", default=defaults.adversarial_method,
                        choices=list(config.ADVERSARIAL_METHODS), help="; ".join(
                            f"{name}: {words}" for name, words in config.ADVERSARIAL_METHODS.items()))
     train.add_argument("--adversarial-steps", type=int, default=defaults.adversarial_steps,
                        help="pgd's steps per batch (default %(default)s)")
     train.add_argument("--runs-dir", type=Path)
-    train.add_argument("--distribute", default="none",
-                       choices=["none", "mirrored", "multi-worker"],
-                       help="mirrored: split each batch over this machine's GPUs (or the "
-                            "logical CPUs of --cpu-replicas); multi-worker: fast mode across "
-                            "the machines in TF_CONFIG, each embedding its share of the "
-                            "images into a shared TLCORE_HOME, worker 0 training the head")
-    train.add_argument("--cpu-replicas", type=int, metavar="N",
-                       help="split the CPU into N logical devices (to try --distribute "
-                            "mirrored without GPUs)")
-    train.add_argument("--resume", type=Path, metavar="CHECKPOINT_DIR",
-                       help="continue an interrupted training (a folder under "
-                            "RUNS/.checkpoints/); the other training options are ignored")
 
 
 def _ideal_arguments(ideal: argparse.ArgumentParser) -> None:
@@ -202,14 +213,32 @@ def _robustness_arguments(robustness: argparse.ArgumentParser) -> None:
                             help="budgets in pixels (k for k/255)")
     robustness.add_argument("--method", default=config.AttackConfig().method,
                             choices=list(config.BOUNDED_ATTACKS))
-    robustness.add_argument("--steps", type=int,
-                            default=config.ATTACK_METHODS["pgd"].default_steps,
-                            help="PGD's steps; default %(default)s")
     robustness.add_argument("--split", default="validation",
                             choices=[*data.SPLIT_NAMES, "val"])
-    robustness.add_argument("--limit", type=int, default=200,
-                            help="at most this many images of the split, drawn from every "
-                                 "class (seeded)")
+    _measure_arguments(robustness)
+
+
+def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
+    """The `robustness-sweep` command's options: the training's, with a list of adversarial
+    budgets in place of one, then how each run is measured."""
+    _training_options(sweep)
+    sweep.set_defaults(mode="end-to-end")  # fast mode cannot train adversarially
+    sweep.add_argument("--epsilons", type=float, nargs="+", default=[0, 2, 4],
+                       help="adversarial training budgets in pixels of 0..255, one run each "
+                            "(0, the standard run, is always trained; default %(default)s)")
+    sweep.add_argument("--attack-epsilons", type=float, nargs="+", default=[2, 4, 8],
+                       help="the PGD budgets every run is measured at, on the same validation "
+                            "images (default %(default)s)")
+    _measure_arguments(sweep)
+
+
+def _measure_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a run is measured under attack: PGD's steps and the sample of images."""
+    parser.add_argument("--steps", type=int, default=config.ATTACK_METHODS["pgd"].default_steps,
+                        help="PGD's steps; default %(default)s")
+    parser.add_argument("--limit", type=int, default=200,
+                        help="at most this many images of the split, drawn from every class "
+                             "(seeded)")
 
 
 def _learning_rate_help() -> str:
@@ -234,15 +263,16 @@ class _ProgressPrinter:
 
     def __call__(self, step: int, total: int, metrics: dict) -> None:
         phase = metrics.get("phase", "")
+        label = f"{metrics['run']}: {phase}" if "run" in metrics else phase  # a sweep's run
         if metrics.get("epoch_end"):
-            print(f"[{phase}] epoch {metrics['epoch']}/{metrics['epochs']} loss "
+            print(f"[{label}] epoch {metrics['epoch']}/{metrics['epochs']} loss "
                   f"{metrics.get('loss', 0):.3f} val_accuracy {metrics.get('val_accuracy', 0):.3f}",
                   file=sys.stderr, flush=True)
             return
         tenth = int(10 * step / max(total, 1))
-        if phase != "training" and (phase, tenth) != self.last:
-            self.last = (phase, tenth)
-            print(f"[{phase}] {step}/{total}", file=sys.stderr, flush=True)
+        if phase != "training" and (label, tenth) != self.last:
+            self.last = (label, tenth)
+            print(f"[{label}] {step}/{total}", file=sys.stderr, flush=True)
 
 
 def _backbones(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -474,9 +504,53 @@ def _robustness(arguments: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"the {split} split of {run.run_id} has no images")
     curve = attack.robustness_curve(run.load_model(), images, labels, arguments.epsilons,
                                     method=arguments.method, steps=arguments.steps,
-                                    on_step=_ProgressPrinter())
+                                    num_classes=len(run.classes), on_step=_ProgressPrinter())
     return {"run": run.run_id, "split": split, "images": int(len(labels)),
-            "method": arguments.method, "curve": curve}
+            "method": arguments.method, "classes": run.classes, "curve": curve}
+
+
+def _robustness_sweep(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import references, tradeoff
+
+    train_config = _train_config(arguments)
+    dataset = data.load_dataset(arguments.data, seed=arguments.seed)
+    rows = tradeoff.sweep(train_config, dataset, arguments.epsilons, arguments.attack_epsilons,
+                          steps=arguments.steps, limit=arguments.limit,
+                          runs_dir=arguments.runs_dir, on_step=_ProgressPrinter())
+    curve = rows[0]["curve"]
+    return {"data": dataset.name, "method": train_config.adversarial_method,
+            "split": tradeoff.SPLIT, "images": curve[0]["images"], "steps": arguments.steps,
+            "attack_epsilons": [row["epsilon"] for row in curve[1:]], "sweep": rows,
+            "references": [reference.to_dict() for reference in references.ROBUSTNESS]}
+
+
+def _per_class_table(classes: list[str], curve: list[dict]) -> str:
+    """Classes down, epsilons across: each class's accuracy under the attack ("-": none of
+    its images in the sample)."""
+    names = [f"{name} ({count})" for name, count in zip(classes, curve[0]["per_class_images"])]
+    width = max(len(name) for name in ["class", *names])
+    lines = [f"{'class':<{width}}" + "".join(f"{row['epsilon']:>9g}/255" for row in curve)]
+    for index, name in enumerate(names):
+        cells = [row["per_class"][index] for row in curve]
+        lines.append(f"{name:<{width}}" + "".join(
+            f"{'-' if cell is None else f'{cell:.3f}':>13}" for cell in cells))
+    return "\n".join(lines)
+
+
+def _sweep_table(result: dict[str, Any]) -> str:
+    """The sweep's table (a row per training budget), then the published references."""
+    header = (f"{'budget':>9} {'clean':>6}"
+              + "".join(f" {f'PGD {epsilon:g}/255':>10}" for epsilon in result["attack_epsilons"])
+              + f" {'seconds':>8} {'x time':>6}")
+    rows = [f"{row['budget']:>5g}/255 {row['clean_accuracy']:>6.3f}"
+            + "".join(f" {accuracy:>10.3f}" for accuracy in row["pgd_accuracy"])
+            + f" {row['seconds']:>8.1f} {row['time_ratio']:>6.2f}" for row in result["sweep"]]
+    published = [f"- {reference['sentence']} {reference['url']}"
+                 for reference in result["references"]]
+    return (f"{result['data']}: trained with {result['method']} at each budget, measured on "
+            f"{result['images']} {result['split']} images (PGD, {result['steps']} steps)\n"
+            + "\n".join([header, *rows])
+            + "\n\nPublished results, for scale:\n" + "\n".join(published))
 
 
 def _json_default(value: Any) -> Any:
@@ -498,7 +572,11 @@ def _human(result: dict[str, Any]) -> str:
         rows += [f"{row['epsilon']:>6g}/255 {row['accuracy']:>9.3f} "
                  f"{row['success_rate']:>8.3f} {row['mean_l2']:>8.1f}" for row in result["curve"]]
         return (f"{result['run']}: {result['method']} on {result['images']} "
-                f"{result['split']} images\n" + "\n".join(rows))
+                f"{result['split']} images\n" + "\n".join(rows)
+                + "\n\naccuracy per class (its images in the sample)\n"
+                + _per_class_table(result["classes"], result["curve"]))
+    if "sweep" in result:
+        return _sweep_table(result)
     return "\n".join(f"{key}: {value}" for key, value in result.items()
                      if key not in ("confusion_matrix", "per_class", "reliability",
                                     "most_confused"))
