@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import export, runs
-from ui import cache, charts, state, try_it, widgets, work
+from ui import cache, charts, state, training, try_it, widgets, work
 
 st.title("Runs")
 st.markdown("Every finished training is a run: the model and what made it. Compare them to "
@@ -15,8 +15,14 @@ all_runs = cache.all_runs()
 if not all_runs:
     st.info("No trained run yet: train one on the **Train** page.", icon=":material/info:")
     st.stop()
-rows = [run.summary() for run in all_runs]
+rows = [{**run.summary(), "robust": training.robust_label(run.info["config"])}
+        for run in all_runs]
 table, columns, order = charts.runs_table(rows)
+if any(row["robust"] for row in rows):  # after the mode: how the body was trained
+    columns["robust"] = st.column_config.TextColumn(
+        "Robust", width=125, help="Adversarial training's budget and attack; blank: trained "
+                                  "on the images as they are.")
+    order.insert(order.index("mode") + 1, "robust")
 st.dataframe(table, width="stretch", hide_index=True, column_config=columns,
              column_order=order)
 st.plotly_chart(charts.run_comparison(rows), width="stretch")

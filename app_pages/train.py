@@ -72,6 +72,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
                       help="A feature extractor turns every image into a vector once; the "
                            "vectors are kept on disk for later trainings of the same body, "
                            "images and size.")
+    training.robust_outcome(run.info["config"])
     history = run.info["history"]
     epochs = [{key: values[i] for key, values in history.items()}
               for i in range(len(history.get("loss", [])))]
@@ -101,7 +102,7 @@ if interrupted and not config.public_demo():
                    "finished epoch; resume continues from the last one.")
         for checkpoint in interrupted[:5]:
             left, middle, right = st.columns([6, 1, 1])
-            left.write(checkpoint.label())
+            left.write(checkpoint.label() + training.robust_clause(checkpoint.state["config"]))
             if middle.button("Resume", key=f"resume-{checkpoint.run_id}"):
                 try:
                     job = jobs.start_training(state.visitor_id(), checkpoint.train_config(),
