@@ -103,6 +103,7 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
                        help="train robustly: each batch's adversarial versions within this "
                             "budget in pixels of 0..255 (4 = 4/255); not in fast mode "
                             "(default %(default)s: off)")
+    _adversarial_options(train)
     train.add_argument("--distribute", default="none",
                        choices=["none", "mirrored", "multi-worker"],
                        help="mirrored: split each batch over this machine's GPUs (or the "
@@ -118,7 +119,7 @@ def _train_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def _training_options(train: argparse.ArgumentParser) -> None:
-    """The settings of one training but its adversarial budget (`train` takes one,
+    """The settings of one training but the adversarial ones (`train` takes one budget,
     `robustness-sweep` a list), and where runs go; defaults are `config.TrainConfig`'s."""
     defaults = config.TrainConfig()  # each option's default is the setting's own
     train.add_argument("--data", default="demo", help=f"{data.sources_in_words()} (default "
@@ -150,12 +151,18 @@ def _training_options(train: argparse.ArgumentParser) -> None:
                        default=defaults.class_weights,
                        help="do not weight the loss by inverse class frequency")
     train.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
+    train.add_argument("--runs-dir", type=Path)
+
+
+def _adversarial_options(train: argparse.ArgumentParser) -> None:
+    """How adversarial training perturbs each batch (`config.ADVERSARIAL_METHODS`)."""
+    defaults = config.TrainConfig()
     train.add_argument("--adversarial-method", default=defaults.adversarial_method,
                        choices=list(config.ADVERSARIAL_METHODS), help="; ".join(
-                           f"{name}: {words}" for name, words in config.ADVERSARIAL_METHODS.items()))
+                           f"{name}: {method.note}"
+                           for name, method in config.ADVERSARIAL_METHODS.items()))
     train.add_argument("--adversarial-steps", type=int, default=defaults.adversarial_steps,
                        help="pgd's steps per batch (default %(default)s)")
-    train.add_argument("--runs-dir", type=Path)
 
 
 def _ideal_arguments(ideal: argparse.ArgumentParser) -> None:
@@ -226,6 +233,7 @@ def _sweep_arguments(sweep: argparse.ArgumentParser) -> None:
     sweep.add_argument("--epsilons", type=float, nargs="+", default=[0, 2, 4],
                        help="adversarial training budgets in pixels of 0..255, one run each "
                             "(0, the standard run, is always trained; default %(default)s)")
+    _adversarial_options(sweep)
     sweep.add_argument("--attack-epsilons", type=float, nargs="+", default=[2, 4, 8],
                        help="the PGD budgets every run is measured at, on the same validation "
                             "images (default %(default)s)")
