@@ -32,7 +32,8 @@ TRAIN_TIMEOUT_MS = 180_000
 PAGES = [("home", "", "Transfer learning on images"), ("data", "data", "Data"),
          ("train", "train", "Train"), ("runs", "runs", "Runs"),
          ("evaluate", "evaluate", "Evaluate"), ("ideal_image", "ideal_image", "Ideal image"),
-         ("attack", "attack", "Attack")]
+         ("attack", "attack", "Attack"),
+         ("robustness_lab", "robustness_lab", "Robustness lab")]
 
 # The training of the journey: the from-scratch CNN, end to end, small and short, so it
 # finishes in well under a minute on two CPU cores.
@@ -194,7 +195,7 @@ def test_every_page_loads(app_url, page, shots, name, path, title):
     page.goto(f"{app_url}/{path}")
     page.wait_for_selector("[data-testid='stApp']")
     wait_title(page, title)
-    # The navigation lists all seven pages on every page.
+    # The navigation lists every page on every page.
     assert page.locator("[data-testid='stSidebarNav'] a").count() == len(PAGES)
     assert_no_exception(page, f"/{path}")
     screenshot(page, shots / f"{name}.png")

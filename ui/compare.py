@@ -14,7 +14,8 @@ from typing import Iterator
 import numpy as np
 import streamlit as st
 
-from tlcore import attack, compare, config, data, evaluate, images, runs, visualize
+from tlcore import (attack, backbones, compare, config, data, evaluate, images, references,
+                    runs, visualize)
 from ui import attacking, cache, charts, evaluation, state, widgets, work
 
 TRANSFER_EPSILONS = (1, 2, 4, 8, 16)
@@ -36,8 +37,9 @@ class Pair:
 
     @property
     def names(self) -> list[str]:
-        """'A' and 'B' with each run's name, for legends and headings."""
-        return [f"{letter}: {run.name}" for letter, run in zip(compare.PAIR, self.runs)]
+        """'A' and 'B' with how each was trained, short, for legends and tables."""
+        return [f"{letter} ({robust_words(run, short=True)})"
+                for letter, run in zip(compare.PAIR, self.runs)]
 
     @property
     def key(self) -> str:
@@ -64,12 +66,15 @@ class Pair:
         return [pixels.astype(np.float32) for pixels, _ in loaded], loaded[0][1]
 
 
-def robust_words(run: runs.Run) -> str:
-    """How a run was trained against attacks, in words: "standard" or the budget."""
+def robust_words(run: runs.Run, short: bool = False) -> str:
+    """How a run was trained against attacks, in words: "standard" or the budget (and,
+    unless `short`, the method)."""
     settings = run.info.get("config", {})
     epsilon = settings.get("adversarial_epsilon") or 0
     if not epsilon:
         return "standard"
+    if short:
+        return f"robust {epsilon:g}/255"
     method = settings.get("adversarial_method", "fgsm-rs")
     return f"robust, {epsilon:g}/255 ({config.ADVERSARIAL_METHODS[method].label})"
 
@@ -130,8 +135,10 @@ def summary(pair: Pair) -> None:
     rows = []
     for letter, run in zip(compare.PAIR, pair.runs):
         settings, metrics = run.info.get("config", {}), run.info.get("metrics", {})
-        rows.append({"model": letter, "run": run.name, "backbone": settings.get("backbone"),
-                     "mode": settings.get("mode"), "image size (px)": run.image_size,
+        spec = backbones.get_spec(settings.get("backbone", "scratch_cnn"))
+        rows.append({"model": letter, "run": run.name,
+                     "network": f"{spec.display_name}, {settings.get('mode')}, "
+                                f"{run.image_size} px",
                      "training": robust_words(run),
                      "validation accuracy": metrics.get("val_accuracy"),
                      "test accuracy": metrics.get("test_accuracy"),
@@ -192,6 +199,14 @@ def robustness_view(pair: Pair) -> None:
                "the attack's budget grows. A robust model's curves fall more slowly; its "
                "accuracy at 0 (clean images) is usually a little lower: robustness costs "
                "clean accuracy.")
+    with st.expander("Published results, for scale", icon=":material/menu_book:"):
+        st.dataframe([{"model": reference.setting, "attack": reference.attack,
+                       "clean %": reference.clean, "under attack %": reference.attacked,
+                       "source": f"{reference.source} ({reference.year})"}
+                      for reference in references.ROBUSTNESS], hide_index=True, width="stretch")
+        st.caption("Other data (ImageNet, CIFAR-10), far bigger models and stronger attacks "
+                   "than here: the pattern to compare is the drop from clean to attacked, "
+                   "and how much of it robust training keeps.")
     _per_class_under_attack(pair, curves)
 
 
@@ -232,6 +247,7 @@ def transfer_view(pair: Pair) -> None:
         return
     left, right = st.columns(2)
     epsilon = left.select_slider("Budget (k/255)", TRANSFER_EPSILONS, value=4,
+                                 format_func=lambda value: f"{value:g}/255",
                                  key="compare-transfer-epsilon")
     steps = int(right.number_input("PGD steps", 1, min(50, config.limits().attack_steps or 50),
                                    10, key="compare-transfer-steps"))
@@ -257,7 +273,7 @@ def transfer_view(pair: Pair) -> None:
     if stored is None:
         return
     epsilon, table = stored
-    st.dataframe([{"made on": pair.names[made],
+    st.dataframe([{"images made on": pair.names[made],
                    **{f"accuracy of {pair.names[scored]}":
                       f"{cell['accuracy']:.2f} (clean {cell['clean_accuracy']:.2f})"
                       for scored, cell in enumerate(row)}}
@@ -343,9 +359,10 @@ def _ideal_grid(pair: Pair, rendered: list, said: list[np.ndarray]) -> None:
 
 def explain_view(pair: Pair) -> None:
     """Grad-CAM and saliency of both models on the same image."""
-    st.markdown("Where does each model look? A robust model's saliency (the pixels whose "
-                "change moves its score most) tends to follow the object's outline, a "
-                "standard model's is scattered noise (Tsipras et al. 2019).")
+    st.markdown("Where does each model look? On photos, a robust model's saliency (the "
+                "pixels whose change moves its score most) follows the object's outline "
+                "while a standard model's looks like scattered noise (Tsipras et al. 2019); "
+                "on small models and simple shapes the difference can be slight.")
     source = st.radio("Image", ["split", "upload"], horizontal=True, key="compare-image-source",
                       format_func={"split": "From the validation split",
                                    "upload": "Upload"}.get)
