@@ -16,7 +16,7 @@ import streamlit as st
 
 from tlcore import (attack, backbones, compare, config, data, evaluate, images, references,
                     runs, visualize)
-from ui import attacking, cache, charts, evaluation, state, widgets, work
+from ui import attacking, cache, charts, evaluation, state, training, widgets, work
 
 TRANSFER_EPSILONS = (1, 2, 4, 8, 16)
 IDEAL_STEPS = (50, 100, 150, 300)
@@ -67,16 +67,13 @@ class Pair:
 
 
 def robust_words(run: runs.Run, short: bool = False) -> str:
-    """How a run was trained against attacks, in words: "standard" or the budget (and,
-    unless `short`, the method)."""
+    """How a run was trained against attacks, in words: "standard", or "robust" and its
+    budget (and, unless `short`, the attack: `training.robust_label`)."""
     settings = run.info.get("config", {})
-    epsilon = settings.get("adversarial_epsilon") or 0
-    if not epsilon:
+    label = training.robust_label(settings)
+    if not label:
         return "standard"
-    if short:
-        return f"robust {epsilon:g}/255"
-    method = settings.get("adversarial_method", "fgsm-rs")
-    return f"robust, {epsilon:g}/255 ({config.ADVERSARIAL_METHODS[method].label})"
+    return f"robust {settings['adversarial_epsilon']:g}/255" if short else f"robust, {label}"
 
 
 def pick_pair() -> Pair | None:
