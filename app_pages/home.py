@@ -24,23 +24,29 @@ steps = [
      "the network sees its class; sweep the TV weight; look at feature maps."),
     ("Attack", "app_pages/attack.py", "Change an image by a few invisible pixel levels until the "
      "classifier is wrong (FGSM, PGD, DeepFool), and measure how robust it is."),
+    ("Robustness lab", "app_pages/robustness_lab.py", "Put a standard and a robustly trained "
+     "run side by side: attacks, transfer, and ideal images that start to look like the "
+     "class."),
 ]
-columns = st.columns(len(steps))
-for column, (title, path, text) in zip(columns, steps):
-    with column.container(border=True):
-        st.page_link(path, label=title, icon=":material/arrow_forward:")
-        st.caption(text)
+PER_ROW = 4
+for start in range(0, len(steps), PER_ROW):
+    for column, (title, path, text) in zip(st.columns(PER_ROW), steps[start:start + PER_ROW]):
+        with column.container(border=True):
+            st.page_link(path, label=title, icon=":material/arrow_forward:")
+            st.caption(text)
 
 st.subheader("Reference results")
-robust = references.STANDARD_IMAGENET
+standard = references.STANDARD_IMAGENET
+robust = references.ROBUST_IMAGENET
 st.markdown(
     "| Setting | Result |\n|---|---|\n"
     "| VGG16 frozen + dense head, Cats vs Dogs, 1 epoch (the lesson) | 0.967 val. accuracy |\n"
     "| ResNet50 linear probe / fine-tuned / from scratch, Oxford-IIIT Pets (37 breeds) "
     "| 91.5 / 92.1 / 81.5 % |\n"
     "| fastai ResNet34 fine-tuned, Oxford-IIIT Pets | 94.6 % |\n"
-    f"| {robust.setting} under {robust.attack} ({robust.source}) "
-    f"| {robust.clean:g} % -> {robust.attacked:g} % |\n")
+    + "".join(f"| {reference.setting} under {reference.attack} ({reference.source}) "
+              f"| {reference.clean:g} % -> {reference.attacked:g} % |\n"
+              for reference in (standard, robust)))
 st.caption("Sources: the AI-for-Beginners transfer-learning lesson, Kornblith et al. (as "
-           f"quoted by SimCLR/BYOL), fastai, {robust.source}. No network here? The VGG16 "
+           f"quoted by SimCLR/BYOL), fastai, {standard.source}. No network here? The VGG16 "
            "*edge-detection* body works offline; ImageNet weights download once when online.")

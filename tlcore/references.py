@@ -60,11 +60,14 @@ STANDARD_IMAGENET = Reference(
     setting="A standard ImageNet ResNet-50", attack="AutoAttack at 4/255",
     epsilon=4, clean=76.52, attacked=0.0, source="RobustBench", year=2021, url=ROBUSTBENCH)
 
+ROBUST_IMAGENET = Reference(
+    setting="ImageNet ResNet-50 adversarially trained at 4/255 (Salman et al. 2020)",
+    attack="AutoAttack at 4/255", epsilon=4, clean=64.02, attacked=34.96,
+    source="RobustBench", year=2021, url=ROBUSTBENCH)
+
 ROBUSTNESS = (
     STANDARD_IMAGENET,
-    Reference(setting="ImageNet ResNet-50 adversarially trained at 4/255 (Salman et al. 2020)",
-              attack="AutoAttack at 4/255", epsilon=4, clean=64.02, attacked=34.96,
-              source="RobustBench", year=2021, url=ROBUSTBENCH),
+    ROBUST_IMAGENET,
     Reference(setting="ImageNet ResNet-50 adversarially trained at 4/255 (Engstrom et al., "
                       "robustness library 2019)",
               attack="AutoAttack at 4/255", epsilon=4, clean=62.56, attacked=29.22,
