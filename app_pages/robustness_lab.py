@@ -18,19 +18,11 @@ pair = compare.pick_pair()
 if pair is None:
     st.stop()
 compare.summary(pair)
+VIEWS = {"Robustness": compare.robustness_view, "Transfer": compare.transfer_view,
+         "Ideal images": compare.ideal_view, "Where they look": compare.explain_view}
 # Only the open tab runs: each one attacks or renders both models.
-curves, transfer, ideal, explain = st.tabs(
-    ["Robustness", "Transfer", "Ideal images", "Where they look"], key="compare-view",
-    on_change="rerun")
-if curves.open:
-    with curves:
-        compare.robustness_view(pair)
-if transfer.open:
-    with transfer:
-        compare.transfer_view(pair)
-if ideal.open:
-    with ideal:
-        compare.ideal_view(pair)
-if explain.open:
-    with explain:
-        compare.explain_view(pair)
+for tab, view in zip(st.tabs(list(VIEWS), key="compare-view", on_change="rerun"),
+                     VIEWS.values()):
+    if tab.open:
+        with tab:
+            view(pair)

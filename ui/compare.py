@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import streamlit as st
@@ -156,8 +156,24 @@ def _sample(pair: Pair, key: str, label: str = "Validation images") -> np.ndarra
     return chosen
 
 
-def _stopped(job: work.Progress) -> None:
-    st.warning(f"Stopped: {job.stopped_because or 'cancelled'}.", icon=":material/timer_off:")
+def _run_both(pair: Pair, what: str, title: str,
+              compute: Callable[[work.Progress], Any]) -> None:
+    """Run `compute(progress)` in one turn holding both models, and keep what it returns as
+    the pair's `what`; a stop (None returned, or an attack stopped) or a limit is said."""
+    with work.heavy(title) as job:
+        try:
+            with pair.locked():
+                result = compute(job)
+        except attack.AttackStopped:
+            result = None
+        except config.LimitError as error:
+            widgets.error(error, icon=":material/block:")
+            return
+        if result is None:
+            st.warning(f"Stopped: {job.stopped_because or 'cancelled'}; nothing from it was "
+                       "kept.", icon=":material/timer_off:")
+        else:
+            state.set_comparison(pair.key, what, result)
 
 
 def robustness_view(pair: Pair) -> None:
@@ -176,18 +192,11 @@ def robustness_view(pair: Pair) -> None:
         f"(1 FGSM step + {steps} PGD steps)"))
     if st.button("Compute both curves", icon=":material/show_chart:"):
         pixels, labels = pair.pixels(chosen)
-        with work.heavy(f"Robustness curves of 2 models on {len(chosen)} images") as job:
-            try:
-                with pair.locked():
-                    curves = compare.robustness_pair(
-                        pair.models, pixels, labels, attacking.CURVE_EPSILONS,
-                        methods=attacking.CURVE_METHODS, steps=steps, on_step=job.on_step,
-                        should_stop=job.should_stop)
-                state.set_comparison(pair.key, "curves", curves)
-            except attack.AttackStopped:
-                _stopped(job)
-            except config.LimitError as error:
-                widgets.error(error, icon=":material/block:")
+        _run_both(pair, "curves", f"Robustness curves of 2 models on {len(chosen)} images",
+                  lambda job: compare.robustness_pair(
+                      pair.models, pixels, labels, attacking.CURVE_EPSILONS,
+                      methods=attacking.CURVE_METHODS, steps=steps, on_step=job.on_step,
+                      should_stop=job.should_stop))
     curves = state.comparison(pair.key, "curves")
     if curves is None:
         return
@@ -255,17 +264,10 @@ def transfer_view(pair: Pair) -> None:
                                        f"2 models x {len(chosen)} images x {steps} PGD steps"))
     if st.button("Attack both and swap", icon=":material/swap_horiz:"):
         pixels, labels = pair.pixels(chosen)
-        with work.heavy(f"PGD on 2 models, {len(chosen)} images") as job:
-            try:
-                with pair.locked():
-                    table = compare.transfer_table(pair.models, pixels, labels, attack_config,
-                                                   on_step=job.on_step,
-                                                   should_stop=job.should_stop)
-                state.set_comparison(pair.key, "transfer", (epsilon, table))
-            except attack.AttackStopped:
-                _stopped(job)
-            except config.LimitError as error:
-                widgets.error(error, icon=":material/block:")
+        _run_both(pair, "transfer", f"PGD on 2 models, {len(chosen)} images",
+                  lambda job: (epsilon, compare.transfer_table(
+                      pair.models, pixels, labels, attack_config, on_step=job.on_step,
+                      should_stop=job.should_stop)))
     stored = state.comparison(pair.key, "transfer")
     if stored is None:
         return
@@ -311,19 +313,18 @@ def ideal_view(pair: Pair) -> None:
                 f" Expected: about {sum(seconds) * batches:.0f} s (timed on these models' "
                 "last renders here).")
     st.caption(f"Work: 2 models x {len(classes)} classes x {steps} steps.{expected}")
+    def render(job: work.Progress) -> tuple[list, list[np.ndarray]] | None:
+        rendered = compare.ideal_pair(pair.models, classes, preset,
+                                      overrides={"steps": int(steps)}, on_step=job.on_step,
+                                      should_stop=job.should_stop)
+        if len(rendered) < 2 or len(rendered[1]) < len(classes):
+            return None  # stopped part-way
+        return rendered, [compare.verdicts(pair.models[1 - number],
+                                           np.stack([result.image for result in results]))
+                          for number, results in enumerate(rendered)]
+
     if st.button("Render both", icon=":material/palette:"):
-        with work.heavy(f"Ideal images of {len(classes)} classes, 2 models") as job:
-            with pair.locked():
-                rendered = compare.ideal_pair(pair.models, classes, preset,
-                                              overrides={"steps": int(steps)},
-                                              on_step=job.on_step, should_stop=job.should_stop)
-                if len(rendered) == 2 and len(rendered[1]) == len(classes):
-                    said = [compare.verdicts(pair.models[1 - number],
-                                             np.stack([result.image for result in results]))
-                            for number, results in enumerate(rendered)]
-                    state.set_comparison(pair.key, "ideal", (rendered, said))
-                else:
-                    _stopped(job)
+        _run_both(pair, "ideal", f"Ideal images of {len(classes)} classes, 2 models", render)
     stored = state.comparison(pair.key, "ideal")
     if stored is not None:
         _ideal_grid(pair, *stored)
