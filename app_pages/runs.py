@@ -20,7 +20,7 @@ rows = [{**run.summary(), "robust": training.robust_label(run.info["config"])}
 table, columns, order = charts.runs_table(rows)
 if any(row["robust"] for row in rows):  # after the mode: how the body was trained
     columns["robust"] = st.column_config.TextColumn(
-        "Robust", width=125, help="Adversarial training's budget and attack; blank: trained "
+        "Robust", width=110, help="Adversarial training's budget and attack; blank: trained "
                                   "on the images as they are.")
     order.insert(order.index("mode") + 1, "robust")
 st.dataframe(table, width="stretch", hide_index=True, column_config=columns,

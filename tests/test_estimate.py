@@ -71,11 +71,11 @@ def test_adversarial_training_counts_the_attacks_passes(tiny_folder):
 
     standard, fgsm = seconds(), seconds(adversarial_epsilon=4.0)
     pgd = seconds(adversarial_epsilon=4.0, adversarial_method="pgd", adversarial_steps=7)
-    assert "adversarial images" not in standard.parts
+    assert "attacks" not in standard.parts
     assert standard.seconds < fgsm.seconds < pgd.seconds
-    assert pgd.parts["adversarial images"] == pytest.approx(7 * fgsm.parts["adversarial images"])
+    assert pgd.parts["attacks"] == pytest.approx(7 * fgsm.parts["attacks"])
     assert fgsm.parts["training"] == standard.parts["training"]
     tuned, tuned_robust = seconds("fine-tune"), seconds("fine-tune", adversarial_epsilon=4.0)
-    assert tuned_robust.parts["adversarial images"] == fgsm.parts["adversarial images"]
+    assert tuned_robust.parts["attacks"] == fgsm.parts["attacks"]
     assert tuned_robust.seconds > tuned.seconds
-    assert "adversarial images" in pgd.describe()
+    assert "attacks" in pgd.describe()

@@ -40,7 +40,7 @@ def test_a_robust_training_from_the_page_records_its_budget(tmp_path, make_image
     by_label(app.radio, METHOD).set_value("fgsm-rs").run()
     by_label(app.number_input, "Epochs").set_value(1)
     by_label(app.number_input, "Image size (px)").set_value(32).run()
-    assert any("robust at 4/255, FGSM-RS" in caption.value for caption in app.caption)
+    assert any("robust at 4/255 FGSM-RS" in caption.value for caption in app.caption)
     app.button(key="train-submit").click().run()
     assert not app.exception, [error.value for error in app.exception]
     snapshot = jobs.wait(app.session_state[state.JOB_ID])
@@ -49,17 +49,17 @@ def test_a_robust_training_from_the_page_records_its_budget(tmp_path, make_image
     assert run.info["config"]["adversarial_epsilon"] == 4.0
     assert run.info["config"]["adversarial_method"] == "fgsm-rs"
     app.run()
-    assert any("Trained robustly at 4/255, FGSM-RS" in caption.value
+    assert any("Trained robustly at 4/255 FGSM-RS" in caption.value
                for caption in app.caption)
     runs_page = open_page("app_pages/runs.py")
     table = runs_page.dataframe[0].value
-    assert table.loc[table["run"] == run.run_id, "robust"].tolist() == ["4/255, FGSM-RS"]
+    assert table.loc[table["run"] == run.run_id, "robust"].tolist() == ["4/255 FGSM-RS"]
 
 
 def test_a_runs_budget_reads_the_same_everywhere():
     assert training.robust_label({"adversarial_epsilon": 0.0}) == ""
     assert training.robust_label({}) == ""  # a run from before adversarial training
     assert training.robust_label({"adversarial_epsilon": 2.5, "adversarial_method": "pgd",
-                                  "adversarial_steps": 7}) == "2.5/255, PGD with 7 steps"
+                                  "adversarial_steps": 7}) == "2.5/255 PGD, 7 steps"
     assert training.robust_clause({"adversarial_epsilon": 4.0, "adversarial_method": "fgsm-rs",
-                                   "adversarial_steps": 7}) == ", robust at 4/255, FGSM-RS"
+                                   "adversarial_steps": 7}) == ", robust at 4/255 FGSM-RS"

@@ -93,7 +93,7 @@ def training_seconds(train_config: config.TrainConfig, dataset: data.Dataset,
             trained * passes + checked) * per_image
         attacks = train_config.epochs * trained * attack_passes(train_config) * per_image
         if attacks:
-            parts["adversarial images"] = attacks
+            parts["attacks"] = attacks
         parts["scoring"] = scored * per_image
     return Estimate(sum(parts.values()), parts, speed, cached)
 

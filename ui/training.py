@@ -181,14 +181,14 @@ def robust_options(mode: str) -> dict:
         if config.ADVERSARIAL_METHODS[method].attack_steps is None:
             settings["adversarial_steps"] = int(st.number_input(
                 "Attack steps per batch", 1, 20, config.TrainConfig.adversarial_steps,
-                disabled=not budget, key=f"{FORM_KEY}robust-steps",
+                disabled=not budget, key=f"{FORM_KEY}robust-steps", width=240,
                 help="Each step is about one more pass through the model for every batch."))
     return settings if budget else {}
 
 
 def robust_label(settings: Mapping[str, Any]) -> str:
-    """A training's adversarial budget for people ("4/255, FGSM-RS"; "4/255, PGD with 7
-    steps"), or "" for a standard one.
+    """A training's adversarial budget for people, short enough for a table column ("4/255
+    FGSM-RS", "4/255 PGD, 7 steps"), or "" for a standard one.
 
     Args:
         settings: a run's or checkpoint's recorded config (`TrainConfig.to_dict()`); older
@@ -199,12 +199,12 @@ def robust_label(settings: Mapping[str, Any]) -> str:
         return ""
     method = config.ADVERSARIAL_METHODS[settings["adversarial_method"]]
     steps = ("" if method.attack_steps is not None else
-             f" with {widgets.count(method.steps(settings['adversarial_steps']), 'step')}")
-    return f"{budget:g}/255, {method.label}{steps}"
+             f", {widgets.count(method.steps(settings['adversarial_steps']), 'step')}")
+    return f"{budget:g}/255 {method.label}{steps}"
 
 
 def robust_clause(settings: Mapping[str, Any]) -> str:
-    """", robust at 4/255, FGSM-RS" for a robust training, to end a description; else ""."""
+    """", robust at 4/255 FGSM-RS" for a robust training, to end a description; else ""."""
     label = robust_label(settings)
     return f", robust at {label}" if label else ""
 
