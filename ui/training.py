@@ -181,8 +181,7 @@ def robust_options(mode: str) -> dict:
         if config.ADVERSARIAL_METHODS[method].attack_steps is None:
             settings["adversarial_steps"] = int(st.number_input(
                 "Attack steps per batch", 1, 20, config.TrainConfig.adversarial_steps,
-                disabled=not budget, key=f"{FORM_KEY}robust-steps", width=240,
-                help="Each step is about one more pass through the model for every batch."))
+                disabled=not budget, key=f"{FORM_KEY}robust-steps", width=240))
     return settings if budget else {}
 
 
