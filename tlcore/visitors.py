@@ -80,14 +80,21 @@ def owns_source(owner: str, source: str) -> bool:
 
 
 def folder_bytes(path: Path) -> int:
-    """Bytes of the files under `path` (0 when it does not exist); links are not followed."""
+    """Bytes of the files under `path` (0 when it does not exist); links are not followed,
+    and a file hard-linked several times (a built data set's versions) counts once."""
     total = 0
+    seen: set[tuple[int, int]] = set()
     for root, _, files in os.walk(path):
         for name in files:
             try:
-                total += (Path(root) / name).lstat().st_size
+                status = (Path(root) / name).lstat()
             except OSError:
                 continue
+            if status.st_nlink > 1:
+                if (status.st_dev, status.st_ino) in seen:
+                    continue
+                seen.add((status.st_dev, status.st_ino))
+            total += status.st_size
     return total
 
 
