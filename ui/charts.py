@@ -412,3 +412,54 @@ def per_class_pair(classes: Sequence[str], values: Sequence[Sequence[float | Non
     figure.update_xaxes(title="accuracy", range=[0, 1.05])
     figure.update_yaxes(autorange="reversed")
     return _layout(figure, title, max(HEIGHT, 36 * len(classes) + 140))
+
+
+def learning_rate_finder(rates: Sequence[float], losses: Sequence[float],
+                         smoothed: Sequence[float], suggestions: dict[str, tuple[str, float, float]],
+                         chosen: str, diverged_at: float | None) -> go.Figure:
+    """A learning-rate range test: each batch's loss (faint) and the smoothed loss against
+    the rate on a log axis, a marker per rule's suggestion (the chosen one larger and
+    named), and a dotted line where the loss blew up.
+
+    Args:
+        rates, losses, smoothed: one value per step, rates ascending.
+        suggestions: rule name -> (label, rate, smoothed loss there).
+        chosen: the rule whose rate is suggested.
+        diverged_at: the rate where the test stopped on a blow-up, or None.
+    """
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=list(rates), y=list(losses), name="loss of each batch",
+                                mode="lines", line=dict(color="#bbbbbb", width=1),
+                                hovertemplate="rate %{x:.2e}<br>batch loss %{y:.3f}"
+                                              "<extra></extra>"))
+    figure.add_trace(go.Scatter(x=list(rates), y=list(smoothed), name="smoothed loss",
+                                mode="lines", line=dict(color=TRAINING_COLOUR, width=2.5),
+                                hovertemplate="rate %{x:.2e}<br>smoothed loss %{y:.3f}"
+                                              "<extra></extra>"))
+    for index, (name, (label, rate, loss)) in enumerate(suggestions.items(), start=1):
+        picked = name == chosen
+        figure.add_trace(go.Scatter(
+            x=[rate], y=[loss], name=f"{escaped(label)}: {rate:.2g}", mode="markers",
+            marker=dict(color=PALETTE[index % len(PALETTE)], symbol=SYMBOLS[index % len(SYMBOLS)],
+                        size=16 if picked else 10, line=dict(color="black", width=1.5 if picked
+                                                              else 0)),
+            hovertemplate=f"{escaped(label)}: rate {rate:.2g}<extra></extra>"))
+        if picked:
+            figure.add_annotation(x=math.log10(rate), y=loss, text=f"suggested: {rate:.2g}",
+                                  showarrow=True, arrowhead=2, ax=0, ay=-40)
+    low, high = min(smoothed), max(smoothed)
+    margin = 0.1 * (high - low) or 0.1 * abs(high) or 0.1
+    if diverged_at is not None:  # a trace, not a shape: shapes and annotations read a log
+        # axis differently
+        figure.add_trace(go.Scatter(
+            x=[diverged_at, diverged_at], y=[max(0.0, low - margin), high + margin],
+            mode="lines", line=dict(color=PALETTE[1], dash="dot", width=2),
+            name=f"the loss blew up: {diverged_at:.2g}", hoverinfo="skip"))
+    decades = range(math.floor(math.log10(min(rates))), math.ceil(math.log10(max(rates))) + 1)
+    figure.update_xaxes(type="log", title="learning rate (log scale)",
+                        tickvals=[10.0 ** power for power in decades],
+                        ticktext=[f"{10.0 ** power:g}" for power in decades])
+    figure.update_yaxes(title="loss", range=[max(0.0, low - margin), high + margin])
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+                         hovermode="closest")
+    return _layout(figure, "Loss as the learning rate grows", HEIGHT + 40, top=90)
