@@ -414,6 +414,65 @@ def per_class_pair(classes: Sequence[str], values: Sequence[Sequence[float | Non
     return _layout(figure, title, max(HEIGHT, 36 * len(classes) + 140))
 
 
+# The two sides of a bake-off's trade-off: (row key of the cost, row key of its Pareto
+# front, axis title, hover format).
+BAKEOFF_COSTS = (("ms_per_image", "front_speed", "embedding time per image (ms, log scale)",
+                  "%{x:.2f} ms"),
+                 ("model_mb", "front_size", "model size (MB, log scale)", "%{x:.1f} MB"))
+
+
+def bakeoff(rows: Sequence[dict]) -> go.Figure:
+    """A backbone bake-off's Pareto charts side by side: validation accuracy against
+    embedding time per image, and against model size (both on log scales). Pretrained
+    bodies are blue circles, random-weight ones vermillion squares; the bodies on each
+    chart's Pareto front (no other as accurate and as cheap) are ringed in black and joined
+    by a dashed line, each body named beside its point.
+
+    Args:
+        rows: `tlcore.bakeoff.run`'s rows ("label", "pretrained", "val_accuracy",
+            "ms_per_image", "model_mb", "front_speed", "front_size").
+    """
+    shown = [row for row in rows if row.get("val_accuracy") is not None]
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.08, subplot_titles=(
+        "Accuracy against speed", "Accuracy against size"))
+    for column, (cost, on_front, title, hover) in enumerate(BAKEOFF_COSTS, start=1):
+        front = sorted((row for row in shown if row.get(on_front)), key=lambda row: row[cost])
+        figure.add_trace(go.Scatter(
+            x=[row[cost] for row in front], y=[row["val_accuracy"] for row in front],
+            mode="lines", line=dict(color="#555555", dash="dash", width=1.5, shape="hv"),
+            name="best trade-offs (Pareto front)", legendgroup="front",
+            showlegend=column == 1, hoverinfo="skip"), row=1, col=column)
+        for pretrained, name, index in ((True, "pretrained body", 0),
+                                        (False, "random weights: what transfer adds", 1)):
+            members = [row for row in shown if bool(row.get("pretrained")) == pretrained]
+            figure.add_trace(go.Scatter(
+                x=[row[cost] for row in members], y=[row["val_accuracy"] for row in members],
+                mode="markers+text", name=name, legendgroup=name, showlegend=column == 1,
+                text=[escaped(_short_label(row["label"])) for row in members],
+                textposition="top center", textfont=dict(size=10),
+                marker=dict(size=12, color=PALETTE[index], symbol=SYMBOLS[index], line=dict(
+                    width=[2.5 if row.get(on_front) else 0.5 for row in members],
+                    color=["#000000" if row.get(on_front) else "#ffffff" for row in members])),
+                customdata=[escaped(row["label"]) for row in members],
+                hovertemplate="<b>%{customdata}</b><br>validation accuracy %{y:.3f}<br>"
+                              + hover + "<extra></extra>"), row=1, col=column)
+        figure.update_xaxes(type="log", title=title, row=1, col=column)
+    accuracies = [float(row["val_accuracy"]) for row in shown] or [0.0, 1.0]
+    figure.update_yaxes(range=[max(0.0, min(accuracies) - 0.08),
+                               min(1.0, max(accuracies)) + 0.06], tickformat=".2f")
+    figure.update_yaxes(title="validation accuracy", row=1, col=1)
+    figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0),
+                         hovermode="closest")
+    return _layout(figure, "Backbone bake-off: the best trade-offs", HEIGHT + 80, top=110)
+
+
+def _short_label(label: str) -> str:
+    """A bake-off row's name beside its point: the body, and "(edges)" or "(ImageNet)" for
+    pretrained ones (random ones are told by their colour)."""
+    body, _, weights = label.partition(", ")
+    return body if weights.startswith("random") else f"{body} ({weights})"
+
+
 def learning_rate_finder(rates: Sequence[float], losses: Sequence[float],
                          smoothed: Sequence[float], suggestions: dict[str, tuple[str, float, float]],
                          chosen: str, diverged_at: float | None) -> go.Figure:

@@ -1,14 +1,15 @@
 """Background jobs that outlive reruns, page changes and closed tabs.
 
 A job runs in a thread and keeps its progress in a snapshot that pages poll (with
-`st.fragment(run_every=...)`). Two kinds share that machinery: a training
-(`tlcore.train.train_classifier`) and the preparation of a data set that must first be
-downloaded (Oxford-IIIT Pets, PetImages). The registry is shared by the server
-(`st.cache_resource`). Trainings take turns, first come first served
-(`tlcore.turns.TRAINING`): a job waits, showing how many are ahead, until the one before it
-ends. Each visitor may have one training running or waiting, and the server at most
-MAX_TRAINING_JOBS, so one visitor cannot starve the others; a data set is prepared by at
-most one job, which every visitor who asks for it watches.
+`st.fragment(run_every=...)`). Three kinds share that machinery: a training
+(`tlcore.train.train_classifier`), a backbone bake-off (`tlcore.bakeoff.run`: one training
+per backbone) and the preparation of a data set that must first be downloaded
+(Oxford-IIIT Pets, PetImages). The registry is shared by the server (`st.cache_resource`).
+Trainings and bake-offs take turns, first come first served (`tlcore.turns.TRAINING`): a
+job waits, showing how many are ahead, until the one before it ends. Each visitor may have
+one training or bake-off running or waiting, and the server at most MAX_TRAINING_JOBS, so
+one visitor cannot starve the others; a data set is prepared by at most one job, which
+every visitor who asks for it watches.
 
 A server stopped by SIGTERM or SIGINT while a job runs ends its process at once, once
 Streamlit has closed its sessions (`_end_process_when_stopped`): a training resumes from
@@ -27,14 +28,15 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import streamlit as st
 from streamlit.runtime import Runtime, RuntimeState
 
-from tlcore import backbones, checkpoints, config, data, fitting, runs, train, visitors
+from tlcore import (bakeoff, backbones, checkpoints, config, data, fitting, runs, train,
+                    visitors)
 
-MAX_TRAINING_JOBS = 6  # running and waiting, over all visitors
+MAX_TRAINING_JOBS = 6  # trainings and bake-offs running and waiting, over all visitors
 FORGET_AFTER_SECONDS = 6 * 3600  # finished jobs are dropped from memory (their runs stay)
 
 
@@ -58,6 +60,7 @@ class JobSnapshot:
     error: str | None = None
     count_started: float = 0.0  # when the current count (step of total) was first heard of
     count_from: int = 0  # and at which step
+    in_percent: bool = False  # the count is of work units: say the share done, not them
 
     @property
     def fraction(self) -> float:
@@ -76,7 +79,9 @@ class JobSnapshot:
         """One line for a progress bar: phase, amount done (MB when downloading), ETA."""
         if not self.total:
             return f"{self.phase}..."
-        if self.phase.startswith("downloading"):
+        if self.in_percent:
+            amount = f"{self.fraction:.0%} done"
+        elif self.phase.startswith("downloading"):
             digits = 0 if self.total >= 1e8 else 1
             amount = f"{self.step / 1e6:,.{digits}f} of {self.total / 1e6:,.{digits}f} MB"
         else:
@@ -161,7 +166,35 @@ class BackgroundJob:
             self._snapshot.error = error or self._snapshot.error
 
 
-class TrainingJob(BackgroundJob):
+class _TrainingTurnJob(BackgroundJob):
+    """A job that trains in its turn of the training queue, within a public demo's time
+    budget (`Limits.training_seconds`, counted from its turn, not its wait)."""
+
+    noun = "training"  # what the time budget is per, for people
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(owner)
+        self._budget = config.limits().training_seconds
+        self._began: float | None = None
+        self._out_of_time = False
+
+    def _on_step(self, step: int, total: int, metrics: dict[str, Any]) -> None:
+        if self._began is None and not str(metrics.get("phase", "")).startswith("waiting"):
+            self._began = time.monotonic()  # the budget starts with the turn, not the wait
+        super()._on_step(step, total, metrics)
+
+    def _over_budget(self) -> str:
+        return (f"Stopped at this demo's time budget of {self._budget / 60:g} minutes per "
+                f"{self.noun}")
+
+    def _should_stop(self) -> bool:
+        """Cancelled, or over the time budget of a training (`Limits.training_seconds`)."""
+        if self._budget is not None and self._began is not None:
+            self._out_of_time = time.monotonic() - self._began > self._budget
+        return self._cancel.is_set() or self._out_of_time
+
+
+class TrainingJob(_TrainingTurnJob):
     """One training (new, or resuming an interrupted one)."""
 
     kind = "train"
@@ -174,9 +207,6 @@ class TrainingJob(BackgroundJob):
         self.resume = resume
         self.run_id = resume.run_id if resume else runs.new_run_id(train_config.backbone,
                                                                    train_config.mode)
-        self._budget = config.limits().training_seconds
-        self._began: float | None = None
-        self._out_of_time = False
 
     def _run(self) -> tuple[str, str | None]:
         try:
@@ -199,19 +229,46 @@ class TrainingJob(BackgroundJob):
                                         "kept as a run.")
         return ("cancelled" if run.info.get("cancelled") else "done"), str(run.run_dir)
 
+
+class BakeoffJob(_TrainingTurnJob):
+    """A backbone bake-off: one fast-mode training per chosen body, one progress count over
+    them all (`tlcore.bakeoff.run`); its table is `result` once it has ended."""
+
+    kind = "bakeoff"
+    noun = "bake-off"
+
+    def __init__(self, owner: str, chosen: Sequence[bakeoff.Candidate],
+                 base: config.TrainConfig, data_source: str, speed: float = 1.0) -> None:
+        super().__init__(owner)
+        self.chosen, self.base, self.speed = list(chosen), base, speed
+        self.data_source = data_source
+        self.result: dict[str, Any] | None = None
+        self._snapshot.in_percent = True
+
     def _on_step(self, step: int, total: int, metrics: dict[str, Any]) -> None:
-        if self._began is None and not str(metrics.get("phase", "")).startswith("waiting"):
-            self._began = time.monotonic()  # the budget starts with the turn, not the wait
-        super()._on_step(step, total, metrics)
+        # One line for the bar: which body of how many, then its phase. Epochs are not
+        # kept: the curves of one body after another would read as one training.
+        phase = str(metrics.get("phase", ""))
+        if metrics.get("run"):
+            phase = f"{metrics['run']}: {phase}"
+        super()._on_step(step, total, {"phase": phase})
 
-    def _over_budget(self) -> str:
-        return f"Stopped at this demo's time budget of {self._budget / 60:g} minutes per training"
-
-    def _should_stop(self) -> bool:
-        """Cancelled, or over the time budget of a training (`Limits.training_seconds`)."""
-        if self._budget is not None and self._began is not None:
-            self._out_of_time = time.monotonic() - self._began > self._budget
-        return self._cancel.is_set() or self._out_of_time
+    def _run(self) -> tuple[str, str | None]:
+        dataset = data.load_dataset(self.data_source, seed=self.base.seed)
+        try:
+            result = bakeoff.run(self.chosen, dataset, base=self.base, on_step=self._on_step,
+                                 should_stop=self._should_stop, owner=self.owner,
+                                 speed=self.speed)
+        except fitting.TrainingCancelled:
+            if self._out_of_time:
+                raise fitting.TrainingCancelled(f"{self._over_budget()} before it began; "
+                                              "nothing was saved") from None
+            raise
+        if result["stopped"] and self._out_of_time:
+            result["stopped"] = (f"{self._over_budget()}; the bodies trained by then are in "
+                                 "the table")
+        self.result = result
+        return ("cancelled" if result["stopped"] else "done"), None
 
 
 class PrepareDataJob(BackgroundJob):
@@ -297,9 +354,43 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
     """Start a training job for a visitor (a new one, or resuming an interrupted one).
 
     Raises:
-        JobLimitError: the visitor already has a running job, or the server is full.
+        JobLimitError: the visitor already has a training or bake-off running or waiting, or
+            the server is full.
         config.LimitError: in a public demo, over the visitor's or the server's disk quota.
         ValueError: in a public demo, a data source that is not the visitor's.
+    """
+    return _start_in_turn(owner, data_source, lambda: TrainingJob(owner, train_config,
+                                                                  data_source, resume),
+                          resuming=resume.run_id if resume is not None else None)
+
+
+def start_bakeoff(owner: str, chosen: Sequence[bakeoff.Candidate], base: config.TrainConfig,
+                  data_source: str, speed: float = 1.0) -> BakeoffJob:
+    """Start a backbone bake-off for a visitor: one fast-mode training per chosen body.
+
+    Args:
+        speed: this server against the estimates' reference (weighs the progress only).
+
+    Raises:
+        JobLimitError: the visitor already has a training or bake-off running or waiting, or
+            the server is full.
+        config.LimitError: in a public demo, over the visitor's or the server's disk quota.
+        ValueError: in a public demo, a data source that is not the visitor's; or nothing
+            chosen.
+    """
+    if not chosen:
+        raise ValueError("choose at least one backbone for the bake-off")
+    return _start_in_turn(owner, data_source, lambda: BakeoffJob(owner, chosen, base,
+                                                                 data_source, speed))
+
+
+def _start_in_turn(owner: str, data_source: str, make: Callable[[], _TrainingTurnJob],
+                   resuming: str | None = None) -> Any:
+    """Check a visitor's right to start a job of the training queue, make it and start it
+    (`resuming`: the run id of the interrupted training it resumes).
+
+    Raises:
+        JobLimitError, config.LimitError, ValueError: see `start_training`.
     """
     if config.public_demo():
         if not visitors.owns_source(owner, data_source):
@@ -309,16 +400,16 @@ def start_training(owner: str, train_config: config.TrainConfig, data_source: st
     with registry.lock:
         _forget_old(registry)
         running = [job for job in registry.jobs.values()
-                   if isinstance(job, TrainingJob) and job.is_running()]
-        if resume is not None and resume.run_id in {job.run_id for job in running}:
+                   if isinstance(job, _TrainingTurnJob) and job.is_running()]
+        if resuming is not None and resuming in {getattr(job, "run_id", None) for job in running}:
             raise JobLimitError("that training is already running")
         if any(job.owner == owner for job in running):
-            raise JobLimitError("you already have a training running or waiting: wait for it "
-                                "or cancel it")
+            raise JobLimitError("you already have a training or a bake-off running or waiting: "
+                                "wait for it or cancel it")
         if len(running) >= MAX_TRAINING_JOBS:
             raise JobLimitError(f"the server has {len(running)} trainings running or waiting, "
                                 "its limit; try again in a few minutes")
-        job = TrainingJob(owner, train_config, data_source, resume)
+        job = make()
         registry.jobs[job.job_id] = job
     job.start()
     return job
@@ -362,8 +453,18 @@ def running_run_ids() -> set[str]:
 
 def latest_training(owner: str) -> TrainingJob | None:
     """A visitor's running training, else their latest one (a reload finds it again)."""
+    return _latest(owner, TrainingJob)
+
+
+def latest_bakeoff(owner: str) -> BakeoffJob | None:
+    """A visitor's running bake-off, else their latest one (a reload finds it again)."""
+    return _latest(owner, BakeoffJob)
+
+
+def _latest(owner: str, kind: type) -> Any:
+    """A visitor's running job of `kind`, else their latest one, or None."""
     mine = [job for job in _registry().jobs.values()
-            if isinstance(job, TrainingJob) and job.owner == owner]
+            if isinstance(job, kind) and job.owner == owner]
     return max(mine, key=lambda job: (job.is_running(), job.snapshot().started), default=None)
 
 
