@@ -1,10 +1,10 @@
-"""Runs: compare every training; try one on new images; rename, download or delete one."""
+"""Runs: compare trainings; download one with the code that uses it; try, rename or delete it."""
 from __future__ import annotations
 
 import streamlit as st
 
-from tlcore import export, runs
-from ui import cache, charts, state, training, try_it, widgets, work
+from tlcore import runs
+from ui import cache, charts, exporting, robust_training, state, try_it, widgets
 
 st.title("Runs")
 st.markdown("Every finished training is a run: the model and what made it. Compare them to "
@@ -15,7 +15,7 @@ all_runs = cache.all_runs()
 if not all_runs:
     st.info("No trained run yet: train one on the **Train** page.", icon=":material/info:")
     st.stop()
-rows = [{**run.summary(), "robust": training.robust_label(run.info["config"])}
+rows = [{**run.summary(), "robust": robust_training.label(run.info["config"])}
         for run in all_runs]
 table, columns, order = charts.runs_table(rows)
 if any(row["robust"] for row in rows):  # after the mode: how the body was trained
@@ -30,23 +30,8 @@ st.plotly_chart(charts.run_comparison(rows), width="stretch")
 st.subheader("One run")
 run = widgets.run_picker(all_runs, key="runs_run")
 st.caption(f"Id `{run.run_id}`; weights: {widgets.plain(run.info.get('weights_label', '?'))}.")
-# Read when clicked, not at every rerun (a model is tens to hundreds of MB).
-st.download_button("Download the model (.keras)", run.model_path.read_bytes,
-                   file_name=f"{run.run_id}.keras", icon=":material/download:",
-                   on_click="ignore",
-                   help="Load with keras.saving.load_model after `import tlcore.layers`; "
-                        "it takes raw [0, 255] RGB pixels and returns logits.")
-tflite = run.run_dir / export.TFLITE_FILE
-if tflite.is_file():
-    st.download_button("Download TensorFlow Lite (.tflite)", tflite.read_bytes,
-                       file_name=f"{run.run_id}.tflite", icon=":material/smartphone:",
-                       on_click="ignore")
-elif not run.deletable_by(state.owner()):
-    st.caption("Exports of the demo host's runs are made by the host.")
-elif st.button("Export for phones (TensorFlow Lite)", icon=":material/smartphone:"):
-    with work.heavy("Converting to TensorFlow Lite"):
-        export.export_tflite(run)
-    st.rerun()
+st.subheader("Use it elsewhere")
+exporting.downloads(run)
 st.subheader("Try it")
 try_it.panel(run, key="runs-try")
 

@@ -142,3 +142,24 @@ def test_top_classes_most_probable_first():
     assert [name for _, name, _ in top] == ["b", "d", "a"]
     with pytest.raises(ValueError, match="3 probabilities for 4 classes"):
         predict.top_classes(np.array([0.2, 0.3, 0.5]), ["a", "b", "c", "d"])
+
+
+def test_the_runs_page_predicts_many_uploads_as_a_table(tiny_run, model):
+    from test_app import by_label, open_page
+
+    app = open_page("app_pages/runs.py", run_id=tiny_run.run_id)
+    uploads = [("red.png", GOOD["red.png"], "image/png"), ("cut.png", TRUNCATED, "image/png"),
+               ("more.zip", zipped({"blue.png": GOOD["blue.png"]}), "application/zip")]
+    by_label(app.get("file_uploader"), "Images, or zips of images").set_value(uploads).run()
+    by_label(app.button, "Predict 3 files").click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    table = next(frame.value for frame in app.dataframe if "confidence" in frame.value)
+    assert list(table["file"]) == ["red.png", "cut.png", "more.zip/blue.png"]
+    classes, probabilities = expected(model, tiny_run.classes, GOOD["red.png"], 3)
+    assert table["class"][0] == classes[0]
+    assert table["confidence"][0] == pytest.approx(probabilities[0], abs=1e-5)
+    assert table["image"][0].startswith("data:image/jpeg;base64,")
+    assert "cut short" in table["problem"][1] and table["class"].isna()[1]
+    assert any(caption.value.startswith("2 images predicted; 1 file could not be read")
+               for caption in app.caption)
+    assert by_label(app.get("download_button"), "Download the table (CSV)")

@@ -227,7 +227,8 @@ def _zip_files(name: str, source: Source, target: Path, budget: dict[str, int]
                                          max_total_bytes=budget["bytes"])
     except (archives.ArchiveError, config.LimitError, OSError) as problem:
         shutil.rmtree(target, ignore_errors=True)  # a refused zip keeps nothing
-        return [(name, archives.ArchiveError(f"this zip was refused: {problem}"))]
+        reason = str(problem).replace(str(target), name)  # no temporary folder of ours
+        return [(name, archives.ArchiveError(f"this zip was refused: {reason}"))]
     budget["bytes"] -= sum(path.stat().st_size for path in extracted)
     return _listed(name, target, sorted(extracted))
 

@@ -1,7 +1,11 @@
-"""Try it: a run's answer for the visitor's own images or a camera photo, right away.
+"""Try it: a run's answer for the visitor's own images or a camera photo, right away; or
+for many images (or zips of them) at once, as a table.
 
-For each image: the top classes with their probabilities at once (one batch through the
-shared model), then Grad-CAM for the top class (or another, chosen per image).
+For each of a few images: the top classes with their probabilities at once (one batch
+through the shared model), then Grad-CAM for the top class (or another, chosen per image).
+Many images are heavy page work (`work.heavy`, in its turn, with progress and Cancel):
+a table with a thumbnail, the top classes and the confidence of each, sortable in the
+browser and downloadable as CSV (`tlcore.predict`).
 
 Measured on the 2-core box with one TensorFlow thread (a public demo's setting), per
 image: a prediction takes 5 ms (small CNN at 32 px) to 250 ms (VGG16 at 224 px), so a
@@ -19,35 +23,16 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-from tlcore import config, images, models, runs
-from ui import cache, widgets
+from tlcore import config, images, models, predict, runs
+from ui import cache, widgets, work
 
-TOP_K = 3
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "webp"]
 SHOWN_WIDTH = 160  # px of each image and its Grad-CAM
 CAMERA_TITLE = "Photo from the camera"
+THUMBNAIL_SIDE = 48  # px of each image in the many-images table (a JPEG data address)
 
 
-def top_classes(probabilities: np.ndarray, classes: Sequence[str], k: int = TOP_K
-                ) -> list[tuple[int, str, float]]:
-    """The k most probable classes, most probable first.
-
-    Args:
-        probabilities: (K,) class probabilities that sum to 1.
-        classes: the K class names.
-        k: how many to return (fewer when the model has fewer classes).
-
-    Returns:
-        (class index, class name, probability) tuples.
-
-    Raises:
-        ValueError: the probabilities and the class names differ in length.
-    """
-    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-    if len(probabilities) != len(classes):
-        raise ValueError(f"{len(probabilities)} probabilities for {len(classes)} classes")
-    order = np.argsort(-probabilities, kind="stable")[:max(0, k)]
-    return [(int(index), classes[index], float(probabilities[index])) for index in order]
+top_classes = predict.top_classes  # tests/test_try_it.py still reads it here
 
 
 def within_limit(names: Sequence[str]) -> tuple[int, str | None]:
@@ -84,10 +69,16 @@ def panel(run: runs.Run, key: str) -> None:
         run: the run whose model answers.
         key: a prefix for the panel's widget keys, unique on the page.
     """
-    st.markdown("Give the model images it has never seen: upload a few, or take a photo.")
-    st.caption(meaning(len(run.classes)) + " Grad-CAM colours the regions whose features "
-               "speak for a class: warm where they count most.")
-    _inputs_and_answers(run, key)
+    st.markdown("Give the model images it has never seen: a few, or a photo, each with "
+                "where the model looks; or many at once, as a table.")
+    st.caption(meaning(len(run.classes)))
+    few, many = st.tabs(["A few images", "Many images"])
+    with few:
+        st.caption("Grad-CAM colours the regions whose features speak for a class: warm "
+                   "where they count most.")
+        _inputs_and_answers(run, key)
+    with many:
+        _many_images(run, key)
 
 
 @st.fragment
@@ -140,7 +131,7 @@ def answers(run: runs.Run, files: Sequence[tuple[str, Any]], key: str) -> None:
         with left:
             widgets.show_image(image, "what the model sees", SHOWN_WIDTH)
         with middle:
-            _bars(top_classes(row, run.classes))
+            _bars(predict.top_classes(row, run.classes))
         explained.append(right.container())
     # Only now the heavier Grad-CAM, image by image: every image's answer is already shown.
     for number, (slot, image, row) in enumerate(zip(explained, pixels, probabilities)):
@@ -169,3 +160,66 @@ def _grad_cam(run: runs.Run, image: np.ndarray, predicted: int, key: str) -> Non
                        SHOWN_WIDTH)
     if not result["grad_cam"].any():
         st.caption(f"Nothing in this image speaks for {widgets.plain(name)}.")
+
+
+@st.fragment
+def _many_images(run: runs.Run, key: str) -> None:
+    # A fragment: choosing files reruns this tab, not the page (nor the other tab).
+    uploads = st.file_uploader(
+        "Images, or zips of images", type=[*IMAGE_TYPES, "zip"], accept_multiple_files=True,
+        key=f"{key}-many", max_upload_size=config.limits().upload_mb,
+        help="Each image gets its top classes; a zip stands for the images inside it.")
+    if not uploads:
+        return
+    if not st.button(f"Predict {widgets.count(len(uploads), 'file')}", key=f"{key}-predict",
+                     icon=":material/table_rows:", type="primary"):
+        return
+    shared = cache.shared_model(run)
+    try:
+        with work.heavy("Predicting") as progress, shared.lock:
+            rows = predict.predict_files(
+                shared.model, run.classes, [(upload.name, upload.getvalue()) for upload in uploads],
+                thumbnail_side=THUMBNAIL_SIDE, on_step=progress.on_step,
+                should_stop=progress.should_stop)
+    except config.LimitError as refusal:
+        widgets.error(refusal)
+        return
+    prediction_table(rows, progress.stopped_because)
+    st.download_button("Download the table (CSV)", predict.rows_csv(rows),
+                       file_name=f"{run.run_id}-predictions.csv", mime="text/csv",
+                       icon=":material/download:", on_click="ignore", key=f"{key}-csv")
+
+
+def prediction_table(rows: Sequence[dict[str, Any]], stopped_because: str | None) -> None:
+    """Show predicted rows as a sortable table: thumbnail, file, class, confidence, the
+    next classes, and why a file could not be read.
+
+    Args:
+        rows: `predict.predict_files` rows, with thumbnails.
+        stopped_because: why the prediction ended early (None: it finished).
+    """
+    unreadable = sum(row["error"] is not None for row in rows)
+    summary = f"{widgets.count(len(rows) - unreadable, 'image')} predicted"
+    if unreadable:
+        summary += f"; {widgets.count(unreadable, 'file')} could not be read (see the last column)"
+    if stopped_because:
+        st.warning(f"{summary}: the rest were not, because {stopped_because}.",
+                   icon=":material/timer_off:")
+    else:
+        st.caption(summary + ". Click a column's title to sort by it.")
+    table = [{"image": row.get("thumbnail"), "file": row["file"],
+              "class": row["classes"][0] if row["classes"] else None,
+              "confidence": row["probabilities"][0] if row["probabilities"] else None,
+              "next": ", ".join(f"{name} {probability:.0%}" for name, probability
+                                in zip(row["classes"][1:], row["probabilities"][1:])),
+              "problem": widgets.redact(row["error"] or "")} for row in rows]
+    st.dataframe(table, hide_index=True, width="stretch", row_height=56, column_config={
+        "image": st.column_config.ImageColumn("Image", width="small"),
+        "file": st.column_config.TextColumn("File"),
+        "class": st.column_config.TextColumn("Class", help="The most probable class."),
+        "confidence": st.column_config.ProgressColumn(
+            "Confidence", format="percent", min_value=0.0, max_value=1.0,
+            help="The model's probability for its class (among its classes only)."),
+        "next": st.column_config.TextColumn("Next most probable"),
+        "problem": st.column_config.TextColumn("Problem", help="Why a file could not be read."),
+    })
