@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import backbones, checkpoints, config, runs
-from ui import cache, charts, jobs, state, training, try_it, widgets
+from ui import cache, charts, jobs, robust_training, state, training, try_it, widgets
 
 st.title("Train")
 st.markdown(
@@ -72,7 +72,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
                       help="A feature extractor turns every image into a vector once; the "
                            "vectors are kept on disk for later trainings of the same body, "
                            "images and size.")
-    training.robust_outcome(run.info["config"])
+    robust_training.outcome(run.info["config"])
     history = run.info["history"]
     epochs = [{key: values[i] for key, values in history.items()}
               for i in range(len(history.get("loss", [])))]
@@ -102,7 +102,7 @@ if interrupted and not config.public_demo():
                    "finished epoch; resume continues from the last one.")
         for checkpoint in interrupted[:5]:
             left, middle, right = st.columns([6, 1, 1])
-            left.write(checkpoint.label() + training.robust_clause(checkpoint.state["config"]))
+            left.write(checkpoint.label() + robust_training.clause(checkpoint.state["config"]))
             if middle.button("Resume", key=f"resume-{checkpoint.run_id}"):
                 try:
                     job = jobs.start_training(state.visitor_id(), checkpoint.train_config(),

@@ -34,7 +34,7 @@ def test_the_lab_compares_a_standard_and_a_robust_run_of_different_sizes(tiny_ru
     summary = app.dataframe[0].value
     assert [network.endswith(side) for network, side in
             zip(summary["network"], (", 32 px", ", 48 px"))] == [True, True]
-    assert summary["training"].tolist() == ["standard", "robust, 4/255, FGSM-RS"]
+    assert summary["training"].tolist() == ["standard", "robust, 4/255 FGSM-RS"]
     by_label(app.slider, "Validation images").set_value(6).run()
     by_label(app.number_input, "PGD steps").set_value(2).run()
     clicked(app, "Compute both curves")

@@ -6,7 +6,7 @@ import pytest
 
 from tests.test_app import by_label, open_page
 from tlcore import runs
-from ui import jobs, state, training
+from ui import jobs, robust_training, state
 
 BUDGET = "Budget: how far an attack may move each pixel (0 = off)"
 METHOD = "Attack used in training"
@@ -19,8 +19,8 @@ def _expander(app, title: str):
 def test_fast_mode_explains_why_it_cannot_be_robust(tiny_folder):
     app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
     assert by_label(app.radio, "Mode").value == "fast"
-    section = _expander(app, training.ROBUST_TITLE)
-    assert [text.value for text in section.markdown] == [training.FAST_NOT_ROBUST]
+    section = _expander(app, robust_training.TITLE)
+    assert [text.value for text in section.markdown] == [robust_training.FAST_MODE]
     assert not section.slider
 
 
@@ -29,8 +29,8 @@ def test_a_robust_training_from_the_page_records_its_budget(tmp_path, make_image
     folder = make_image_folder(tmp_path / "robust", per_class=4)
     app = open_page("app_pages/train.py", data_source=str(folder.resolve()))
     by_label(app.selectbox, "Backbone").set_value("scratch_cnn").run()
-    section = _expander(app, training.ROBUST_TITLE)
-    assert training.ROBUST_LESSON in section.markdown[0].value
+    section = _expander(app, robust_training.TITLE)
+    assert robust_training.LESSON in section.markdown[0].value
     budget = by_label(section.slider, BUDGET)
     assert budget.value == 0 and by_label(section.radio, METHOD).disabled  # off by default
     assert not section.number_input  # PGD's steps only for PGD
@@ -57,9 +57,9 @@ def test_a_robust_training_from_the_page_records_its_budget(tmp_path, make_image
 
 
 def test_a_runs_budget_reads_the_same_everywhere():
-    assert training.robust_label({"adversarial_epsilon": 0.0}) == ""
-    assert training.robust_label({}) == ""  # a run from before adversarial training
-    assert training.robust_label({"adversarial_epsilon": 2.5, "adversarial_method": "pgd",
+    assert robust_training.label({"adversarial_epsilon": 0.0}) == ""
+    assert robust_training.label({}) == ""  # a run from before adversarial training
+    assert robust_training.label({"adversarial_epsilon": 2.5, "adversarial_method": "pgd",
                                   "adversarial_steps": 7}) == "2.5/255 PGD, 7 steps"
-    assert training.robust_clause({"adversarial_epsilon": 4.0, "adversarial_method": "fgsm-rs",
+    assert robust_training.clause({"adversarial_epsilon": 4.0, "adversarial_method": "fgsm-rs",
                                    "adversarial_steps": 7}) == ", robust at 4/255 FGSM-RS"

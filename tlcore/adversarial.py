@@ -34,7 +34,8 @@ class AdversarialTraining(keras.Model):
         self.classifier = classifier
         self.epsilon = float(train_config.adversarial_epsilon)
         self.method = train_config.adversarial_method
-        self.attack_steps = 1 if self.method == "fgsm-rs" else int(train_config.adversarial_steps)
+        self.attack_steps = config.ADVERSARIAL_METHODS[self.method].steps(
+            int(train_config.adversarial_steps))
         self.step_size = (FGSM_RS_STEP * self.epsilon if self.method == "fgsm-rs"
                           else PGD_STEP * self.epsilon / self.attack_steps)
         self.seed = int(train_config.seed)

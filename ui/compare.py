@@ -16,7 +16,7 @@ import streamlit as st
 
 from tlcore import (attack, backbones, compare, config, data, evaluate, images, references,
                     runs, visualize)
-from ui import attacking, cache, charts, evaluation, state, training, widgets, work
+from ui import attacking, cache, charts, evaluation, robust_training, state, widgets, work
 
 TRANSFER_EPSILONS = (1, 2, 4, 8, 16)
 IDEAL_STEPS = (50, 100, 150, 300)
@@ -68,9 +68,9 @@ class Pair:
 
 def robust_words(run: runs.Run, short: bool = False) -> str:
     """How a run was trained against attacks, in words: "standard", or "robust" and its
-    budget (and, unless `short`, the attack: `training.robust_label`)."""
+    budget (and, unless `short`, the attack: `robust_training.label`)."""
     settings = run.info.get("config", {})
-    label = training.robust_label(settings)
+    label = robust_training.label(settings)
     if not label:
         return "standard"
     return f"robust {settings['adversarial_epsilon']:g}/255" if short else f"robust, {label}"

@@ -3,13 +3,11 @@ weights are here and how long it will take), what a running training is, and why
 are missing, in the app's words."""
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import streamlit as st
 
 from tlcore import backbones, config, data, estimate
 from tlcore.backbones import MissingWeights
-from ui import cache, widgets
+from ui import cache, robust_training, widgets
 
 MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
                "fine-tune": "Fine-tune (that head first, then the body's top blocks; slower, "
@@ -24,19 +22,6 @@ WEIGHTS_LABELS = {"imagenet": "ImageNet",
 IMAGENET_STATES = {"on disk": "on this server", "downloadable": "downloaded once at Train",
                    "unavailable": "not on this server"}
 FORM_KEY = "train-form-"  # prefix of the training form's widget keys
-ROBUST_TITLE = "Robust training (adversarial)"
-ROBUST_LESSON = (
-    "The model trains on copies of its training images that an attack changed, each pixel "
-    "by at most the budget, to fool the model as it is at that moment; so small attacks of "
-    "that size stop working. The price is some accuracy on clean images, and time: every "
-    "batch is attacked before the model learns from it (the expected time below counts it).")
-ROBUST_FINE_TUNE = ("In fine-tuning, the head's first epochs train on the images as they are; "
-                    "the body's epochs train on the attacked copies.")
-FAST_NOT_ROBUST = (
-    "A feature extractor cannot be made robust: its frozen body turns every image into a "
-    "feature vector once, from the images as they are, and the head only ever sees those "
-    "vectors. An attack must change the pixels and go back through the body for every "
-    "batch. Choose **Fine-tune** or **End-to-end** to train robustly.")
 _FORM_HIDDEN = "train-hidden-form"  # a run did not draw the form (not a widget key)
 
 
@@ -126,7 +111,7 @@ def form(dataset: data.Dataset) -> config.TrainConfig | None:
         extra = fine_tune_options(backbone) if mode == "fine-tune" else {}
         class_weights = st.checkbox("Weight rare classes up (balanced class weights)", True,
                                     key=f"{FORM_KEY}class-weights")
-        robust = robust_options(mode)
+        robust = robust_training.options(mode, FORM_KEY)
         train_config = config.TrainConfig(
             backbone=backbone, weights=None if weights == "none" else weights, mode=mode,
             epochs=int(epochs), image_size=int(image_size), batch_size=int(batch_size),
@@ -160,64 +145,6 @@ def fine_tune_options(backbone: str) -> dict:
             "patience": int(patience), "augment": augment}
 
 
-def robust_options(mode: str) -> dict:
-    """Adversarial training's settings, in a section that teaches what they do (none: a
-    standard training); in fast mode, why a feature extractor cannot be made robust."""
-    with st.expander(ROBUST_TITLE, icon=":material/shield:"):
-        if mode == "fast":
-            st.markdown(FAST_NOT_ROBUST)
-            return {}
-        st.markdown(ROBUST_LESSON + (f" {ROBUST_FINE_TUNE}" if mode == "fine-tune" else ""))
-        budget = st.slider("Budget: how far an attack may move each pixel (0 = off)", 0, 16, 0,
-                           format="%d/255", key=f"{FORM_KEY}robust-budget",
-                           help="In levels of the 0-255 pixel range, as on the Attack page: "
-                                "4/255 is a common budget for small images.")
-        methods = list(config.ADVERSARIAL_METHODS)
-        method = st.radio("Attack used in training", methods, disabled=not budget,
-                          format_func=lambda name: config.ADVERSARIAL_METHODS[name].label,
-                          captions=[config.ADVERSARIAL_METHODS[name].note for name in methods],
-                          key=f"{FORM_KEY}robust-method")
-        settings = {"adversarial_epsilon": float(budget), "adversarial_method": method}
-        if config.ADVERSARIAL_METHODS[method].attack_steps is None:
-            settings["adversarial_steps"] = int(st.number_input(
-                "Attack steps per batch", 1, 20, config.TrainConfig.adversarial_steps,
-                disabled=not budget, key=f"{FORM_KEY}robust-steps", width=240))
-    return settings if budget else {}
-
-
-def robust_label(settings: Mapping[str, Any]) -> str:
-    """A training's adversarial budget for people, short enough for a table column ("4/255
-    FGSM-RS", "4/255 PGD, 7 steps"), or "" for a standard one.
-
-    Args:
-        settings: a run's or checkpoint's recorded config (`TrainConfig.to_dict()`); older
-            runs without the adversarial settings read as standard.
-    """
-    budget = settings.get("adversarial_epsilon")
-    if not budget:
-        return ""
-    method = config.ADVERSARIAL_METHODS[settings["adversarial_method"]]
-    steps = ("" if method.attack_steps is not None else
-             f", {widgets.count(method.steps(settings['adversarial_steps']), 'step')}")
-    return f"{budget:g}/255 {method.label}{steps}"
-
-
-def robust_clause(settings: Mapping[str, Any]) -> str:
-    """", robust at 4/255 FGSM-RS" for a robust training, to end a description; else ""."""
-    label = robust_label(settings)
-    return f", robust at {label}" if label else ""
-
-
-def robust_outcome(settings: Mapping[str, Any]) -> None:
-    """Under a finished training's numbers: that it was trained robustly, and where to see
-    what that bought (nothing for a standard training)."""
-    label = robust_label(settings)
-    if label:
-        st.caption(f":material/shield: Trained robustly at {label}. The accuracies above are "
-                   "on the images as they are; the **Attack** page measures how well it "
-                   "resists attacks.")
-
-
 def expected_time(train_config: config.TrainConfig, dataset: data.Dataset) -> None:
     """Say how long this training should take, before the click, for the settings shown."""
     try:
@@ -235,7 +162,7 @@ def expected_time(train_config: config.TrainConfig, dataset: data.Dataset) -> No
         epochs = f"{train_config.head_epochs} head + {train_config.epochs} fine-tuning epochs"
     st.caption(f":material/schedule: Expected: **{expected.describe()}**, {basis}, for "
                f"{epochs} at {train_config.image_size} px"
-               f"{robust_clause(train_config.to_dict())}.{cached}")
+               f"{robust_training.clause(train_config.to_dict())}.{cached}")
 
 
 def missing_weights(missing: MissingWeights) -> None:
@@ -265,5 +192,5 @@ def running(job_config: config.TrainConfig, data_name: str) -> None:
                 f"{backbones.weights_label(job_config.weights)}, "
                 f"{MODE_NAMES[job_config.mode]}, {epochs} at {job_config.image_size} px, "
                 f"batch {job_config.batch_size}, learning rate "
-                f"{job_config.effective_learning_rate:g}{robust_clause(job_config.to_dict())}, "
+                f"{job_config.effective_learning_rate:g}{robust_training.clause(job_config.to_dict())}, "
                 f"on {widgets.plain(data_name)}.")
