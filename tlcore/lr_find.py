@@ -382,7 +382,10 @@ def _sweep(model: keras.Model, batches: Iterator[tuple[Any, np.ndarray]],
     losses: list[float] = []
     smoothed: list[float] = []
     average, lowest = 0.0, math.inf
-    _report(on_step, 0, len(rates), {"phase": "trying learning rates"})  # the step's tracing
+    # No count yet (total 0) while the training step is traced: the time left is timed from
+    # the first step taken.
+    _report(on_step, 0, 0, {"phase": "trying learning rates",
+                             "detail": "preparing the training step"})
     for index, (rate, (images, labels)) in enumerate(zip(rates, batches)):
         if should_stop is not None and should_stop():
             return losses, smoothed, "stopped", None
@@ -398,7 +401,7 @@ def _sweep(model: keras.Model, batches: Iterator[tuple[Any, np.ndarray]],
         lowest = min(lowest, value)
         _report(on_step, index + 1, len(rates), {
             "phase": "trying learning rates", "learning_rate": float(rate), "loss": value,
-            "detail": f"rate {rate:.1e}, smoothed loss {value:.3f}"})
+            "detail": f"learning rate {rate:.1e}, smoothed loss {value:.3f}"})
         if value > diverge * lowest:
             return losses, smoothed, "diverged", float(rate)
     return losses, smoothed, "end of range", None

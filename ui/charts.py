@@ -506,19 +506,23 @@ def learning_rate_finder(rates: Sequence[float], losses: Sequence[float],
         if picked:
             figure.add_annotation(x=math.log10(rate), y=loss, text=f"suggested: {rate:.2g}",
                                   showarrow=True, arrowhead=2, ax=0, ay=-40)
-    low, high = min(smoothed), max(smoothed)
-    margin = 0.1 * (high - low) or 0.1 * abs(high) or 0.1
+    # Up to the highest point before the lowest, so the fall fills the chart and the
+    # blow-up leaves it at the top.
+    lowest = int(np.argmin(smoothed))
+    low, high = float(smoothed[lowest]), float(max(smoothed[:lowest + 1]))
+    margin = 0.25 * (high - low) or 0.1 * abs(high) or 0.1
+    bottom, top = max(0.0, low - 0.4 * margin), high + margin
     if diverged_at is not None:  # a trace, not a shape: shapes and annotations read a log
         # axis differently
         figure.add_trace(go.Scatter(
-            x=[diverged_at, diverged_at], y=[max(0.0, low - margin), high + margin],
+            x=[diverged_at, diverged_at], y=[bottom, top],
             mode="lines", line=dict(color=PALETTE[1], dash="dot", width=2),
             name=f"the loss blew up: {diverged_at:.2g}", hoverinfo="skip"))
     decades = range(math.floor(math.log10(min(rates))), math.ceil(math.log10(max(rates))) + 1)
     figure.update_xaxes(type="log", title="learning rate (log scale)",
                         tickvals=[10.0 ** power for power in decades],
                         ticktext=[f"{10.0 ** power:g}" for power in decades])
-    figure.update_yaxes(title="loss", range=[max(0.0, low - margin), high + margin])
+    figure.update_yaxes(title="loss", range=[bottom, top])
     figure.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
                          hovermode="closest")
     return _layout(figure, "Loss as the learning rate grows", HEIGHT + 40, top=90)

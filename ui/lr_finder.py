@@ -16,9 +16,9 @@ STEP_CHOICES = (25, 50, 100, 200)
 LESSON = (
     "Too low a learning rate and training crawls; too high and the loss blows up. This test "
     "trains a copy of the model set above, one batch per rate, starting from a rate so small "
-    f"that nothing changes ({lr_find.START:g}) and multiplying it by the same factor at each "
-    "step, until the loss blows up. A good rate is where the loss still falls steeply, well "
-    "before that point. Nothing is saved.")
+    "that nothing changes (one ten-millionth) and multiplying it by the same factor at each "
+    f"step up to {lr_find.END:g}, until the loss blows up. A good rate is where the loss still "
+    "falls steeply, well before that point. Nothing is saved.")
 FINE_TUNE_NOTE = ("Fine-tuning: the head is trained first, as the training does, so the "
                   "rates tried are those of the body's stage.")
 FAST_NOTE = ("A feature extractor needs no search: its head learns in seconds at "
@@ -139,7 +139,8 @@ def _show(result: lr_find.LRFindResult, key: str) -> None:
               on_click=training.use_learning_rate, args=(found.learning_rate,),
               help="Puts it in the Learning rate field above.")
     ending = {"diverged": f"the loss blew up at {result.diverged_at or 0:.2g}",
-              "end of range": f"the last rate, {result.end:g}, was reached without a blow-up",
+              "end of range": f"it reached the last rate, {result.end:g}, before the loss blew "
+                              f"up ({lr_find.DIVERGE:g}x its lowest)",
               "stopped": "it was stopped"}[result.ended]
     st.caption(f"{len(result.learning_rates)} of {result.steps} rates tried on "
                f"{widgets.count(result.images, 'training image')} in {result.seconds:.0f} s; "
