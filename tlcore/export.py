@@ -85,7 +85,8 @@ def predict(pixels):
     return softmax(model.predict(pixels[None], verbose=0)[0])
 '''
 
-_TFLITE_CODE = '''try:  # LiteRT, TensorFlow Lite's new home: needs no TensorFlow (a phone, a Raspberry Pi)
+_TFLITE_CODE = '''\
+try:  # LiteRT, TensorFlow Lite's new home, needs no TensorFlow (phones, small boards)
     from ai_edge_litert.interpreter import Interpreter
 except ImportError:  # TensorFlow's own copy (it warns that it has moved)
     import tensorflow as tf
@@ -127,8 +128,10 @@ FORMATS = {
                           "tensorflow pillow numpy", _SAVED_MODEL_CODE),
 }
 
-_SNIPPET = string.Template('''"""The top $k classes of images, by the model of tlcore run $run_id ($label).
+_SNIPPET = string.Template('''\
+"""Print the top $k classes of each image given, by a model from tlcore.
 
+Model: run $run_id, $label.
 Usage: python predict.py IMAGE [IMAGE ...]   (needs: pip install $needs)
 Prints one line per class: the image, the class, its probability; most probable first.
 """

@@ -15,6 +15,8 @@ import streamlit as st
 from tlcore import export, runs
 from ui import state, work
 
+CODE_HEIGHT = 360  # px of the program shown: it scrolls, so Try it stays near
+
 # What each format is for, in a newcomer's words, and the button that makes a missing one.
 USES = {
     "keras": "The model as Keras saves it: for Python with Keras 3, to predict or to "
@@ -25,10 +27,12 @@ USES = {
                    "answers predictions over the network. It takes pixels and returns "
                    "each class's score and probability.",
 }
-MAKE: dict[str, tuple[str, str, Callable[..., Path]]] = {"tflite": ("Export for phones (TensorFlow Lite)", ":material/smartphone:",
-                   export.export_tflite),
-        "saved_model": ("Export for TensorFlow Serving", ":material/dns:",
-                        export.export_saved_model)}
+MAKE: dict[str, tuple[str, str, Callable[..., Path]]] = {
+    "tflite": ("Export for phones (TensorFlow Lite)", ":material/smartphone:",
+               export.export_tflite),
+    "saved_model": ("Export for TensorFlow Serving", ":material/dns:",
+                    export.export_saved_model),
+}
 
 
 def downloads(run: runs.Run) -> None:
@@ -51,13 +55,16 @@ def _format(run: runs.Run, kind: str) -> None:
         _make(run, kind)
         return
     name = export.file_name(run, kind)
+    # Read when clicked, not at every rerun (a model is tens to hundreds of MB).
     st.download_button(f"Download {export.FORMATS[kind].label}", path.read_bytes,
                        file_name=name, icon=":material/download:", on_click="ignore",
                        key=f"download-{kind}")
-    st.markdown(f"To use it: save this program as `predict.py` beside `{name}`, then run "
+    beside = (f"the folder that `{name}` unzips to" if name.endswith(".zip") else f"`{name}`")
+    st.markdown(f"To use it: save this program as `predict.py` beside {beside}, then run "
                 "`python predict.py` followed by your images. It prints each image's top "
-                "classes with their probabilities, the same as this app.")
-    st.code(export.snippet(run, kind), language="python")
+                "classes with their probabilities, the same as this app. (The copy button "
+                "is at the program's top right.)")
+    st.code(export.snippet(run, kind), language="python", height=CODE_HEIGHT)
 
 
 def _make(run: runs.Run, kind: str) -> None:
@@ -66,6 +73,8 @@ def _make(run: runs.Run, kind: str) -> None:
         st.caption("Exports of the demo host's runs are made by the host.")
         return
     label, icon, maker = MAKE[kind]
+    st.caption("Exporting takes seconds to a minute; then the file's download and a short "
+               "Python program that uses it appear here.")
     if st.button(label, icon=icon, key=f"export-{kind}"):
         with work.heavy(label) as progress:
             maker(run, on_step=progress.on_step)

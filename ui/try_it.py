@@ -213,13 +213,16 @@ def prediction_table(rows: Sequence[dict[str, Any]], stopped_because: str | None
               "next": ", ".join(f"{name} {probability:.0%}" for name, probability
                                 in zip(row["classes"][1:], row["probabilities"][1:])),
               "problem": widgets.redact(row["error"] or "")} for row in rows]
-    st.dataframe(table, hide_index=True, width="stretch", row_height=56, column_config={
-        "image": st.column_config.ImageColumn("Image", width="small"),
-        "file": st.column_config.TextColumn("File"),
-        "class": st.column_config.TextColumn("Class", help="The most probable class."),
+    columns = {
+        "image": st.column_config.ImageColumn("Image", width=60),
+        "file": st.column_config.TextColumn("File", width=200),
+        "class": st.column_config.TextColumn("Class", width=110, help="The most probable class."),
         "confidence": st.column_config.ProgressColumn(
-            "Confidence", format="percent", min_value=0.0, max_value=1.0,
+            "Confidence", format="percent", min_value=0.0, max_value=1.0, width=140,
             help="The model's probability for its class (among its classes only)."),
-        "next": st.column_config.TextColumn("Next most probable"),
-        "problem": st.column_config.TextColumn("Problem", help="Why a file could not be read."),
-    })
+        "next": st.column_config.TextColumn("Next most probable", width=170),
+        "problem": st.column_config.TextColumn("Problem", width=300,
+                                               help="Why a file could not be read."),
+    }
+    st.dataframe(table, hide_index=True, width="stretch", row_height=56, placeholder="",
+                 column_config=columns)
