@@ -139,8 +139,8 @@ def _show(result: lr_find.LRFindResult, key: str) -> None:
               on_click=training.use_learning_rate, args=(found.learning_rate,),
               help="Puts it in the Learning rate field above.")
     ending = {"diverged": f"the loss blew up at {result.diverged_at or 0:.2g}",
-              "end of range": f"it reached the last rate, {result.end:g}, before the loss blew "
-                              f"up ({lr_find.DIVERGE:g}x its lowest)",
+              "end of range": f"it reached the last rate, {result.end:g}, without the loss "
+                              f"passing {lr_find.DIVERGE:g}x its lowest",
               "stopped": "it was stopped"}[result.ended]
     st.caption(f"{len(result.learning_rates)} of {result.steps} rates tried on "
                f"{widgets.count(result.images, 'training image')} in {result.seconds:.0f} s; "
