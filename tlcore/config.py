@@ -223,6 +223,116 @@ ADVERSARIAL_METHODS = {
 }
 
 
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationKind:
+    """One kind of random change that augmentation makes to a training image: one entry of
+    `AUGMENTATIONS`, for the code that offers, checks, describes and builds it
+    (`tlcore.augment` builds its Keras layer).
+
+    Attributes:
+        label: its name for people, on its slider.
+        note: for people: what it does, and when it would make a label wrong.
+        choices: the values of a kind picked among names (flips); empty for a strength.
+        maximum: a strength's largest value (0 turns the kind off).
+        shown: a strength as people read it: the value times `scale`, then `unit`
+            (a rotation of 0.05 of a turn reads 18 degrees).
+        scale: see `shown`.
+        unit: see `shown`.
+    """
+
+    label: str
+    note: str
+    choices: tuple[str, ...] = ()
+    maximum: float = 0.0
+    scale: float = 100.0
+    unit: str = "%"
+
+    def shown(self, value: float | str) -> str:
+        """A value as people read it: "18°", "10%", or a choice's name."""
+        return value if self.choices else f"{float(value) * self.scale:.3g}{self.unit}"
+
+
+# The one table of augmentations, in the order they are applied: the geometry first, then
+# the colours, then the erased patch (which should stay a flat grey).
+AUGMENTATIONS = {
+    "flip": AugmentationKind(
+        "Flip", "Mirrors images at random: left-right, or also upside down. Upside down is "
+                "wrong for photos of pets or street scenes, right for textures, cells or "
+                "satellite views.", choices=("none", "horizontal", "both")),
+    "rotation": AugmentationKind(
+        "Rotation", "Turns each image by up to this angle, either way (edges mirrored).",
+        maximum=0.5, scale=360.0, unit="°"),
+    "zoom": AugmentationKind(
+        "Zoom", "Zooms in or out by up to this share of the side.", maximum=0.5),
+    "translation": AugmentationKind(
+        "Shift", "Moves the image by up to this share of its side, sideways and up or down.",
+        maximum=0.5),
+    "brightness": AugmentationKind(
+        "Brightness", "Lightens or darkens by up to this share of the pixel range.",
+        maximum=0.5),
+    "contrast": AugmentationKind(
+        "Contrast", "Stretches or flattens the contrast by up to this share.", maximum=0.9),
+    "saturation": AugmentationKind(
+        "Colour saturation", "Makes the colours paler or stronger by up to this much (100%: "
+                             "from grey to fully saturated). Wrong where colour is the class.",
+        maximum=1.0),
+    "erasing": AugmentationKind(
+        "Erasing", "Hides a grey patch of up to this share of the image, in half of the "
+                   "images, so no single part of an image decides its class.", maximum=0.5),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """The random changes fine-tuning makes to each training image, one field per kind of
+    `AUGMENTATIONS` (a strength of 0, or flip "none", turns a kind off). The defaults are
+    the augmentation fine-tuning has always made: left-right flips, rotations of up to 18
+    degrees, zooms and contrast changes of up to 10%.
+
+    Attributes:
+        flip: "none", "horizontal" (left-right) or "both" (also upside down).
+        rotation: the largest rotation either way, as a fraction of a full turn.
+        zoom: the largest zoom in or out, as a fraction of the side.
+        translation: the largest shift, as a fraction of the side.
+        brightness: the largest brightness change, as a fraction of the pixel range.
+        contrast: the largest contrast change, as a fraction.
+        saturation: the spread of colour-saturation changes (1: from grey to full colour).
+        erasing: the largest grey patch, as a fraction of the image's area.
+    """
+
+    flip: str = "horizontal"
+    rotation: float = 0.05
+    zoom: float = 0.1
+    translation: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.1
+    saturation: float = 0.0
+    erasing: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, kind in AUGMENTATIONS.items():
+            value = getattr(self, name)
+            if kind.choices:
+                _require(value in kind.choices,
+                         f"{name}={value!r} is not one of {kind.choices}")
+            else:
+                _require(0 <= value <= kind.maximum,
+                         f"{name}={value} must be between 0 (off) and {kind.maximum:g}")
+
+    def changes(self) -> dict[str, float | str]:
+        """The kinds that change images, with their values, in `AUGMENTATIONS`' order."""
+        return {name: getattr(self, name) for name in AUGMENTATIONS
+                if getattr(self, name) not in (0, "none")}
+
+    def describe(self) -> str:
+        """For people: "flip horizontal, rotation up to 18°, zoom up to 10%, ..."."""
+        return ", ".join(
+            f"{AUGMENTATIONS[name].label.lower()} "
+            f"{'' if AUGMENTATIONS[name].choices else 'up to '}{AUGMENTATIONS[name].shown(value)}"
+            for name, value in self.changes().items()) or "no change"
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides how a classifier is trained.
@@ -243,8 +353,11 @@ class TrainConfig:
             (0 = head only, -1 = all of it); None: 2 when fine-tuning, all end to end.
         head_epochs: fine-tune mode: epochs of the head alone, on cached embeddings, before
             the body is unfrozen.
-        augment: fine-tune mode: random flips, rotations, zooms and contrast changes of the
-            training images.
+        augment: fine-tune mode: change the training images at random, as `augmentation`
+            says (False: train on the images as they are).
+        augmentation: fine-tune mode: which random changes, how strong (a dictionary of
+            its fields is read as one, as run.json and checkpoints keep it; older ones
+            without it get today's defaults).
         patience: fine-tune and end-to-end modes: stop after this many epochs without a
             better validation accuracy (0: never stop early).
         class_weights: weight the loss by inverse class frequency, so a rare class counts as
@@ -270,6 +383,7 @@ class TrainConfig:
     trainable_blocks: int | None = None
     head_epochs: int = 5
     augment: bool = True
+    augmentation: Augmentation = Augmentation()
     patience: int = 3
     class_weights: bool = True
     seed: int = 0
@@ -278,6 +392,10 @@ class TrainConfig:
     adversarial_steps: int = 7
 
     def __post_init__(self) -> None:
+        if isinstance(self.augmentation, dict):  # as run.json and checkpoints keep it
+            object.__setattr__(self, "augmentation", Augmentation(**self.augmentation))
+        _require(isinstance(self.augmentation, Augmentation),
+                 f"augmentation={self.augmentation!r} must be a config.Augmentation")
         _require(self.mode in TRAINING_MODES,
                  f"mode={self.mode!r} is not one of {TRAINING_MODES}; use 'fast' for a frozen "
                  "body or 'end-to-end' to train the body too")

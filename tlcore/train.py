@@ -21,8 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore import (adversarial, backbones, checkpoints, config, data, distribute, estimate, evaluate,
-                    features, fitting, head_training, models, multiworker, runs, turns)
+from tlcore import (adversarial, augment, backbones, checkpoints, config, data, distribute,
+                    estimate, evaluate, features, fitting, head_training, models, multiworker,
+                    runs, turns)
 from tlcore.config import StepCallback
 from tlcore.fitting import TrainingCancelled
 
@@ -514,15 +515,16 @@ def _fit(model: keras.Model, train_config: config.TrainConfig,
     if train_config.patience and len(validation[1]):
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy",
                                                        patience=train_config.patience))
-    augment = fine_tuning and train_config.augment
-    inputs, labels = ((augmented_batches(*train, train_config.batch_size, train_config.seed),
-                       None) if augment else train)
+    augmenting = fine_tuning and train_config.augment
+    inputs, labels = ((augmented_batches(*train, train_config.batch_size, train_config.seed,
+                                         train_config.augmentation), None)
+                      if augmenting else train)
     # A tiny data set can leave validation empty: then the last epoch is kept. Images stay
     # uint8 (a quarter of float32's memory); the model casts each batch.
     model.fit(inputs, labels, validation_data=validation if len(validation[1]) else None,
               epochs=train_config.epochs, initial_epoch=resume.epochs_done if resume else 0,
-              batch_size=None if augment else train_config.batch_size,
-              validation_batch_size=train_config.batch_size, shuffle=not augment, verbose=0,
+              batch_size=None if augmenting else train_config.batch_size,
+              validation_batch_size=train_config.batch_size, shuffle=not augmenting, verbose=0,
               callbacks=callbacks, class_weight=_class_weights(train_config, train[1]))
     return record.outcome()
 
@@ -597,26 +599,18 @@ def balanced_class_weights(labels: np.ndarray) -> dict[int, float]:
     return {int(c): float(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
 
 
-def augmentation_layers(seed: int = 0) -> keras.Sequential:
-    """Random flips, small rotations and zooms, and contrast changes, on [0, 255] pixels."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
-        keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=seed),
-    ], name="augmentation")
-
-
 def augmented_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
-                      seed: int = 0) -> tf.data.Dataset:
-    """A shuffled, augmented, prefetched tf.data pipeline over uint8 images and labels."""
-    augment = augmentation_layers(seed)
+                      seed: int = 0,
+                      augmentation: config.Augmentation = config.Augmentation()
+                      ) -> tf.data.Dataset:
+    """A shuffled, prefetched tf.data pipeline over uint8 images and labels, each batch
+    changed at random as `augmentation` says (`tlcore.augment`, as the Train page's
+    preview)."""
+    augmenter = augment.layers(augmentation, seed)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(
-        lambda batch, batch_labels: (
-            tf.clip_by_value(augment(tf.cast(batch, tf.float32), training=True), 0.0, 255.0),
-            batch_labels),
+        lambda batch, batch_labels: (augment.apply(augmenter, batch), batch_labels),
         num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
