@@ -224,7 +224,7 @@ def range_test(train_config: config.TrainConfig, dataset: data.Dataset, *,
         TrainingCancelled: `should_stop()` turned True before the first rate was tried.
     """
     _check(train_config, dataset, start, end, steps, smoothing, diverge)
-    with turns.TRAINING.turn(on_step, should_stop):
+    with turns.TRAINING.turn(on_step, should_stop):  # at once if the caller holds it
         began = time.perf_counter()
         keras.utils.set_random_seed(train_config.seed)
         size = estimate.resolve_image_size(train_config, dataset)

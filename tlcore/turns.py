@@ -42,6 +42,11 @@ class Turns:
         self._holders: set[int] = set()  # thread idents
 
     @property
+    def cancelled(self) -> type[Exception]:
+        """What `turn` raises when its waiter is stopped."""
+        return self._cancelled
+
+    @property
     def slots(self) -> int:
         """Holders allowed at once."""
         return max(1, self._slots if self._slots is not None else config.limits().heavy_slots)

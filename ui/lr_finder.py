@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import backbones, config, data, estimate, lr_find
+from tlcore import backbones, config, data, estimate, lr_find, turns
 from tlcore.fitting import TrainingCancelled
 from ui import cache, charts, training, widgets, work
 
@@ -89,7 +89,9 @@ def _expected_time(train_config: config.TrainConfig, dataset: data.Dataset, step
 def _run(train_config: config.TrainConfig, dataset: data.Dataset, steps: int, key: str
          ) -> tuple[dict[str, Any], lr_find.LRFindResult] | None:
     """Run the test in its turn and keep its result; say why when there is none."""
-    with work.heavy("Finding a learning rate") as job:
+    # In the trainings' queue, not page work's: it trains, and waiting behind a training
+    # must not hold the demo's one work slot from everyone's renders and attacks.
+    with work.heavy("Finding a learning rate", queue=turns.TRAINING) as job:
         try:
             result = lr_find.range_test(train_config, dataset, steps=steps, on_step=job.on_step,
                                         should_stop=job.should_stop)

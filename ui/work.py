@@ -84,11 +84,14 @@ class Progress:
 
 
 @contextlib.contextmanager
-def heavy(what: str) -> Iterator[Progress]:
+def heavy(what: str, queue: turns.Turns = turns.WORK) -> Iterator[Progress]:
     """Wait for a turn (showing the place in the queue), then hold it for the block.
 
     Args:
         what: a short noun phrase for the progress text ("Rendering").
+        queue: whose turn to wait for: page work's (`turns.WORK`), or the trainings'
+            (`turns.TRAINING`) for work that trains, so it never holds a work slot while
+            it waits behind a training.
 
     Yields:
         The Progress to hand to tlcore as on_step / should_stop.
@@ -96,10 +99,10 @@ def heavy(what: str) -> Iterator[Progress]:
     slot = st.empty()  # the bar and Cancel go when the work ends
     progress = Progress(what, slot.container(border=True))
     try:
-        with turns.WORK.turn(progress.on_step, progress.should_stop):
+        with queue.turn(progress.on_step, progress.should_stop):
             progress.start()
             yield progress
-    except turns.WaitCancelled:  # the visitor left while waiting: nobody to tell
+    except queue.cancelled:  # the visitor left while waiting: nobody to tell
         st.stop()
     finally:
         slot.empty()
