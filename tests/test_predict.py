@@ -163,3 +163,8 @@ def test_the_runs_page_predicts_many_uploads_as_a_table(tiny_run, model):
     assert any(caption.value.startswith("2 images predicted; 1 file could not be read")
                for caption in app.caption)
     assert by_label(app.get("download_button"), "Download the table (CSV)")
+
+
+def test_at_least_one_class_is_asked_for():
+    with pytest.raises(ValueError, match="top k=0: ask for at least one class"):
+        predict.predict_files(None, ["a", "b"], [("a.png", GOOD["red.png"])], k=0)

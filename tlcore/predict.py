@@ -82,8 +82,11 @@ def predict_files(model: keras.Model, classes: Sequence[str],
         "error" (None, or why the file or zip could not be read; then no classes)}.
 
     Raises:
+        ValueError: k is below 1.
         config.LimitError: more files (zip entries included) than `archive_files`.
     """
+    if k < 1:
+        raise ValueError(f"top k={k}: ask for at least one class per image")
     side = models.input_size(model)
     with _expanded(sources) as files:
         config.check_limit("archive_files", len(files), "images to predict")
