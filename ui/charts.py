@@ -426,7 +426,8 @@ def bakeoff(rows: Sequence[dict]) -> go.Figure:
     embedding time per image, and against model size (both on log scales). Pretrained
     bodies are blue circles, random-weight ones vermillion squares; the bodies on each
     chart's Pareto front (no other as accurate and as cheap) are ringed in black and joined
-    by a dashed line, each body named beside its point.
+    by a dashed line, each body named beside its point (toward the middle, so no name runs
+    off the chart).
 
     Args:
         rows: `tlcore.bakeoff.run`'s rows ("label", "pretrained", "val_accuracy",
@@ -442,6 +443,9 @@ def bakeoff(rows: Sequence[dict]) -> go.Figure:
             mode="lines", line=dict(color="#555555", dash="dash", width=1.5, shape="hv"),
             name="best trade-offs (Pareto front)", legendgroup="front",
             showlegend=column == 1, hoverinfo="skip"), row=1, col=column)
+        # Floored at a thousandth: a log axis has no 0 (a 40 KB model reads 0.0 MB).
+        place = {id(row): math.log10(max(float(row[cost]), 1e-3)) for row in shown}
+        low, high = min(place.values(), default=0.0), max(place.values(), default=0.0)
         for pretrained, name, index in ((True, "pretrained body", 0),
                                         (False, "random weights: what transfer adds", 1)):
             members = [row for row in shown if bool(row.get("pretrained")) == pretrained]
@@ -449,14 +453,18 @@ def bakeoff(rows: Sequence[dict]) -> go.Figure:
                 x=[row[cost] for row in members], y=[row["val_accuracy"] for row in members],
                 mode="markers+text", name=name, legendgroup=name, showlegend=column == 1,
                 text=[escaped(_short_label(row["label"])) for row in members],
-                textposition="top center", textfont=dict(size=10),
+                textposition=["top right" if place[id(row)] < (low + high) / 2 else "top left"
+                              for row in members], textfont=dict(size=10),
                 marker=dict(size=12, color=PALETTE[index], symbol=SYMBOLS[index], line=dict(
                     width=[2.5 if row.get(on_front) else 0.5 for row in members],
                     color=["#000000" if row.get(on_front) else "#ffffff" for row in members])),
                 customdata=[escaped(row["label"]) for row in members],
                 hovertemplate="<b>%{customdata}</b><br>validation accuracy %{y:.3f}<br>"
                               + hover + "<extra></extra>"), row=1, col=column)
-        figure.update_xaxes(type="log", title=title, row=1, col=column)
+        ticks = _one_two_five(10 ** low, 10 ** high)
+        figure.update_xaxes(type="log", title=title, range=[low - 0.2, high + 0.2],
+                            tickvals=ticks, ticktext=[f"{tick:g}" for tick in ticks],
+                            row=1, col=column)
     accuracies = [float(row["val_accuracy"]) for row in shown] or [0.0, 1.0]
     figure.update_yaxes(range=[max(0.0, min(accuracies) - 0.08),
                                min(1.0, max(accuracies)) + 0.06], tickformat=".2f")
