@@ -157,3 +157,29 @@ def _owner(token: str) -> str:
     from tlcore import visitors
 
     return visitors.owner_id(token)
+
+
+def test_a_demo_bakeoff_takes_only_the_visitors_data_and_stops_at_the_time_budget(
+        tiny_folder, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from tlcore import turns, visitors
+    from ui import jobs
+
+    monkeypatch.setenv("TLCORE_PUBLIC_DEMO", "1")
+    monkeypatch.setattr(config, "DEMO_LIMITS", dataclasses.replace(config.DEMO_LIMITS,
+                                                                   training_seconds=0.0))
+    owner, other = (visitors.owner_id(visitors.new_token()) for _ in range(2))
+    folder = visitors.uploads_folder(owner) / "colours"
+    shutil.copytree(tiny_folder, folder)
+    with pytest.raises(ValueError, match="not yours"):
+        jobs.start_bakeoff(other, SMALL[:1], BASE, str(folder))
+    with turns.TRAINING.turn():  # the bake-off waits for its turn meanwhile
+        job = jobs.start_bakeoff(owner, SMALL[:1], BASE, str(folder))
+        with pytest.raises(jobs.JobLimitError, match="training or a bake-off"):
+            jobs.start_training(owner, BASE, str(folder))  # one at a time per visitor
+    snapshot = jobs.wait(job.job_id)
+    assert snapshot.state == "cancelled"
+    assert job.result["rows"] == []
+    assert "time budget of 0 minutes per bake-off" in job.result["stopped"]
