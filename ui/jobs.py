@@ -18,6 +18,7 @@ its last finished epoch's checkpoint, a download from its partial file.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -28,7 +29,7 @@ import threading
 import time
 import traceback
 import weakref
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import streamlit as st
 from streamlit.runtime import Runtime, RuntimeState
@@ -187,6 +188,18 @@ class _TrainingTurnJob(BackgroundJob):
         return (f"Stopped at this demo's time budget of {self._budget / 60:g} minutes per "
                 f"{self.noun}")
 
+    @contextlib.contextmanager
+    def _saying_budget(self, when: str) -> Iterator[None]:
+        """A stop before anything was kept says so, and names the time budget when that,
+        not a Cancel, stopped it (`when`: "before it began")."""
+        try:
+            yield
+        except fitting.TrainingCancelled:
+            if self._out_of_time:
+                raise fitting.TrainingCancelled(f"{self._over_budget()} {when}; nothing was "
+                                              "saved") from None
+            raise
+
     def _should_stop(self) -> bool:
         """Cancelled, or over the time budget of a training (`Limits.training_seconds`)."""
         if self._budget is not None and self._began is not None:
@@ -209,7 +222,7 @@ class TrainingJob(_TrainingTurnJob):
                                                                    train_config.mode)
 
     def _run(self) -> tuple[str, str | None]:
-        try:
+        with self._saying_budget("before its first epoch finished"):
             if self.resume is not None:
                 run = train.resume_training(self.resume, on_step=self._on_step,
                                             should_stop=self._should_stop)
@@ -218,11 +231,6 @@ class TrainingJob(_TrainingTurnJob):
                 run = train.train_classifier(self.train_config, dataset, on_step=self._on_step,
                                              should_stop=self._should_stop, run_id=self.run_id,
                                              owner=self.owner)
-        except fitting.TrainingCancelled:
-            if self._out_of_time:
-                raise fitting.TrainingCancelled(f"{self._over_budget()} before its first epoch "
-                                              "finished; nothing was saved") from None
-            raise
         if self._out_of_time:
             with self._lock:
                 self._snapshot.error = (f"{self._over_budget()}: the finished epochs were "
@@ -255,15 +263,10 @@ class BakeoffJob(_TrainingTurnJob):
 
     def _run(self) -> tuple[str, str | None]:
         dataset = data.load_dataset(self.data_source, seed=self.base.seed)
-        try:
+        with self._saying_budget("before it began"):
             result = bakeoff.run(self.chosen, dataset, base=self.base, on_step=self._on_step,
                                  should_stop=self._should_stop, owner=self.owner,
                                  speed=self.speed)
-        except fitting.TrainingCancelled:
-            if self._out_of_time:
-                raise fitting.TrainingCancelled(f"{self._over_budget()} before it began; "
-                                              "nothing was saved") from None
-            raise
         if result["stopped"] and self._out_of_time:
             result["stopped"] = (f"{self._over_budget()}; the bodies trained by then are in "
                                  "the table")
