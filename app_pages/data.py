@@ -4,9 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import archives, config, data
-from ui import cache, charts, state, widgets
-from ui.data_choice import (NO_FOLDER, NO_ZIP, SOURCES, built_in, folder_source, uploads_folder,
-                            zip_source)
+from ui import builder, cache, charts, state, widgets
+from ui.data_choice import MISSING, SOURCES, built_in, folder_source, kind_of, zip_source
 
 st.title("Data")
 st.markdown("A classifier learns from labelled examples: here, one folder of images per class. "
@@ -16,22 +15,18 @@ st.markdown("A classifier learns from labelled examples: here, one folder of ima
 # A public demo offers no server folders, and only the downloaded sets its host prepared.
 choices = [key for key in SOURCES if not config.public_demo()
            or (key != "folder" and not data.needs_download(key))]
-current = state.chosen_data_source()
-guess = current if current in choices else (
-    "zip" if "folder" not in choices or current in data.extracted_zips(uploads_folder())
-    else "folder")
 # Keyed, with no index: the radio is the same widget on every run, so each click takes.
 kind = st.radio("Source", choices, format_func=SOURCES.get, horizontal=True,
-                key=state.data_kind_key(choices, guess))
+                key=state.data_kind_key(choices, kind_of(state.chosen_data_source(), choices)))
 fresh = state.set_data_kind(kind)
 
 try:
     if kind in data.SOURCES:
         built_in(kind)
     else:
-        source = zip_source(fresh) if kind == "zip" else folder_source(fresh)
+        source = {"zip": zip_source, "folder": folder_source, "built": builder.editor}[kind](fresh)
         if source is None:  # nothing below the field until a data set is chosen
-            state.clear_data_source(NO_ZIP if kind == "zip" else NO_FOLDER)
+            state.clear_data_source(MISSING[kind])
             st.stop()
         state.set_data_source(source)
     dataset = cache.dataset(state.data_source())

@@ -5,12 +5,18 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from tlcore import builder, config, data, runs, visitors
+from ui import state
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -128,6 +134,10 @@ def test_a_demo_visitor_stays_within_the_image_limit_and_the_disk_quota(monkeypa
     assert built.image_count() == 4
 
 
+def by_label(elements, label: str):
+    return next(element for element in elements if element.label == label)
+
+
 def fake_run(version, seed: int = 0) -> dict:
     """A run folder that says it was trained on `version` (as train.py records it)."""
     dataset = data.load_dataset(str(version), seed=seed)
@@ -193,3 +203,48 @@ def test_a_copy_of_a_folder_finds_a_runs_image_and_edits_it(tmp_path, make_image
     first = again.classes()[label][0]
     assert first.stat().st_ino == (version / label / first.name).stat().st_ino
     assert builder.of_source(str(version)) == built and builder.of_source(str(folder)) is None
+
+
+def mislabelled_run(tiny_run, folder) -> runs.Run:
+    """tiny_run's model (it tells colours apart) as a run trained on `folder`, whose class
+    folders hold the wrong colours: its test split is full of confident mistakes."""
+    dataset = data.load_dataset(str(folder))
+    run_dir = config.runs_dir() / f"{tiny_run.run_id}-mislabelled"
+    shutil.copytree(tiny_run.run_dir, run_dir)
+    info = {**tiny_run.info, "data": {"source": dataset.source, "name": dataset.name,
+                                      "seed": 0, "fingerprint": dataset.fingerprint()}}
+    runs.write_info(run_dir, info)
+    return runs.load_run(run_dir)
+
+
+def test_the_evaluate_page_fixes_confident_mistakes_in_a_new_version(tiny_run, tmp_path,
+                                                                     make_image_folder):
+    swapped = {"blue": (220, 40, 40), "green": (40, 200, 60), "red": (40, 60, 220)}
+    run = mislabelled_run(tiny_run, make_image_folder(tmp_path / "swapped", per_class=6,
+                                                      colours=swapped))
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.session_state[state.RUN_ID] = run.run_id
+    app.run()
+    app.switch_page("app_pages/evaluate.py").run()
+    app.session_state["evaluate-view"] = "Mistakes"
+    app.run()
+    by_label(app.button, "Make an editable copy of this data set").click().run()
+    assert not app.exception, [error.value for error in app.exception]
+
+    (built,) = builder.list_built()
+    first = built.latest()
+    before = data.load_dataset(str(first)).class_counts()
+    by_label(app.button, "Remove from the data set").click().run()
+    assert not app.exception, [error.value for error in app.exception]
+    moves = [button for button in app.button if button.label.startswith("Move to class")]
+    moves[0].click().run()
+    assert not app.exception, [error.value for error in app.exception]
+
+    assert [version.name for version in built.versions()] == ["v0001", "v0002", "v0003"]
+    after = data.load_dataset(str(built.latest())).class_counts()
+    assert sum(after.values()) == sum(before.values()) - 1 and after != before
+    assert app.session_state[state.DATA_SOURCE] == str(built.latest())
+    assert any("This run keeps the version it was trained on" in item.value
+               for item in app.success)
+    assert runs.load_run(run.run_dir).info["data"] == run.info["data"]
+    assert data.load_dataset(str(first)).class_counts() == before

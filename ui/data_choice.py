@@ -3,19 +3,35 @@ zip and folder fields that give a data set (or none yet)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
-from tlcore import archives, config, data, visitors
+from tlcore import archives, builder, config, data, visitors
 from ui import cache, jobs, state, widgets, work
 
-# The named sets of `data.SOURCES` (the data set is the choice itself), then two fields.
+# The named sets of `data.SOURCES` (the data set is the choice itself), then three editors.
 SOURCES = {**{name: source.label for name, source in data.SOURCES.items()},
-           "zip": "Upload a zip of class folders", "folder": "A folder on this server"}
+           "zip": "Upload a zip of class folders", "built": "Build your own (upload or camera)",
+           "folder": "A folder on this server"}
 # What the Train page says while the chosen kind of source has no data set yet.
-NO_ZIP = ("No zip is uploaded yet: upload a zip of class folders on the Data page, or pick one "
-          "of your uploads there.")
-NO_FOLDER = "No folder is chosen yet: type the path of a folder of class folders on the Data page."
+MISSING = {"zip": "No zip is uploaded yet: upload a zip of class folders on the Data page, or "
+                  "pick one of your uploads there.",
+           "built": "The data set you are building is not saved yet: save it on the Data page "
+                    "(Build your own).",
+           "folder": "No folder is chosen yet: type the path of a folder of class folders on "
+                     "the Data page."}
+
+
+def kind_of(source: str | None, choices: list[str]) -> str:
+    """The kind of source (a choice of the Data page) that shows `source`: what a
+    session's first visit to the page starts on."""
+    if source in choices:
+        return source
+    if source is not None and builder.of_source(source, state.owner()) is not None:
+        return "built"
+    return ("zip" if "folder" not in choices or source in data.extracted_zips(uploads_folder())
+            else "folder")
 
 
 def built_in(source: str) -> None:
@@ -61,11 +77,7 @@ def zip_source(fresh: bool) -> str | None:
     picked = None if fresh else state.chosen_data_source()
     if upload is not None and state.is_new_upload(upload.file_id):
         state.set_uploaded_source(upload.file_id, None)  # refused, unless it gets through
-        if state.owner() is not None:  # a demo: within the visitor's disk quota
-            visitors.check_disk(state.owner(), archives.expanded_size(upload.getvalue()))
-        with work.heavy("Checking the upload") as job:  # decoding takes turns too
-            picked = data.from_zip(upload.getvalue(), name=upload.name, on_step=job.on_step,
-                                   into=folder).source
+        picked = extract_upload(upload)
         state.set_uploaded_source(upload.file_id, picked)
         fresh = True  # the list below shows the new upload
     earlier = data.extracted_zips(folder)
@@ -75,6 +87,20 @@ def zip_source(fresh: bool) -> str | None:
                                reset=fresh, allowed=[None, *earlier])
     return st.selectbox("Your uploads", list(earlier), key=key, format_func=earlier.get,
                         placeholder="Pick one, or upload a zip above")
+
+
+def extract_upload(upload: Any) -> str:
+    """Check an uploaded zip of class folders in its turn (within a demo visitor's disk
+    quota) and keep it among the visitor's uploads; return its data set's source.
+
+    Raises:
+        ValueError: refused (the message says why: unsafe, too large, one class...).
+    """
+    if state.owner() is not None:
+        visitors.check_disk(state.owner(), archives.expanded_size(upload.getvalue()))
+    with work.heavy("Checking the upload") as job:  # decoding takes turns too
+        return data.from_zip(upload.getvalue(), name=upload.name, on_step=job.on_step,
+                             into=uploads_folder()).source
 
 
 def folder_source(fresh: bool) -> str | None:

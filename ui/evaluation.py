@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
 import numpy as np
 import streamlit as st
 
 from tlcore import backbones, config, data, evaluate, explain, images, imagenet, models, runs
-from ui import cache, charts, state, widgets
+from ui import builder, cache, charts, state, widgets
 
 GALLERY_SIZE = 12
 
@@ -73,8 +74,10 @@ def confusion_view(report: dict, run: runs.Run) -> None:
     gallery(report, run, members, key="cell")
 
 
-def gallery(report: dict, run: runs.Run, indices: np.ndarray, key: str) -> None:
-    """Up to GALLERY_SIZE images of the report with their predictions; explain one of them."""
+def gallery(report: dict, run: runs.Run, indices: np.ndarray, key: str,
+            actions: Callable[[int], None] | None = None) -> None:
+    """Up to GALLERY_SIZE images of the report with their predictions; explain one of them.
+    `actions(index)`, when given, draws under each image (e.g. its fixes)."""
     indices = [int(i) for i in indices[:GALLERY_SIZE]]
     if not indices:
         return
@@ -87,6 +90,9 @@ def gallery(report: dict, run: runs.Run, indices: np.ndarray, key: str) -> None:
             column.image(image, width="stretch", caption=widgets.plain(
                 f"#{index}: {run.classes[predicted]} {probabilities[predicted]:.2f} "
                 f"(true: {run.classes[report['labels'][index]]})"))
+            if actions is not None:
+                with column:
+                    actions(index)
     chosen = st.selectbox("Explain one of these", indices, key=f"explain-{key}",
                           format_func=lambda i: f"#{i}")
     explain_panel(run, pixels[indices.index(chosen)], int(report["labels"][chosen]), key)
@@ -156,7 +162,8 @@ def mistakes_view(report: dict, run: runs.Run) -> None:
     st.caption("The most confident mistakes: often a mislabelled image, or two classes that "
                "really look alike.")
     gallery(report, run, evaluate.confident_mistakes(report["labels"], report["probabilities"],
-                                                     GALLERY_SIZE), key="mistakes")
+                                                     GALLERY_SIZE), key="mistakes",
+            actions=builder.mistake_fixes(report, run))
 
 
 def calibration_view(report: dict) -> None:
