@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from tlcore import backbones, checkpoints, config, runs
-from ui import cache, charts, jobs, robust_training, state, training, try_it, widgets
+from ui import (bakeoff, cache, charts, jobs, lr_finder, robust_training, state, training,
+                try_it, widgets)
 
 st.title("Train")
 st.markdown(
@@ -17,6 +18,7 @@ st.markdown(
     "*Small CNN from scratch* has nothing to transfer: the baseline.")
 
 DATA_PAGE = "app_pages/data.py"
+TABS = ("Train a model", "Which backbone? Bake-off")
 EMBEDDINGS = {"hit": "reused", "miss": "computed", "off": "not kept"}  # run.json's cache state
 try:
     dataset = cache.dataset(state.data_source())
@@ -115,25 +117,33 @@ if interrupted and not config.public_demo():
                 checkpoints.remove(checkpoint.folder)
                 st.rerun()
 
-training.keep_form(drawn=True)
-train_config = training.form(dataset)
-if train_config is not None:
-    try:
-        with st.spinner("Checking the weights..."):
-            backbones.resolve_weights(train_config.backbone, train_config.weights,
-                                      train_config.image_size)
-        job = jobs.start_training(state.visitor_id(), train_config, state.data_source())
-        state.set_job_id(job.job_id)
-        st.rerun()
-    except backbones.WeightsUnavailableError as error:
-        job = None  # the last training's result would read as this one's
-        if error.missing is not None:
-            training.missing_weights(error.missing)
-        else:
-            widgets.error(error, icon=":material/cloud_off:")
-    except (ValueError, jobs.JobLimitError) as error:
-        job = None
-        widgets.error(error)
+# Only the open tab runs: the bake-off's candidates are looked up only there.
+train_tab, bakeoff_tab = st.tabs(TABS, key="train-view", on_change="rerun")
+training.keep_form(drawn=train_tab.open)
+if bakeoff_tab.open:
+    with bakeoff_tab:
+        bakeoff.section(dataset, state.data_source())
+    st.stop()
 
-if job is not None:
-    show_outcome(job.snapshot())
+with train_tab:
+    train_config, submitted = training.form(dataset)
+    lr_finder.panel(train_config, dataset, key="train-lr")
+    if submitted:
+        try:
+            with st.spinner("Checking the weights..."):
+                backbones.resolve_weights(train_config.backbone, train_config.weights,
+                                          train_config.image_size)
+            job = jobs.start_training(state.visitor_id(), train_config, state.data_source())
+            state.set_job_id(job.job_id)
+            st.rerun()
+        except backbones.WeightsUnavailableError as error:
+            job = None  # the last training's result would read as this one's
+            if error.missing is not None:
+                training.missing_weights(error.missing)
+            else:
+                widgets.error(error, icon=":material/cloud_off:")
+        except (ValueError, jobs.JobLimitError) as error:
+            job = None
+            widgets.error(error)
+    if job is not None:
+        show_outcome(job.snapshot())

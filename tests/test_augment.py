@@ -84,3 +84,91 @@ def test_fine_tuning_trains_with_the_chosen_augmentation_and_records_it(tiny_fol
     assert built == [chosen]
     recorded = runs.load_run(Path(run.run_dir)).info["config"]
     assert config.Augmentation(**recorded["augmentation"]) == chosen and recorded["augment"]
+
+
+def _grid_of(app):
+    """The augmentation preview's image address (its bytes' hash) and caption."""
+    image = app.get("image")[0].proto.imgs[0]
+    return image.url, image.caption
+
+
+def test_the_train_page_shows_the_augmentation_that_fine_tuning_will_make(tiny_folder):
+    from test_app import by_label, open_page
+
+    from ui import augmentation
+
+    app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
+    section = next(item for item in app.expander if item.label == augmentation.TITLE)
+    assert [text.value for text in section.markdown] == [augmentation.OTHER_MODES]  # fast
+    by_label(app.radio, "Mode").set_value("fine-tune").run()
+    section = next(item for item in app.expander if item.label == augmentation.TITLE)
+    assert section.markdown[0].value == augmentation.LESSON
+    labels = [kind.label for kind in config.AUGMENTATIONS.values()]
+    assert sorted(item.label for item in [*section.slider, *section.select_slider]) == sorted(
+        labels)
+    first = _grid_of(app)
+    assert first[1] == config.Augmentation().describe().capitalize()
+    by_label(section.slider, "Rotation").set_value(90).run()
+    turned = _grid_of(app)
+    assert turned[0] != first[0] and "rotation up to 90°" in turned[1]
+    by_label(app.slider, "Rotation").set_value(18).run()
+    assert _grid_of(app) == first  # the same draw until "New draw"
+    app.button(key="train-augment-new-draw").click().run()
+    assert _grid_of(app)[0] != first[0]
+    by_label(app.select_slider, "Flip").set_value("both")
+    by_label(app.slider, "Erasing").set_value(20).run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert _grid_of(app)[1].startswith("Flip both,") and "erasing up to 20%" in _grid_of(app)[1]
+
+
+def test_the_train_page_has_the_learning_rate_finder_and_a_bakeoff_tab(tiny_folder):
+    from test_app import by_label, open_page
+
+    from ui import bakeoff, lr_finder
+
+    app = open_page("app_pages/train.py", data_source=str(tiny_folder.resolve()))
+    assert [tab.label for tab in app.tabs] == ["Train a model", "Which backbone? Bake-off"]
+    by_label(app.number_input, "Epochs").set_value(4).run()
+    finder = next(item for item in app.expander if item.label == lr_finder.TITLE)
+    assert finder.markdown[0].value == lr_finder.FAST_NOTE  # under the form, for its mode
+    app.session_state["train-view"] = "Which backbone? Bake-off"
+    app.run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert bakeoff.LESSON in [text.value for text in app.markdown]
+    assert not any(item.label == "Epochs" for item in app.number_input)  # only the open tab
+    app.session_state["train-view"] = "Train a model"
+    app.run()
+    assert by_label(app.number_input, "Epochs").value == 4  # the form kept its values
+
+
+def _form_with_a_found_rate(folder: str) -> None:
+    """The training form, and a button that puts a rate in it as the finder's does."""
+    import streamlit as st
+
+    from tlcore import data
+    from ui import training
+
+    training.keep_form(drawn=not st.session_state.get("hidden"))
+    if not st.session_state.get("hidden"):
+        training.form(data.from_folder(folder))
+    st.button("Use this rate", key="use", on_click=training.use_learning_rate,
+              args=(3.1623e-4,))
+
+
+def test_the_learning_rate_finders_rate_goes_into_the_form_and_stays(tiny_folder):
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_function(_form_with_a_found_rate, args=(str(tiny_folder),),
+                                default_timeout=60).run()
+    rate = next(item for item in app.select_slider if item.label == "Learning rate")
+    assert rate.value == config.default_learning_rate("fast", "edges")
+    app.button(key="use").click().run()
+    rate = next(item for item in app.select_slider if item.label == "Learning rate")
+    assert rate.value == 3.2e-4 and "0.00032" in rate.options
+    app.session_state["hidden"] = True  # a training runs: the form is not drawn
+    app.run()
+    app.session_state["hidden"] = False
+    app.run()
+    assert not app.exception, [error.value for error in app.exception]
+    assert next(item for item in app.select_slider if item.label == "Learning rate"
+                ).value == 3.2e-4

@@ -1,13 +1,13 @@
 """The Train page's parts: the training form (which says before the click whether the
-weights are here and how long it will take), what a running training is, and why weights
-are missing, in the app's words."""
+weights are here and how long it will take, and takes the learning-rate finder's rate), what
+a running training is, and why weights are missing, in the app's words."""
 from __future__ import annotations
 
 import streamlit as st
 
 from tlcore import backbones, config, data, estimate
 from tlcore.backbones import MissingWeights
-from ui import cache, robust_training, widgets
+from ui import augmentation, cache, robust_training, widgets
 
 MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
                "fine-tune": "Fine-tune (that head first, then the body's top blocks; slower, "
@@ -22,6 +22,9 @@ WEIGHTS_LABELS = {"imagenet": "ImageNet",
 IMAGENET_STATES = {"on disk": "on this server", "downloadable": "downloaded once at Train",
                    "unavailable": "not on this server"}
 FORM_KEY = "train-form-"  # prefix of the training form's widget keys
+RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2)  # the learning rates offered
+_RATE_WIDGET = "train-rate-widget"  # the key of the learning-rate field drawn last
+_FOUND_RATES = "train-found-rates"  # rates the learning-rate finder put in the form
 _FORM_HIDDEN = "train-hidden-form"  # a run did not draw the form (not a widget key)
 
 
@@ -47,8 +50,9 @@ def _imagenet_state(backbone: str, size: int, public_demo: bool) -> str:
     return backbones.imagenet_availability(backbone, size)
 
 
-def form(dataset: data.Dataset) -> config.TrainConfig | None:
-    """Show the training form; return the config when the user presses Train.
+def form(dataset: data.Dataset) -> tuple[config.TrainConfig, bool]:
+    """Show the training form; return its settings as they are, and whether the user
+    pressed Train (and may: the weights are here).
 
     The weights radio says whether ImageNet weights are on this server; weights that cannot
     be had are explained in place and the Train button is off. The expected time shows
@@ -56,7 +60,9 @@ def form(dataset: data.Dataset) -> config.TrainConfig | None:
     names = backbones.names()
     backbone = st.selectbox("Backbone", names, index=names.index("vgg16"),
                             format_func=lambda n: backbones.get_spec(n).display_name,
-                            help="The pretrained network whose features are reused.",
+                            help="The pretrained network whose features are reused. Not "
+                                 "sure which? The bake-off tab above compares them on your "
+                                 "images.",
                             key=f"{FORM_KEY}backbone")
     spec = backbones.get_spec(backbone)
     st.caption(spec.notes)
@@ -101,26 +107,53 @@ def form(dataset: data.Dataset) -> config.TrainConfig | None:
                                              size_default, step=16, key=size_key)
         batch_size = columns[2].number_input("Batch size", 1, 256, 16,
                                              key=f"{FORM_KEY}batch")
-        rate_default = config.default_learning_rate(mode, None if weights == "none" else weights)
-        learning_rate = st.select_slider(
-            "Learning rate", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2],
-            value=rate_default, key=f"{FORM_KEY}rate-{mode}-{rate_default}",
-            format_func=lambda v: f"{v:g}",
-            help="Fine-tuning: the rate of the body's training; the head is trained first "
-                 "at the feature-extractor rate.")
+        learning_rate = _learning_rate(mode, None if weights == "none" else weights)
         extra = fine_tune_options(backbone) if mode == "fine-tune" else {}
         class_weights = st.checkbox("Weight rare classes up (balanced class weights)", True,
                                     key=f"{FORM_KEY}class-weights")
+        augmenting = augmentation.options(mode, dataset, FORM_KEY)
         robust = robust_training.options(mode, FORM_KEY)
         train_config = config.TrainConfig(
             backbone=backbone, weights=None if weights == "none" else weights, mode=mode,
             epochs=int(epochs), image_size=int(image_size), batch_size=int(batch_size),
-            learning_rate=float(learning_rate), class_weights=class_weights, **extra,
+            learning_rate=learning_rate, class_weights=class_weights, **extra, **augmenting,
             **robust)
         expected_time(train_config, dataset)
         submitted = st.button("Train", type="primary", icon=":material/play_arrow:",
                               disabled=not usable, key="train-submit")
-    return train_config if submitted and usable else None
+    return train_config, submitted and usable
+
+
+def _learning_rate(mode: str, weights: str | None) -> float:
+    """The learning-rate field: `RATES` and the rates the finder put in, starting at the
+    mode's default; each mode and default keeps its own choice."""
+    default = config.default_learning_rate(mode, weights)
+    key = f"{FORM_KEY}rate-{mode}-{default}"
+    st.session_state[_RATE_WIDGET] = key
+    # A value set by `use_learning_rate` is the field's: no default beside it.
+    return float(st.select_slider(
+        "Learning rate", sorted({*RATES, *st.session_state.get(_FOUND_RATES, ())}),
+        value=None if key in st.session_state else default, key=key,
+        format_func=lambda rate: f"{rate:.2g}",
+        help="Fine-tuning: the rate of the body's training; the head is trained first at the "
+             "feature-extractor rate. **Find a learning rate** below suggests one."))
+
+
+def use_learning_rate(value: float) -> None:
+    """Put a learning rate (the learning-rate finder's) into the form's field, as an option
+    of its own; a button's `on_click`, so the form shows it in the run that follows.
+
+    Args:
+        value: the rate; it is rounded to 2 significant digits, as the finder shows it.
+    """
+    rate = float(f"{value:.2g}")
+    if not 0 < rate < 1:  # what `config.TrainConfig` takes
+        st.toast(f"A learning rate of {rate:g} is too large to train with: it must be under 1.",
+                 icon=":material/warning:")
+        return
+    st.session_state[_FOUND_RATES] = sorted({*st.session_state.get(_FOUND_RATES, ()), rate})
+    if _RATE_WIDGET in st.session_state:  # the form was drawn: its field shows the rate
+        st.session_state[st.session_state[_RATE_WIDGET]] = rate
 
 
 def _largest_size() -> int:
@@ -128,7 +161,7 @@ def _largest_size() -> int:
 
 
 def fine_tune_options(backbone: str) -> dict:
-    """Fine-tuning settings: head epochs, blocks to unfreeze, augmentation, early stopping."""
+    """Fine-tuning settings: head epochs, blocks to unfreeze, early stopping."""
     blocks = backbones.get_spec(backbone).blocks
     columns = st.columns(3)
     head_epochs = columns[0].number_input("Head epochs first", 1, config.limits().epochs or 50,
@@ -139,10 +172,8 @@ def fine_tune_options(backbone: str) -> dict:
     patience = columns[2].number_input("Stop after epochs without gain", 0, 20, 3,
                                        help="Early stopping; 0 turns it off. The best epoch "
                                             "is kept either way.", key=f"{FORM_KEY}patience")
-    augment = st.checkbox("Augment (flips, small rotations and zooms, contrast)", True,
-                          key=f"{FORM_KEY}augment")
     return {"head_epochs": int(head_epochs), "trainable_blocks": int(trainable),
-            "patience": int(patience), "augment": augment}
+            "patience": int(patience)}
 
 
 def expected_time(train_config: config.TrainConfig, dataset: data.Dataset) -> None:
@@ -188,9 +219,11 @@ def running(job_config: config.TrainConfig, data_name: str) -> None:
     spec = backbones.get_spec(job_config.backbone)
     epochs = (f"{job_config.head_epochs} head + {job_config.epochs} fine-tuning epochs"
               if job_config.mode == "fine-tune" else widgets.count(job_config.epochs, "epoch"))
+    augmented = (f", images changed at random ({job_config.augmentation.describe()})"
+                 if job_config.mode == "fine-tune" and job_config.augment else "")
     st.markdown(f"**Training now:** {spec.display_name}, "
                 f"{backbones.weights_label(job_config.weights)}, "
                 f"{MODE_NAMES[job_config.mode]}, {epochs} at {job_config.image_size} px, "
                 f"batch {job_config.batch_size}, learning rate "
-                f"{job_config.effective_learning_rate:g}{robust_training.clause(job_config.to_dict())}, "
-                f"on {widgets.plain(data_name)}.")
+                f"{job_config.effective_learning_rate:g}{augmented}"
+                f"{robust_training.clause(job_config.to_dict())}, on {widgets.plain(data_name)}.")
