@@ -65,7 +65,7 @@ def test_good_files_get_the_apps_answer_and_bad_ones_their_reason(tiny_run, mode
         assert row["thumbnail"].startswith("data:image/jpeg;base64,")
     assert "damaged or cut short" in rows[1]["error"] and rows[1]["classes"] == []
     assert rows[2]["error"].startswith("not a readable image") and "thumbnail" not in rows[2]
-    assert steps[0] == (0, 4) and steps[-1] == (4, 4)
+    assert steps[0] == (0, 4) and steps[-1] == (4, 4)  # no zip: no unpacking step
 
 
 def test_a_zip_stands_for_its_images_and_a_hostile_one_is_refused_alone(tiny_run, model, tmp_path):

@@ -88,7 +88,7 @@ def predict_files(model: keras.Model, classes: Sequence[str],
     if k < 1:
         raise ValueError(f"top k={k}: ask for at least one class per image")
     side = models.input_size(model)
-    with _expanded(sources) as files:
+    with _expanded(sources, on_step) as files:
         config.check_limit("archive_files", len(files), "images to predict")
         rows: list[dict[str, Any]] = []
         for start in range(0, len(files), BATCH_IMAGES):
@@ -193,11 +193,12 @@ def _pixels(source: Path | bytes | ValueError, side: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _expanded(sources: Sequence[tuple[str, Source]]
+def _expanded(sources: Sequence[tuple[str, Source]], on_step: StepCallback | None
               ) -> Iterator[list[_File]]:
     """Yield the image files the sources stand for: zips extracted (into a temporary
-    folder removed after the block) and folders listed; a refused zip or a file that is
-    not an image by its name stands as the reason (a ValueError)."""
+    folder removed after the block, each reported to `on_step` as it starts) and folders
+    listed; a refused zip or a file that is not an image by its name stands as the reason
+    (a ValueError)."""
     limits = config.limits()
     budget = {"files": limits.archive_files, "bytes": limits.extracted_mb * 2**20}
     folder = Path(tempfile.mkdtemp(prefix=f"{atomic.TEMPORARY_PREFIX}predict-",
@@ -206,6 +207,8 @@ def _expanded(sources: Sequence[tuple[str, Source]]
         files: list[_File] = []
         for number, (name, source) in enumerate(sources):
             if name.lower().endswith(ZIP_SUFFIX):
+                if on_step is not None:
+                    on_step(number, len(sources), {"phase": f"unpacking {name}"})
                 found = _zip_files(name, source, folder / str(number), budget)
             elif isinstance(source, Path) and source.is_dir():
                 found = _listed(name, source, sorted(source.rglob("*")))

@@ -164,7 +164,9 @@ def _grad_cam(run: runs.Run, image: np.ndarray, predicted: int, key: str) -> Non
 
 @st.fragment
 def _many_images(run: runs.Run, key: str) -> None:
-    # A fragment: choosing files reruns this tab, not the page (nor the other tab).
+    # A fragment: choosing files reruns this tab, not the page (nor the other tab); so
+    # does its Cancel button, and this run is the one to say what it stopped.
+    work.say_if_stopped()
     uploads = st.file_uploader(
         "Images, or zips of images", type=[*IMAGE_TYPES, "zip"], accept_multiple_files=True,
         key=f"{key}-many", max_upload_size=config.limits().upload_mb,
