@@ -350,7 +350,7 @@ def reference_rows(names: Sequence[str]) -> list[dict[str, Any]]:
 
 def table(result: dict[str, Any]) -> str:
     """The bake-off as text (the command line's): a row per body, fronts marked, then why
-    it stopped, what failed and how the time was measured."""
+    it stopped, what failed, how the time was measured and the published results."""
     header = (f"{'backbone':<34} {'val acc':>7} {'test':>6} {'ms/img':>8} {'params':>11} "
               f"{'MB':>7}  best trade-off")
     lines = [f"{result['data']}: fast mode, {result['epochs']} epochs at "
@@ -366,6 +366,9 @@ def table(result: dict[str, Any]) -> str:
     lines += [f"not trained: {failure['label']}: {failure['reason']}"
               for failure in result["failed"]]
     lines.append(result["timing"])
+    lines += ["", "Published results, for scale:"] + [
+        f"- {entry['sentence']} {entry['url']}" if entry.get("url") else f"- {entry['sentence']}"
+        for entry in result["references"]]
     return "\n".join(lines)
 
 
