@@ -139,8 +139,9 @@ def outcome(job: jobs.BakeoffJob) -> None:
         st.warning(snapshot.error or "The bake-off was cancelled before it began.",
                    icon=":material/cancel:")
         return
-    if result["stopped"]:
-        st.warning(f"The bake-off stopped early: {result['stopped']}.", icon=":material/cancel:")
+    if result["stopped"]:  # as an error's text: a demo's visitor sees no server path
+        widgets.error(f"The bake-off stopped early: {result['stopped']}.",
+                      icon=":material/cancel:", warn=True)
     for failure in result["failed"]:
         widgets.error(f"{failure['label']} could not be trained: {failure['reason']}", warn=True)
     if not result["rows"]:
