@@ -426,8 +426,9 @@ def bakeoff(rows: Sequence[dict]) -> go.Figure:
     embedding time per image, and against model size (both on log scales). Pretrained
     bodies are blue circles, random-weight ones vermillion squares; the bodies on each
     chart's Pareto front (no other as accurate and as cheap) are ringed in black and joined
-    by a dashed line, each body named beside its point (toward the middle, so no name runs
-    off the chart).
+    by a dashed line. Each body is named beside its point: toward the middle, so no name
+    runs off the chart; above it on the front, below it off the front, so a beaten body's
+    name does not cover its neighbour's on the front.
 
     Args:
         rows: `tlcore.bakeoff.run`'s rows ("label", "pretrained", "val_accuracy",
@@ -453,7 +454,8 @@ def bakeoff(rows: Sequence[dict]) -> go.Figure:
                 x=[row[cost] for row in members], y=[row["val_accuracy"] for row in members],
                 mode="markers+text", name=name, legendgroup=name, showlegend=column == 1,
                 text=[escaped(_short_label(row["label"])) for row in members],
-                textposition=["top right" if place[id(row)] < (low + high) / 2 else "top left"
+                textposition=[("top " if row.get(on_front) else "bottom ")
+                              + ("right" if place[id(row)] < (low + high) / 2 else "left")
                               for row in members], textfont=dict(size=10),
                 marker=dict(size=12, color=PALETTE[index], symbol=SYMBOLS[index], line=dict(
                     width=[2.5 if row.get(on_front) else 0.5 for row in members],
