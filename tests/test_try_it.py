@@ -6,25 +6,25 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tlcore import config
+from tlcore import config, predict
 from ui import try_it
 
 CLASSES = ["cat", "dog", "fox", "owl"]
 
 
 def test_top_classes_most_probable_first():
-    top = try_it.top_classes(np.array([0.1, 0.6, 0.05, 0.25]), CLASSES, k=3)
+    top = predict.top_classes(np.array([0.1, 0.6, 0.05, 0.25]), CLASSES, k=3)
     assert [(index, name) for index, name, _ in top] == [(1, "dog"), (3, "owl"), (0, "cat")]
     assert [probability for _, _, probability in top] == pytest.approx([0.6, 0.25, 0.1])
 
 
 def test_top_classes_never_more_than_the_classes():
-    assert len(try_it.top_classes(np.array([0.5, 0.5]), ["yes", "no"], k=5)) == 2
+    assert len(predict.top_classes(np.array([0.5, 0.5]), ["yes", "no"], k=5)) == 2
 
 
 def test_top_classes_refuses_a_mismatch():
     with pytest.raises(ValueError, match="3 probabilities for 4 classes"):
-        try_it.top_classes(np.array([0.2, 0.3, 0.5]), CLASSES)
+        predict.top_classes(np.array([0.2, 0.3, 0.5]), CLASSES)
 
 
 def test_within_limit_keeps_all_on_ones_own_server(monkeypatch):

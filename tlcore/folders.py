@@ -172,7 +172,7 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"data folder {str(root)!r} does not exist or is not a folder")
-    class_folders = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    class_folders = sorted(p for p in root.iterdir() if p.is_dir() and not hidden(p.name))
     config.check_limit("classes", len(class_folders), "class folders")
     verdicts = _load_verdicts(root)
     tick = _progress(class_folders, on_step)
@@ -180,7 +180,7 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     labels: list[int] = []
     # Images beside the class folders have no class: say so (a README there is normal).
     skipped = [SkippedFile(str(path), "not inside a class folder")
-               for path in sorted(root.iterdir()) if not path.is_dir() and not _hidden(path.name)
+               for path in sorted(root.iterdir()) if not path.is_dir() and not hidden(path.name)
                and path.suffix.lower() in images.IMAGE_EXTENSIONS]
     class_names: list[str] = []
     for class_folder in class_folders:
@@ -207,7 +207,9 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
                    source=str(root.resolve()))
 
 
-def _hidden(name: str) -> bool:
+def hidden(name: str) -> bool:
+    """A file or folder name every reader skips: hidden ones (".*") and macOS's zip
+    leftovers ("__MACOSX")."""
     return name.startswith((".", "__MACOSX"))
 
 
@@ -218,7 +220,7 @@ def _progress(class_folders: list[Path], on_step: StepCallback | None
         return lambda files: None
     total = sum(1 for folder in class_folders for path in folder.rglob("*")
                 if not path.is_dir()
-                and not any(_hidden(part) for part in path.relative_to(folder).parts))
+                and not any(hidden(part) for part in path.relative_to(folder).parts))
     done = 0
 
     def tick(files: int) -> None:
@@ -241,7 +243,7 @@ def _scan_class_folder(folder: Path, verdicts: dict[str, list],
     candidates: list[Path] = []
     bad: list[SkippedFile] = []
     for path in sorted(folder.rglob("*")):
-        if path.is_dir() or any(_hidden(part) for part in path.relative_to(folder).parts):
+        if path.is_dir() or any(hidden(part) for part in path.relative_to(folder).parts):
             continue
         if path.is_symlink():
             bad.append(SkippedFile(str(path), "symbolic link"))
@@ -382,9 +384,9 @@ def _uploaded_name(root: Path) -> str | None:
 
 def _class_root(folder: Path) -> Path:
     """The folder holding the class folders: `folder`, or its only sub-folder."""
-    entries = [p for p in folder.iterdir() if not _hidden(p.name)]
+    entries = [p for p in folder.iterdir() if not hidden(p.name)]
     if len(entries) == 1 and entries[0].is_dir() and any(
-            p.is_dir() and not _hidden(p.name) for p in entries[0].iterdir()):
+            p.is_dir() and not hidden(p.name) for p in entries[0].iterdir()):
         return entries[0]
     return folder
 

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from tlcore import archives, atomic, config, images, models, runs
+from tlcore import archives, atomic, config, folders, images, models, runs
 from tlcore.config import StepCallback
 
 TOP_K = 3
@@ -245,7 +245,7 @@ def _listed(name: str, root: Path, paths: Sequence[Path]) -> list[_File]:
     files: list[_File] = []
     for path in paths:
         relative = path.relative_to(root)
-        if path.is_dir() or any(part.startswith((".", "__MACOSX")) for part in relative.parts):
+        if path.is_dir() or any(folders.hidden(part) for part in relative.parts):
             continue
         suffix = path.suffix.lower()
         files.append((f"{name}/{relative.as_posix()}",

@@ -32,7 +32,6 @@ CAMERA_TITLE = "Photo from the camera"
 THUMBNAIL_SIDE = 48  # px of each image in the many-images table (a JPEG data address)
 
 
-top_classes = predict.top_classes  # tests/test_try_it.py still reads it here
 
 
 def within_limit(names: Sequence[str]) -> tuple[int, str | None]:
