@@ -1,7 +1,7 @@
-"""Browser test of the backbone bake-off on the Train page: two bodies on the demo set at
-32 px (VGG16's offline edge-detection body and MobileNetV3Small with random weights), a
-progress bar over the whole set with its Cancel button while it runs, then the table, the
-Pareto chart and the published results; both bodies are saved runs.
+"""Browser test of the backbone bake-off on the Train page's bake-off tab: two bodies on the
+demo set at 32 px (VGG16's offline edge-detection body and MobileNetV3Small with random
+weights), a progress bar over the whole set with its Cancel button while it runs, then the
+table, the Pareto chart and the published results; both bodies are saved runs.
 
 A real `streamlit run app.py` (not a public demo) on an empty TLCORE_HOME; headless
 Chromium. Skipped without Chromium, like tests/test_browser.py, whose helpers these reuse.
@@ -51,7 +51,9 @@ def test_a_bakeoff_on_the_demo_set_shows_progress_then_its_trade_offs(served, pa
     page.goto(f"{url}/train")
     page.wait_for_selector("[data-testid='stApp']")
     wait_title(page, "Train")
+    page.get_by_role("tab", name="Which backbone? Bake-off").click()
     page.get_by_role("heading", name="Backbone bake-off").wait_for()
+    settle(page)
     assert page.get_by_role("checkbox", name=section.RANDOM_LABEL).is_checked()
     keep_only(page, WANTED)
     set_number(page, "Epochs of each head", "3")

@@ -48,7 +48,6 @@ def section(dataset: data.Dataset, data_source: str) -> None:
         dataset: the data set the Train page trains on.
         data_source: where it comes from (`state.data_source()`), for the background job.
     """
-    st.divider()
     st.subheader("Backbone bake-off", anchor="bake-off")
     st.markdown(LESSON)
     job = jobs.latest_bakeoff(state.visitor_id())
