@@ -235,10 +235,9 @@ class AugmentationKind:
         note: for people: what it does, and when it would make a label wrong.
         choices: the values of a kind picked among names (flips); empty for a strength.
         maximum: a strength's largest value (0 turns the kind off).
-        shown: a strength as people read it: the value times `scale`, then `unit`
-            (a rotation of 0.05 of a turn reads 18 degrees).
-        scale: see `shown`.
-        unit: see `shown`.
+        scale: a strength reads as its value times `scale`, then `unit` (`shown`): a
+            rotation of 0.05 of a turn reads "18°".
+        unit: see `scale`.
     """
 
     label: str

@@ -23,6 +23,7 @@ OTHER_MODES = (
 SWITCH_LABEL = "Augment the training images"
 NEW_DRAW = "New draw"
 IMAGES, DRAWS, SIDE = 4, 4, 112  # training images shown, random versions of each, pixels
+GAP = 16  # pixels between the images as they are and their versions
 DRAW_KEY = "train-augment-draw"  # the preview's seed (not a widget: the form keeps it)
 _DEFAULTS = config.Augmentation()
 
@@ -40,7 +41,8 @@ def options(mode: str, dataset: data.Dataset, key: str) -> dict:
     Returns:
         `TrainConfig` settings: "augment" and "augmentation" (none outside fine-tuning).
     """
-    with st.expander(TITLE, icon=":material/auto_awesome_mosaic:"):
+    # Keyed: it stays open when the mode changes what the form shows above it.
+    with st.expander(TITLE, icon=":material/auto_awesome_mosaic:", key="train-augment-section"):
         if mode != "fine-tune":
             st.markdown(OTHER_MODES)
             return {}
@@ -81,10 +83,10 @@ def preview(dataset: data.Dataset, settings: config.Augmentation) -> None:
         st.info("This data set has no training images to show.", icon=":material/info:")
         return
     left, right = st.columns([4, 1], vertical_alignment="center")
-    left.caption(f"Each row: a training image as it is, then {DRAWS} random versions of it, "
-                 "as fine-tuning's batches show it to the model. The versions stay the same "
-                 f"while you move the sliders, so you see what each one does; **{NEW_DRAW}** "
-                 "shows others.")
+    left.caption(f"Each row: a training image as it is (left), then {DRAWS} random versions "
+                 "of it, as fine-tuning's batches show it to the model. The versions stay the "
+                 "same while you move the sliders, so you see what each one does; "
+                 f"**{NEW_DRAW}** shows others.")
     right.button(NEW_DRAW, icon=":material/casino:", key="train-augment-new-draw",
                  on_click=_next_draw)
     st.image(_grid(paths, settings, st.session_state.get(DRAW_KEY, 0)),
@@ -111,9 +113,11 @@ def _pictures(paths: tuple[str, ...]) -> np.ndarray:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _grid(paths: tuple[str, ...], settings: config.Augmentation, draw: int) -> bytes:
-    """The preview as one PNG: a row per image, the image first, then its versions."""
+    """The preview as one PNG: the images in a column, a gap, then a row of versions of
+    each."""
     pictures = _pictures(paths)
     versions = augment.preview(pictures, settings, DRAWS, seed=draw)
-    rows = np.concatenate([pictures[:, None], versions], axis=1)
-    return images.png_bytes(images.image_grid(rows.reshape(-1, *pictures.shape[1:]),
-                                              columns=DRAWS + 1))
+    originals = images.image_grid(pictures, columns=1)
+    changed = images.image_grid(versions.reshape(-1, *pictures.shape[1:]), columns=DRAWS)
+    gap = np.full((originals.shape[0], GAP, 3), 255, dtype=np.uint8)
+    return images.png_bytes(np.concatenate([originals, gap, changed], axis=1))
