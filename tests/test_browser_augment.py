@@ -1,45 +1,27 @@
 """Browser test of the Train page's augmentation preview: for fine-tuning, the section shows a
-grid of training images under the augmentation, and moving a slider redraws it (a new
-picture), while the same settings draw the same picture.
+grid of training images under the augmentation, and moving a slider redraws it (a picture
+with other bytes, so another address).
 
-A real `streamlit run app.py` (not a public demo) on an empty TLCORE_HOME, on the built-in
-demo set; headless Chromium. Skipped without Chromium, like tests/test_browser.py, whose
-helpers these reuse.
+A real `streamlit run app.py` (not a public demo) on an empty TLCORE_HOME (the `app_url` of
+tests/test_browser.py), on the built-in demo set; headless Chromium. Skipped without
+Chromium, like tests/test_browser.py, whose helpers these reuse.
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from bench import load
-from test_browser import (ROOT,  # noqa: F401 (browser, page, shots: fixtures)
-                          assert_no_exception, browser, expect, page, screenshot, settle,
-                          shots, wait_title)
+from test_browser import (app_url, assert_no_exception, browser,  # noqa: F401 (fixtures)
+                          expect, image_loaded, page, screenshot, settle, shots, wait_title)
 from ui import augmentation
 
 pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
 
 
-@pytest.fixture(scope="module")
-def app_url(browser, tmp_path_factory) -> str:
-    """The app (not a public demo) on an empty home: its base URL."""
-    folder = tmp_path_factory.mktemp("augment-page")
-    with load.serving(ROOT, folder / "home", folder / "streamlit.log",
-                      public_demo=False) as url:
-        yield url
-
-
 def grid(page, caption: str) -> str:
-    """The address of the preview's picture once its caption starts with `caption` (the
-    address is the hash of the picture's bytes)."""
-    image = page.locator("[data-testid='stImage']").filter(
-        has=page.locator("[data-testid='stImageCaption']",
-                         has_text=re.compile("^" + re.escape(caption)))).first
-    image.wait_for()
-    picture = image.locator("img").first
-    page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=picture.element_handle())
-    return picture.get_attribute("src")
+    """The address of the preview's picture (the hash of its bytes) once its caption starts
+    with `caption`; it is the page's only picture."""
+    image_loaded(page, caption)
+    return page.locator("[data-testid='stImage'] img").first.get_attribute("src")
 
 
 def test_the_preview_shows_fine_tunings_augmentation_and_follows_its_sliders(app_url, page,
