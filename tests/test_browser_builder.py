@@ -4,13 +4,12 @@ and then the data set of the Train page.
 
 A real `streamlit run app.py` served as a public demo (the data set goes into the
 visitor's own folder) with an empty TLCORE_HOME; headless Chromium with a fake camera
-that the page may use without asking. Skipped without Chromium, like tests/test_browser.py,
-whose helpers these reuse.
+that the page may use without asking (tests/test_browser_try_it.py's). Skipped without
+Chromium, like tests/test_browser.py, whose helpers these reuse.
 """
 from __future__ import annotations
 
 import io
-import os
 import re
 
 import numpy as np
@@ -18,35 +17,14 @@ import pytest
 from PIL import Image
 
 from bench import load
-from bench.load import CHROMIUM, CHROMIUM_ARGS
-from test_browser import (HEIGHT, PAGE_TIMEOUT_MS, ROOT, WIDTH, assert_no_exception,  # noqa: F401
-                          expect, go_to, screenshot, settle, shots, wait_title)
+from test_browser import (ROOT, assert_no_exception, expect, go_to, page,  # noqa: F401
+                          screenshot, settle, shots, wait_title)
+from test_browser_try_it import browser  # noqa: F401  (Chromium with a fake camera)
 
 pytestmark = pytest.mark.slow  # starts a server, a browser or other processes
 
-# A camera that needs no device and no permission prompt (a moving test pattern).
-FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 CLASSES = {"red": (210, 40, 40), "blue": (40, 60, 210)}
 PER_CLASS = 3
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium with the fake camera (skipped as tests/test_browser.py's is)."""
-    reason = load.missing()
-    if reason is not None:
-        if os.environ.get("TLCORE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"TLCORE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(f"browser tests need Chromium and Playwright: {reason}")
-    from playwright.sync_api import expect as playwright_expect
-    from playwright.sync_api import sync_playwright
-
-    playwright_expect.set_options(timeout=PAGE_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                              args=[*CHROMIUM_ARGS, *FAKE_CAMERA])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +33,6 @@ def app_url(browser, tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("builder-page")
     with load.serving(ROOT, folder / "home", folder / "streamlit.log", public_demo=True) as url:
         yield url
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh session whose page may use the camera."""
-    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT},
-                                  permissions=["camera"])
-    tab = context.new_page()
-    tab.set_default_timeout(PAGE_TIMEOUT_MS)
-    yield tab
-    context.close()
 
 
 def png_files(class_name: str) -> list[dict]:
@@ -82,6 +49,7 @@ def png_files(class_name: str) -> list[dict]:
 
 
 def notice(page, text: str) -> None:
+    """Wait for what the last change did (the builder says it on the next run)."""
     expect(page.get_by_text(text).first).to_be_visible()
     settle(page)
 

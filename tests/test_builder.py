@@ -48,6 +48,8 @@ def test_each_save_is_a_new_version_and_unchanged_files_are_shared():
     built = two_classes()
     first = built.save()
     assert not built.has_changes() and first.name == "v0001"
+    built.add_images("apples", [("broken.png", b"not an image")])
+    assert not built.has_changes()  # nothing came in: nothing to save
     apples = [f"apples/{path.name}" for path in built.classes()["apples"]]
     built.remove_images(apples[:1])
     built.move_images(apples[1:2], "pears")

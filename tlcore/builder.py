@@ -131,12 +131,15 @@ class BuiltDataset:
         return self.folder / DRAFT
 
     def has_changes(self) -> bool:
-        """True when there are unsaved changes."""
-        return self.draft.is_dir()
+        """True when the data set differs from its newest version (or has none yet)."""
+        if not self.draft.is_dir():
+            return False
+        latest = self.latest()
+        return latest is None or _names(self.draft) != _names(latest)
 
     def classes(self) -> dict[str, list[Path]]:
         """Class name -> its image files, as the data set is now (unsaved changes included)."""
-        return _contents(self.draft if self.has_changes() else self.latest())
+        return _contents(self.draft if self.draft.is_dir() else self.latest())
 
     def add_class(self, name: str) -> str:
         """Add an empty class; return its name as kept.
@@ -187,7 +190,7 @@ class BuiltDataset:
         return added, refused
 
     def remove_images(self, image_ids: Iterable[str]) -> None:
-        """Remove images ("class/file", as `image_id` names them) from the unsaved changes."""
+        """Remove images ("class/file name") from the unsaved changes."""
         self._draft()
         for image_id in image_ids:
             self._image_path(self.draft, image_id).unlink(missing_ok=True)
@@ -239,6 +242,7 @@ class BuiltDataset:
             latest = self.latest()
             if latest is None:
                 raise ValueError("the data set has no classes yet")
+            self.discard()
             return latest
         contents = self.classes()
         empty = [name for name, files in contents.items() if not files]
@@ -289,7 +293,7 @@ class BuiltDataset:
             return contents
 
         version = self._write_version(edited)
-        if self.has_changes():
+        if self.draft.is_dir():
             self.remove_images(remove)
             for image_id, class_name in move.items():
                 self.move_images([image_id], class_name)
@@ -438,6 +442,11 @@ def _contents(root: Path | None) -> dict[str, list[Path]]:
     return {folder.name: sorted(path for path in folder.iterdir() if _STORED.fullmatch(path.name))
             for folder in sorted(root.iterdir())
             if folder.is_dir() and not folder.name.startswith(".")}
+
+
+def _names(root: Path) -> dict[str, list[str]]:
+    """Class name -> file names of a version or draft: what tells two of them apart."""
+    return {name: [path.name for path in files] for name, files in _contents(root).items()}
 
 
 def _store_copy(path: Path, folder: Path) -> None:

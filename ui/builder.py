@@ -15,6 +15,7 @@ from ui.data_choice import extract_upload, uploads_folder
 NEW = ""  # the data set choice that starts a new one
 THUMBNAILS_PER_PAGE = 24
 THUMBNAILS_PER_ROW = 8
+OPEN_CLASSES = 4  # with more classes, each starts folded
 IMAGE_TYPES = [extension.lstrip(".") for extension in images.IMAGE_EXTENSIONS]
 # Keys of this module's widgets and of what it keeps between script runs.
 CHOICE_WIDGET = "builder_choice"
@@ -72,6 +73,7 @@ def _start_form(owner: str | None) -> None:
         if not st.button("Create the data set", type="primary", icon=":material/add:"):
             return
     try:
+        builder.check_name(name, "data set name")
         source = start or None
         if start == "zip":
             source = extract_upload(upload) if upload is not None else None
@@ -115,11 +117,8 @@ def _new_class_form(built: builder.BuiltDataset) -> None:
 def _class_card(built: builder.BuiltDataset, name: str, contents: dict) -> None:
     """One class: its uploader, its camera, its thumbnails and what to do with them."""
     files = contents[name]
-    with st.container(border=True):
-        head, remove = st.columns([5, 1], vertical_alignment="center")
-        head.markdown(f"**{widgets.plain(name)}**: {widgets.count(len(files), 'image')}")
-        if remove.button("Remove class", key=f"remove-class-{name}", icon=":material/delete:"):
-            _change(lambda: built.remove_class(name), f"Class {name} removed.")
+    with st.expander(f"**{widgets.plain(name)}**: {widgets.count(len(files), 'image')}",
+                     expanded=len(contents) <= OPEN_CLASSES, key=f"class-{name}"):
         rounds = st.session_state.setdefault(_ROUNDS, {}).get(name, 0)
         uploader, camera = st.columns(2)
         uploads = uploader.file_uploader(f"Add images to {widgets.plain(name)}",
@@ -137,6 +136,9 @@ def _class_card(built: builder.BuiltDataset, name: str, contents: dict) -> None:
             _add(built, name, files_in)
         if files:
             _thumbnails(built, name, files, [other for other in contents if other != name])
+        if st.button(f"Remove the class {widgets.plain(name)}", key=f"remove-class-{name}",
+                     icon=":material/delete:", type="tertiary"):
+            _change(lambda: built.remove_class(name), f"Class {name} removed.")
 
 
 def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]]) -> None:
@@ -158,6 +160,7 @@ def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]])
 
 def _thumbnails(built: builder.BuiltDataset, name: str, files: list, others: list[str]) -> None:
     """A page of a class's images, each with a box to pick it; remove or move the picked."""
+    files = sorted(files, key=_added_at)  # the newest last, where a new photo is looked for
     start = 0
     if len(files) > THUMBNAILS_PER_PAGE:
         starts = range(0, len(files), THUMBNAILS_PER_PAGE)
@@ -185,10 +188,18 @@ def _thumbnails(built: builder.BuiltDataset, name: str, files: list, others: lis
                 f"{widgets.count(len(picked), 'image')} moved from {name} to {chosen}.")
 
 
+def _added_at(path: Path) -> int:
+    """When an image came into the data set (its file's time; a copy keeps it)."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed meanwhile (another tab)
+        return 0
+
+
 def _save_row(built: builder.BuiltDataset, contents: dict) -> str | None:
     """Save or discard the unsaved changes; return the version the Train page may use."""
     latest = built.latest()
-    if not built.has_changes():
+    if latest is not None and not built.has_changes():
         st.success(f"Saved as version {builder.version_number(latest)}: the Train page "
                    "uses it.", icon=":material/check:")
         return str(latest)
