@@ -213,7 +213,7 @@ def _save_row(built: builder.BuiltDataset, contents: dict) -> str | None:
                    icon=":material/save:", disabled=usable < 2):
         try:
             version = built.save()
-            with work.heavy("Checking the saved images") as job:  # read once, as the Train page will
+            with work.heavy("Checking the saved images") as job:  # as the Train page will
                 data.load_dataset(str(version), on_step=job.on_step)
         except ValueError as error:
             widgets.error(error)
