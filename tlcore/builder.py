@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 
 from PIL import Image
 
-from tlcore import atomic, checkpoints, config, images, runs, visitors
+from tlcore import atomic, checkpoints, config, folders, images, runs, visitors
 from tlcore.config import StepCallback
 from tlcore.folders import NAME_FILE, Dataset, SkippedFile
 
@@ -66,7 +66,7 @@ def check_name(name: str, what: str = "class name") -> str:
     if len(name) > NAME_LENGTH:
         raise ValueError(f"the {what} {name[:20]!r}... is {len(name)} characters long; at "
                          f"most {NAME_LENGTH} are allowed")
-    if _UNSAFE.search(name) or name.startswith((".", "__MACOSX")):
+    if _UNSAFE.search(name) or folders.hidden(name):
         raise ValueError(f"the {what} {name!r} cannot start with a dot or hold a slash, a "
                          "backslash or a control character")
     return name
@@ -415,7 +415,7 @@ def list_built(owner: str | None = None) -> list[BuiltDataset]:
     if not root.is_dir():
         return []
     return [BuiltDataset(folder, owner) for folder in sorted(root.iterdir())
-            if folder.is_dir() and not folder.name.startswith(".")]
+            if folder.is_dir() and not folders.hidden(folder.name)]
 
 
 def of_source(source: str, owner: str | None = None) -> BuiltDataset | None:
@@ -441,7 +441,7 @@ def _contents(root: Path | None) -> dict[str, list[Path]]:
         return {}
     return {folder.name: sorted(path for path in folder.iterdir() if _STORED.fullmatch(path.name))
             for folder in sorted(root.iterdir())
-            if folder.is_dir() and not folder.name.startswith(".")}
+            if folder.is_dir() and not folders.hidden(folder.name)}
 
 
 def _names(root: Path) -> dict[str, list[str]]:
