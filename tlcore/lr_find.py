@@ -352,8 +352,8 @@ def _batches(images: np.ndarray, labels: np.ndarray, train_config: config.TrainC
     augments them (fine-tuning's body stage)."""
     batch = min(train_config.batch_size, len(labels))
     if train_config.mode == "fine-tune" and train_config.augment:
-        for pixels, classes in train.augmented_batches(images, labels, batch,
-                                                       train_config.seed).repeat():
+        for pixels, classes in train.augmented_batches(
+                images, labels, batch, train_config.seed, train_config.augmentation).repeat():
             yield pixels, classes.numpy()  # endless
     random = np.random.default_rng(train_config.seed)
     while True:
