@@ -255,3 +255,50 @@ def test_robustness_sweep_trains_each_budget_with_the_train_options(capsys, tiny
     assert "[budget 4/255, run 2 of 2: training] epoch 1/1" in progress
     assert all(reference["url"] for reference in swept["references"])
     assert "PGD 4/255" in cli._human(swept) and "Published results" in cli._human(swept)
+
+
+@pytest.mark.slow
+def test_predict_gives_each_files_top_classes(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (220, 40, 40)).save(tmp_path / "red.png")
+    (tmp_path / "notes.jpg").write_bytes(b"not an image")
+    assert cli.main(["predict", str(tiny_run.run_dir), str(tmp_path / "red.png"),
+                     str(tmp_path / "notes.jpg"), "--top-k", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["images"], result["unreadable"], result["top_k"]) == (1, 1, 2)
+    assert len(result["predictions"][0]["classes"]) == 2
+    assert "not a readable image" in result["predictions"][1]["error"]
+    assert cli.main(["predict", str(tiny_run.run_dir), str(tmp_path / "red.png"),
+                     "--top-k", "0"]) == 2
+
+
+def test_augmentation_options_reach_the_training_settings():
+    arguments = cli._parser().parse_args(["train", "--rotation", "0.1", "--flip", "both"])
+    augmentation = cli._train_config(arguments).augmentation
+    assert (augmentation.flip, augmentation.rotation) == ("both", 0.1)
+    assert augmentation.zoom == config.Augmentation().zoom
+
+
+@pytest.mark.slow
+def test_lr_find_suggests_a_rate_in_its_range(capsys, tiny_folder):
+    status, found, _ = run_cli(capsys, "lr-find", "--data", str(tiny_folder), "--backbone",
+                               "scratch_cnn", "--weights", "none", "--mode", "end-to-end",
+                               "--image-size", "32", "--steps", "40")
+    assert status == 0
+    rates = found["lr_find"]["learning_rates"]
+    assert rates[0] == pytest.approx(1e-7)
+    assert rates[0] <= found["lr_find"]["suggested_learning_rate"] <= rates[-1]
+    status, _, error = run_cli(capsys, "lr-find", "--data", str(tiny_folder), "--mode", "fast")
+    assert status != 0 and "feature extractor" in error
+
+
+@pytest.mark.slow
+def test_bakeoff_trains_the_chosen_bodies_as_runs(capsys, tiny_folder, tmp_path):
+    status, result, _ = run_cli(capsys, "bakeoff", "--data", str(tiny_folder),
+                                "--include-random", "--only", "mobilenet_v3_small:none",
+                                "--epochs", "1", "--image-size", "32",
+                                "--runs-dir", str(tmp_path))
+    assert status == 0
+    [row] = result["bakeoff"]["rows"]
+    assert (tmp_path / row["run_id"] / "run.json").is_file()

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     exporter.add_argument("run_dir", type=Path)
     exporter.add_argument("--out", type=Path, help="default: model.tflite in the run folder")
 
+    _predict_arguments(command("predict", _predict, "a run's top classes for many images "
+                                                    "(image files, zips of them, folders)"))
+
     _ideal_arguments(command("ideal", _ideal, "render the image a model finds most like a class"))
 
     _attack_arguments(command("attack", _attack, "make an adversarial version of an image"))
@@ -92,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     _sweep_arguments(command("robustness-sweep", _robustness_sweep,
                              "train one run per adversarial budget and measure each: clean "
                              "accuracy, accuracy under PGD, training time"))
+
+    _lr_find_arguments(command("lr-find", _lr_find,
+                               "find a learning rate: train a copy of the model one batch per "
+                               "rate, the rate growing exponentially, until the loss blows up"))
+
+    _bakeoff_arguments(command("bakeoff", _bakeoff,
+                               "train every backbone whose weights are here in fast mode on the "
+                               "same data and compare validation accuracy, embedding time per "
+                               "image and model size (Pareto fronts marked)"))
     return parser
 
 
@@ -144,6 +156,7 @@ def _training_options(train: argparse.ArgumentParser) -> None:
                             "(default %(default)s)")
     train.add_argument("--no-augment", dest="augment", action="store_false",
                        default=defaults.augment, help="fine-tune without augmentation")
+    _augmentation_options(train)
     train.add_argument("--patience", type=int, default=defaults.patience,
                        help="early stopping: epochs without a better validation accuracy "
                             "(default %(default)s)")
@@ -152,6 +165,69 @@ def _training_options(train: argparse.ArgumentParser) -> None:
                        help="do not weight the loss by inverse class frequency")
     train.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
     train.add_argument("--runs-dir", type=Path)
+
+
+def _augmentation_options(train: argparse.ArgumentParser) -> None:
+    """Fine-tuning's random changes of the training images: an option per kind of
+    `config.AUGMENTATIONS`, named after it; defaults are `config.Augmentation`'s."""
+    defaults = config.Augmentation()
+    for name, kind in config.AUGMENTATIONS.items():
+        default = getattr(defaults, name)
+        if kind.choices:
+            help_text = f"fine-tune: {kind.note} (default {default})"
+        else:
+            help_text = (f"fine-tune: {kind.note} (0: off, to {kind.maximum:g} = "
+                         f"{kind.shown(kind.maximum)}; default {default:g} = "
+                         f"{kind.shown(default)})")
+        train.add_argument(f"--{name}", type=None if kind.choices else float, default=default,
+                           choices=kind.choices or None, metavar=None if kind.choices else "X",
+                           help=help_text.replace("%", "%%"))  # argparse formats help
+
+
+def _predict_arguments(predictor: argparse.ArgumentParser) -> None:
+    """The `predict` command's options."""
+    predictor.add_argument("run_dir", type=Path)
+    predictor.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                           help="images, zips of images or folders of them")
+    predictor.add_argument("--top-k", type=int, metavar="K",
+                           help="classes per image, most probable first (default 3)")
+
+
+def _lr_find_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `lr-find` command's options: the training's (fine-tune by default: the rate found
+    is the body stage's), then the sweep's; the sweep's defaults are `tlcore.lr_find`'s
+    (fastai's), read after parsing so that --help loads no TensorFlow."""
+    _training_options(parser)
+    parser.set_defaults(mode="fine-tune")  # a feature extractor's head needs no search
+    parser.add_argument("--start", type=float, help="the first rate (default: 1e-7, fastai's)")
+    parser.add_argument("--end", type=float, help="the last rate (default: 10)")
+    parser.add_argument("--steps", type=int,
+                        help="rates tried, one batch each (default: 100)")
+    parser.add_argument("--diverge", type=float,
+                        help="stop once the smoothed loss passes this multiple of its lowest "
+                             "(default: 4)")
+
+
+def _bakeoff_arguments(bakeoff: argparse.ArgumentParser) -> None:
+    """The `bakeoff` command's options: which bodies, and the settings every row shares
+    (fast mode; defaults are `config.TrainConfig`'s)."""
+    defaults = config.TrainConfig()
+    bakeoff.add_argument("--data", default="demo", help=f"{data.sources_in_words()} (default "
+                                                        "%(default)s)")
+    bakeoff.add_argument("--include-random", action="store_true",
+                         help="also train every architecture with random weights: what "
+                              "transfer adds")
+    bakeoff.add_argument("--only", nargs="+", metavar="BACKBONE:WEIGHTS",
+                         help="train only these of the bodies found, e.g. vgg16:edges "
+                              "resnet50:none (random ones need --include-random)")
+    bakeoff.add_argument("--epochs", type=int, default=defaults.epochs,
+                         help="epochs of each head (default %(default)s)")
+    bakeoff.add_argument("--image-size", type=int, default=defaults.image_size,
+                         help="the same for every body; default: the data set's or 224")
+    bakeoff.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                         help="default %(default)s")
+    bakeoff.add_argument("--seed", type=int, default=defaults.seed, help="default %(default)s")
+    bakeoff.add_argument("--runs-dir", type=Path)
 
 
 def _adversarial_options(train: argparse.ArgumentParser) -> None:
@@ -369,6 +445,7 @@ def _train_config(arguments: argparse.Namespace) -> config.TrainConfig:
     given = _settings(config.TrainConfig, arguments)
     if given.get("weights") in ("none", "random"):
         given["weights"] = None
+    given["augmentation"] = _settings(config.Augmentation, arguments)
     return config.TrainConfig(**given)
 
 
@@ -401,6 +478,51 @@ def _export(arguments: argparse.Namespace) -> dict[str, Any]:
 
     path = export.export_tflite(runs.load_run(arguments.run_dir), arguments.out)
     return {"tflite": str(path), "bytes": path.stat().st_size}
+
+
+def _predict(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import predict, runs
+
+    k = predict.TOP_K if arguments.top_k is None else arguments.top_k
+    return predict.predict_run(runs.load_run(arguments.run_dir), arguments.files, k=k,
+                               on_step=_ProgressPrinter())
+
+
+def _predictions_table(result: dict[str, Any]) -> str:
+    """One line per file: its classes with their probabilities, or why it was not read."""
+    lines = [f"{result['run']}: {result['images']} images predicted, "
+             f"{result['unreadable']} could not be read"]
+    for row in result["predictions"]:
+        answer = row["error"] or ", ".join(
+            f"{name} {probability:.1%}"
+            for name, probability in zip(row["classes"], row["probabilities"]))
+        lines.append(f"{row['file']}: {answer}")
+    return "\n".join(lines)
+
+
+def _lr_find(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import lr_find
+
+    sweep = {name: getattr(arguments, name) for name in ("start", "end", "steps", "diverge")
+             if getattr(arguments, name) is not None}
+    result = lr_find.range_test(_train_config(arguments),
+                                data.load_dataset(arguments.data, seed=arguments.seed),
+                                on_step=_ProgressPrinter(), **sweep)
+    return {"lr_find": result.to_dict()}
+
+
+def _bakeoff(arguments: argparse.Namespace) -> dict[str, Any]:
+    from tlcore import bakeoff, estimate
+
+    dataset = data.load_dataset(arguments.data, seed=arguments.seed)
+    base = config.TrainConfig(mode="fast", epochs=arguments.epochs,
+                              image_size=arguments.image_size,
+                              batch_size=arguments.batch_size, seed=arguments.seed)
+    found = bakeoff.candidates(estimate.resolve_image_size(base, dataset),
+                               arguments.include_random)
+    chosen = bakeoff.select(found, arguments.only)
+    return {"bakeoff": bakeoff.run(chosen, dataset, base=base, runs_dir=arguments.runs_dir,
+                                   on_step=_ProgressPrinter())}
 
 
 def _load_model(arguments: argparse.Namespace):
@@ -585,6 +707,16 @@ def _human(result: dict[str, Any]) -> str:
                 + _per_class_table(result["classes"], result["curve"]))
     if "sweep" in result:
         return _sweep_table(result)
+    if "predictions" in result:
+        return _predictions_table(result)
+    if "lr_find" in result:
+        from tlcore import lr_find
+
+        return lr_find.describe(result["lr_find"])
+    if "bakeoff" in result:
+        from tlcore import bakeoff
+
+        return bakeoff.table(result["bakeoff"])
     return "\n".join(f"{key}: {value}" for key, value in result.items()
                      if key not in ("confusion_matrix", "per_class", "reliability",
                                     "most_confused"))
