@@ -43,13 +43,14 @@ page = st.navigation(PAGES)
 
 
 @st.fragment(run_every=2.0)
-def training_status(job: jobs.TrainingJob) -> None:
-    """Keep the sidebar's progress bar current on every page while a training runs."""
+def training_status(job: jobs.TrainingJob | jobs.BakeoffJob, what: str) -> None:
+    """Keep the sidebar's progress bar current on every page while a training (or a
+    bake-off) runs."""
     snapshot = job.snapshot()
     if snapshot.state == "running":
-        st.progress(snapshot.fraction, text=f"Training: {snapshot.phase}")
+        st.progress(snapshot.fraction, text=f"{what}: {snapshot.phase}")
     else:
-        st.caption(f"Training {snapshot.state}.")
+        st.caption(f"{what} {snapshot.state}.")
 
 
 cache.housekeeping()
@@ -58,8 +59,10 @@ work.say_if_stopped()
 with st.sidebar:
     st.caption(f"Device: **{cache.device()}**")
     job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())
-    if job is not None and job.is_running():
-        training_status(job)
+    bakeoff = jobs.latest_bakeoff(state.visitor_id())
+    for running, what in ((job, "Training"), (bakeoff, "Bake-off")):
+        if running is not None and running.is_running():
+            training_status(running, what)
     if config.public_demo():
         limits = config.limits()
         st.caption(f"Public demo: what you upload and train is yours alone (kept with the "

@@ -224,7 +224,7 @@ def _train_fast(train_config: config.TrainConfig, dataset: data.Dataset, body: k
     if vectors is None or len(vectors) != len(dataset.paths):
         vectors = features.write_embeddings(
             key, len(dataset.paths), embedder.output_shape[-1],
-            _embed_dataset(embedder, dataset, on_step, should_stop))
+            _embed_dataset(embedder, dataset, on_step, should_stop, cached=key is not None))
     trained = train_head(train_config, vectors, dataset.labels, dataset.splits,
                          dataset.num_classes, on_step, should_stop)
     classifier = models.build_classifier(train_config.backbone, body, dataset.num_classes,
@@ -293,13 +293,16 @@ def _in_memory_if_small(rows: features.RowsView) -> np.ndarray | features.RowsVi
 
 def _embed_dataset(embedder: keras.Model, dataset: data.Dataset, on_step: StepCallback | None,
                    should_stop: Callable[[], bool] | None,
-                   starts: Sequence[int] | None = None) -> Iterator[np.ndarray]:
+                   starts: Sequence[int] | None = None, cached: bool = True
+                   ) -> Iterator[np.ndarray]:
     """Yield the embeddings of the chunks of EMBED_CHUNK files beginning at `starts` (all
-    of them by default), one chunk at a time (memory: one chunk)."""
+    of them by default), one chunk at a time (memory: one chunk); `cached` says whether
+    they are kept for later trainings (random weights never are)."""
     size = models.input_size(embedder)
     starts = range(0, len(dataset.paths), EMBED_CHUNK) if starts is None else starts
     total = _rows_in(starts, len(dataset.paths))
-    phase = {"phase": "embedding images (once: cached for later trainings)"}
+    phase = {"phase": "embedding images (once: cached for later trainings)" if cached
+             else "embedding images (random weights: not kept)"}
     done = 0
     _report(on_step, done, total, phase)
     for start in starts:
