@@ -18,11 +18,6 @@ if not all_runs:
 rows = [{**run.summary(), "robust": robust_training.label(run.info["config"])}
         for run in all_runs]
 table, columns, order = charts.runs_table(rows)
-if any(row["robust"] for row in rows):  # after the mode: how the body was trained
-    columns["robust"] = st.column_config.TextColumn(
-        "Robust", width=110, help="Adversarial training's budget and attack; blank: trained "
-                                  "on the images as they are.")
-    order.insert(order.index("mode") + 1, "robust")
 st.dataframe(table, width="stretch", hide_index=True, column_config=columns,
              column_order=order)
 st.plotly_chart(charts.run_comparison(rows), width="stretch")

@@ -227,23 +227,27 @@ def trace(values: Sequence[float], title: str, y_title: str) -> go.Figure:
 
 
 RUN_COLUMNS = {
-    # key of Run.summary(): (label, width in pixels, number format or None, help)
-    "name": ("Run", 140, None, "The name you gave the run (rename it below), else when it "
+    # key of Run.summary() (and "robust"): (label, width in pixels, number format or None,
+    # help); the widths add up to what fits beside the sidebar at 1400 px.
+    "name": ("Run", 130, None, "The name you gave the run (rename it below), else when it "
              "was trained."),
     "val_accuracy": ("Validation", 90, "%.3f", "Accuracy on the validation images (they "
                      "picked the best epoch)."),
-    "test_accuracy": ("Test", 70, "%.3f", "Accuracy on the test images, never seen in "
+    "test_accuracy": ("Test", 65, "%.3f", "Accuracy on the test images, never seen in "
                       "training."),
-    "seconds": ("Time", 75, "%.1f s", "Training time in seconds."),
-    "model_mb": ("Size", 75, "%.1f MB", "The saved model file, in megabytes."),
-    "backbone": ("Backbone", 100, None, "The network body."),
-    "mode": ("Mode", 90, None, "fast: a head on frozen features; fine-tune: the head, then "
+    "seconds": ("Time", 70, "%.1f s", "Training time in seconds."),
+    "model_mb": ("Size", 70, "%.1f MB", "The saved model file, in megabytes."),
+    "backbone": ("Backbone", 95, None, "The network body."),
+    "mode": ("Mode", 85, None, "fast: a head on frozen features; fine-tune: the head, then "
              "the body's top blocks; end-to-end: everything from scratch."),
-    "weights": ("Weights", 85, None, "Where the body's starting weights came from (in full "
+    "robust": ("Robust", 100, None, "Adversarial training's budget and attack; blank: "
+               "trained on the images as they are."),
+    "weights": ("Weights", 80, None, "Where the body's starting weights came from (in full "
                 "under One run, below)."),
-    "data": ("Data", 105, None, "The data set it was trained on."),
-    "epochs": ("Epochs", 65, "%d", "Epochs trained, head-only ones included."),
+    "data": ("Data", 95, None, "The data set it was trained on."),
+    "epochs": ("Epochs", 60, "%d", "Epochs trained, head-only ones included."),
 }
+OPTIONAL_RUN_COLUMNS = {"robust"}  # shown only when some run has a value
 
 
 def runs_table(rows: Sequence[dict]) -> tuple[list[dict], dict[str, Any], list[str]]:
@@ -267,6 +271,7 @@ def runs_table(rows: Sequence[dict]) -> tuple[list[dict], dict[str, Any], list[s
                                                                help=help_text,
                                                                format=number_format)
     present = set().union(*(row.keys() for row in rows)) if rows else set(RUN_COLUMNS)
+    present -= {key for key in OPTIONAL_RUN_COLUMNS if not any(row.get(key) for row in rows)}
     return list(rows), column_config, [key for key in RUN_COLUMNS if key in present]
 
 
