@@ -27,6 +27,15 @@ def test_regular_archive_is_extracted(tmp_path):
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == ["cats/a.png", "dogs/b.png"]
 
 
+def test_unpacking_reports_each_entry_against_the_count(tmp_path):
+    reports = []
+    archives.extract_zip(make_zip({f"cats/{n}.png": b"1" for n in range(3)}), tmp_path,
+                         on_step=lambda step, total, metrics: reports.append(
+                             (step, total, metrics["phase"])))
+    assert reports == [(0, 3, "unpacking"), (1, 3, "unpacking"), (2, 3, "unpacking"),
+                       (3, 3, "unpacking")]
+
+
 @pytest.mark.parametrize("name", ["../evil.png", "cats/../../evil.png", "/etc/evil.png",
                                   "C:/evil.png", "..\\evil.png"])
 def test_paths_leaving_the_folder_are_refused(tmp_path, name):

@@ -14,6 +14,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from tlcore.config import StepCallback
+
 MAX_FILES = 100_000
 MAX_TOTAL_BYTES = 4 * 1024**3
 MAX_RATIO = 200
@@ -25,7 +27,8 @@ class ArchiveError(ValueError):
 
 
 def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
-                max_total_bytes: int = MAX_TOTAL_BYTES) -> list[Path]:
+                max_total_bytes: int = MAX_TOTAL_BYTES,
+                on_step: StepCallback | None = None) -> list[Path]:
     """Extract a zip archive's regular files into `target`.
 
     Args:
@@ -33,6 +36,8 @@ def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
         target: an existing empty folder.
         max_files: refuse archives with more entries.
         max_total_bytes: refuse archives that expand to more bytes.
+        on_step: `on_step(entries_done, entries_total, {"phase": "unpacking"})` after each
+            entry (folders included).
 
     Returns:
         The extracted file paths.
@@ -51,7 +56,9 @@ def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
                                f"{max_files:,} are allowed")
         written: list[Path] = []
         total = 0
-        for member in members:
+        for number, member in enumerate(members, start=1):
+            if on_step is not None:
+                on_step(number - 1, len(members), {"phase": "unpacking"})
             relative = _safe_relative_path(member)
             if relative is None:
                 continue
@@ -69,6 +76,8 @@ def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
                 raise ArchiveError(f"cannot extract {member.filename!r}: "
                                    f"{type(error).__name__}: {error}") from error
             written.append(destination)
+        if on_step is not None:
+            on_step(len(members), len(members), {"phase": "unpacking"})
         return written
 
 

@@ -324,7 +324,8 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
             "upload-" and a hash).
         seed: seed of the split.
         into: the folder that keeps extracted zips; None: `uploads_folder()`.
-        on_step: progress of checking the images, as in `from_folder`.
+        on_step: progress of unpacking (`archives.extract_zip`), then of checking the
+            images, as in `from_folder`.
 
     Raises:
         archives.ArchiveError: unsafe or oversized archive.
@@ -345,7 +346,7 @@ def from_zip(archive: str | os.PathLike | bytes, *, name: str | None = None,
     limits = config.limits()
     with atomic.staged_folder(target) as staging:  # the same zip twice: one copy stays
         archives.extract_zip(content, staging, max_files=limits.archive_files,
-                             max_total_bytes=limits.extracted_mb * 2**20)
+                             max_total_bytes=limits.extracted_mb * 2**20, on_step=on_step)
         _check_declared_pixels(staging)
         (staging / NAME_FILE).write_text(name or default_name)
     root = _class_root(target)

@@ -196,7 +196,7 @@ def _pixels(source: Path | bytes | ValueError, side: int) -> np.ndarray:
 def _expanded(sources: Sequence[tuple[str, Source]], on_step: StepCallback | None
               ) -> Iterator[list[_File]]:
     """Yield the image files the sources stand for: zips extracted (into a temporary
-    folder removed after the block, each reported to `on_step` as it starts) and folders
+    folder removed after the block, each reported to `on_step` entry by entry) and folders
     listed; a refused zip or a file that is not an image by its name stands as the reason
     (a ValueError)."""
     limits = config.limits()
@@ -207,9 +207,8 @@ def _expanded(sources: Sequence[tuple[str, Source]], on_step: StepCallback | Non
         files: list[_File] = []
         for number, (name, source) in enumerate(sources):
             if name.lower().endswith(ZIP_SUFFIX):
-                if on_step is not None:
-                    on_step(number, len(sources), {"phase": f"unpacking {name}"})
-                found = _zip_files(name, source, folder / str(number), budget)
+                found = _zip_files(name, source, folder / str(number), budget,
+                                   _renamed(on_step, f"unpacking {name}"))
             elif isinstance(source, Path) and source.is_dir():
                 found = _listed(name, source, sorted(source.rglob("*")))
             else:
@@ -221,16 +220,24 @@ def _expanded(sources: Sequence[tuple[str, Source]], on_step: StepCallback | Non
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _zip_files(name: str, source: Source, target: Path, budget: dict[str, int]
-               ) -> list[_File]:
+def _renamed(on_step: StepCallback | None, phase: str) -> StepCallback | None:
+    """`on_step` with every report's phase replaced by `phase`."""
+    if on_step is None:
+        return None
+    return lambda step, total, metrics: on_step(step, total, {**metrics, "phase": phase})
+
+
+def _zip_files(name: str, source: Source, target: Path, budget: dict[str, int],
+               on_step: StepCallback | None = None) -> list[_File]:
     """A zip's files, extracted into `target` within what is left of the budget (their
-    bytes are taken from it); a zip refused whole is one entry with the reason."""
+    bytes are taken from it; `on_step` hears of each entry); a zip refused whole is one
+    entry with the reason."""
     target.mkdir()
     try:
         if isinstance(source, bytes):
             config.check_upload(len(source), "the zip")
         extracted = archives.extract_zip(source, target, max_files=budget["files"],
-                                         max_total_bytes=budget["bytes"])
+                                         max_total_bytes=budget["bytes"], on_step=on_step)
     except (archives.ArchiveError, config.LimitError, OSError) as problem:
         shutil.rmtree(target, ignore_errors=True)  # a refused zip keeps nothing
         reason = str(problem).replace(str(target), name)  # no temporary folder of ours
