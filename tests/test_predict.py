@@ -168,3 +168,20 @@ def test_the_runs_page_predicts_many_uploads_as_a_table(tiny_run, model):
 def test_at_least_one_class_is_asked_for():
     with pytest.raises(ValueError, match="top k=0: ask for at least one class"):
         predict.predict_files(None, ["a", "b"], [("a.png", GOOD["red.png"])], k=0)
+
+
+def test_the_shared_models_lock_is_held_only_while_the_model_runs(tiny_run, model, monkeypatch):
+    monkeypatch.setattr(predict, "BATCH_IMAGES", 2)
+    held = []
+
+    class Recording:
+        def __enter__(self):
+            held.append("enter")
+
+        def __exit__(self, *problem):
+            held.append("exit")
+
+    sources = [(f"{n}.png", GOOD["red.png"]) for n in range(5)] + [("cut.png", TRUNCATED)]
+    rows = predict.predict_files(model, tiny_run.classes, sources, lock=Recording())
+    assert held == ["enter", "exit"] * 3  # a batch at a time: others' predictions go between
+    assert [row["error"] is None for row in rows] == [True] * 5 + [False]

@@ -18,7 +18,7 @@ import io
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, Union
+from typing import Any, Callable, ContextManager, Iterator, Sequence, Union
 
 import keras
 import numpy as np
@@ -62,7 +62,8 @@ def top_classes(probabilities: np.ndarray, classes: Sequence[str], k: int = TOP_
 def predict_files(model: keras.Model, classes: Sequence[str],
                   sources: Sequence[tuple[str, Source]], *, k: int = TOP_K,
                   thumbnail_side: int | None = None, on_step: StepCallback | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> list[dict[str, Any]]:
+                  should_stop: Callable[[], bool] | None = None,
+                  lock: ContextManager | None = None) -> list[dict[str, Any]]:
     """Classify many image files: one row per image, in the order given.
 
     Args:
@@ -76,6 +77,8 @@ def predict_files(model: keras.Model, classes: Sequence[str],
             image as the model sees it, at most this side, as a `data:` address (JPEG).
         on_step: progress over the images (`step, total, {"phase": ...}`).
         should_stop: polled before each batch; True ends early with the rows done so far.
+        lock: held around each batch's call of the model, not while files are unpacked
+            and decoded (a shared model's lock: other visitors' predictions go between).
 
     Returns:
         Rows of {"file", "classes" (top k, most probable first), "probabilities" (theirs),
@@ -97,7 +100,7 @@ def predict_files(model: keras.Model, classes: Sequence[str],
             if should_stop is not None and should_stop():
                 break
             rows += _predict_batch(model, classes, files[start:start + BATCH_IMAGES], side,
-                                   k, thumbnail_side)
+                                   k, thumbnail_side, lock or contextlib.nullcontext())
         else:
             if on_step is not None:
                 on_step(len(files), len(files), {"phase": "reading and predicting"})
@@ -152,8 +155,9 @@ def thumbnail_uri(image: np.ndarray, side: int) -> str:
 
 def _predict_batch(model: keras.Model, classes: Sequence[str],
                    files: Sequence[_File], side: int, k: int,
-                   thumbnail_side: int | None) -> list[dict[str, Any]]:
-    """Rows for one batch of files; a file that cannot be read gets its reason instead."""
+                   thumbnail_side: int | None, lock: ContextManager) -> list[dict[str, Any]]:
+    """Rows for one batch of files (the model called while holding `lock`); a file that
+    cannot be read gets its reason instead."""
     rows: list[dict[str, Any]] = []
     decoded: list[tuple[dict[str, Any], np.ndarray]] = []
     for name, source in files:
@@ -166,7 +170,9 @@ def _predict_batch(model: keras.Model, classes: Sequence[str],
     if not decoded:
         return rows
     pixels = np.stack([image for _, image in decoded])
-    probabilities = models.softmax(models.predict_logits(model, pixels))
+    with lock:
+        logits = models.predict_logits(model, pixels)
+    probabilities = models.softmax(logits)
     for (row, image), row_probabilities in zip(decoded, probabilities):
         top = top_classes(row_probabilities, classes, k)
         row["classes"] = [name for _, name, _ in top]

@@ -177,11 +177,11 @@ def _many_images(run: runs.Run, key: str) -> None:
         return
     shared = cache.shared_model(run)
     try:
-        with work.heavy("Predicting") as progress, shared.lock:
+        with work.heavy("Predicting") as progress:  # the lock batch by batch
             rows = predict.predict_files(
                 shared.model, run.classes, [(upload.name, upload.getvalue()) for upload in uploads],
                 thumbnail_side=THUMBNAIL_SIDE, on_step=progress.on_step,
-                should_stop=progress.should_stop)
+                should_stop=progress.should_stop, lock=shared.lock)
     except config.LimitError as refusal:
         widgets.error(refusal)
         return
