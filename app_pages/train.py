@@ -120,6 +120,7 @@ if interrupted and not config.public_demo():
 # Only the open tab runs: the bake-off's candidates are looked up only there.
 train_tab, bakeoff_tab = st.tabs(TABS, key="train-view", on_change="rerun")
 training.keep_form(drawn=train_tab.open)
+training.keep_form(drawn=bakeoff_tab.open, prefix=bakeoff.KEY)
 if bakeoff_tab.open:
     with bakeoff_tab:
         bakeoff.section(dataset, state.data_source())

@@ -62,6 +62,16 @@ def test_a_bakeoff_on_the_demo_set_shows_progress_then_its_trade_offs(served, pa
     expect(page.get_by_text(re.compile(r"Expected: about .+ for 2 backbones at 32 px"))
            ).to_be_visible()
     screenshot(page, shots / "bakeoff_form.png")
+    # A look at the other tab (which draws only itself) keeps the form as it was.
+    page.get_by_role("tab", name="Train a model").click()
+    page.get_by_role("button", name="Train", exact=True).wait_for()
+    page.get_by_role("tab", name="Which backbone? Bake-off").click()
+    page.get_by_role("heading", name="Backbone bake-off").wait_for()
+    settle(page)
+    assert page.get_by_label("Epochs of each head", exact=True).input_value() == "3"
+    assert page.get_by_label(section.SIZE_LABEL, exact=True).input_value() == "32"
+    expect(page.get_by_text(re.compile(r"Expected: about .+ for 2 backbones at 32 px"))
+           ).to_be_visible()
 
     page.get_by_role("button", name=re.compile(r"Run the bake-off \(2 trainings\)")).click()
     bar = page.locator("[data-testid='stProgress']").filter(

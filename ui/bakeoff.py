@@ -11,7 +11,7 @@ import streamlit as st
 from tlcore import bakeoff, config, data, estimate
 from ui import cache, charts, jobs, state, widgets
 
-KEY = "bakeoff-"  # prefix of the section's widget keys
+KEY = "bakeoff-form-"  # prefix of the form's widget keys (kept by `training.keep_form`)
 LESSON = (
     "Which backbone suits **your** images? The bake-off trains each body whose weights are "
     "on this server the same quick way (a feature extractor: the body stays frozen, a small "
@@ -57,7 +57,7 @@ def section(dataset: data.Dataset, data_source: str) -> None:
     chosen, base = _form(dataset)
     if st.button(f"Run the bake-off ({widgets.count(len(chosen), 'training')})", type="primary",
                  icon=":material/leaderboard:", disabled=running or not chosen,
-                 key=f"{KEY}start"):
+                 key="bakeoff-start"):
         try:
             jobs.start_bakeoff(state.visitor_id(), chosen, base, data_source, _speed())
             st.rerun()

@@ -28,18 +28,20 @@ _FOUND_RATES = "train-found-rates"  # rates the learning-rate finder put in the 
 _FORM_HIDDEN = "train-hidden-form"  # a run did not draw the form (not a widget key)
 
 
-def keep_form(drawn: bool) -> None:
-    """Keep the training form's values through page runs that do not draw it (a training
-    in progress), and give them back in the first run that draws it again: Streamlit
-    forgets the values of widgets that were not drawn, and the browser redraws a widget
-    that comes back with its default unless the run sets its value; the form came back
-    reset, showing one training and starting another. (Setting them in every run made
-    Streamlit log a warning at every run.)"""
-    if drawn and not st.session_state.pop(_FORM_HIDDEN, False):
+def keep_form(drawn: bool, prefix: str = FORM_KEY) -> None:
+    """Keep a form's values (its widgets' keys start with `prefix`; no button's does)
+    through page runs that do not draw it (a training in progress, another tab open), and
+    give them back in the first run that draws it again: Streamlit forgets the values of
+    widgets that were not drawn, and the browser redraws a widget that comes back with its
+    default unless the run sets its value; the form came back reset, showing one training
+    and starting another. (Setting them in every run made Streamlit log a warning at every
+    run.)"""
+    hidden = f"{_FORM_HIDDEN}:{prefix}"
+    if drawn and not st.session_state.pop(hidden, False):
         return
     if not drawn:
-        st.session_state[_FORM_HIDDEN] = True
-    for key in [key for key in st.session_state if str(key).startswith(FORM_KEY)]:
+        st.session_state[hidden] = True
+    for key in [key for key in st.session_state if str(key).startswith(prefix)]:
         st.session_state[key] = st.session_state[key]
 
 
