@@ -223,11 +223,9 @@ def ideals(plan: Plan, pair: list[keras.Model], judge: keras.Model, recipe: str,
         rendered = compare.ideal_pair(pair, classes, recipe, overrides=overrides)
         rows += [np.stack([result.image for result in results]) for results in rendered]
     seconds = time.perf_counter() - started
-    verdicts = {}
-    for name, first in (("standard", 0), ("robust", 1)):
-        made = np.concatenate(rows[first::2])
-        verdict = compare.alignment(judge, made, classes * plan.seeds)
-        verdicts[name] = {**verdict, "predicted": verdict["predicted"].tolist()}
+    verdicts = {name: compare.alignment(judge, np.concatenate(rows[first::2]),
+                                        classes * plan.seeds)
+                for name, first in (("standard", 0), ("robust", 1))}
     shown = np.concatenate(rows)
     factor = max(1, SHOWN_SIDE // shown.shape[1])
     grid = images.image_grid(shown.repeat(factor, axis=1).repeat(factor, axis=2),

@@ -136,4 +136,4 @@ def test_alignment_is_the_share_a_judge_calls_the_intended_class(pair):
     other = compare.alignment(pair_models[1], images, [0, 1, 2])
     probabilities = compare.verdicts(pair_models[1], images)
     assert probabilities.shape == (3, 3)
-    assert other["predicted"].tolist() == probabilities.argmax(-1).tolist()
+    assert other["predicted"] == probabilities.argmax(-1).tolist()

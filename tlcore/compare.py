@@ -175,11 +175,12 @@ def alignment(judge: keras.Model, images: np.ndarray, intended: Sequence[int]) -
     and its mean probability of that class.
 
     Returns:
-        {"share", "mean_probability", "predicted" (N,) the judge's classes}.
+        {"share", "mean_probability", "predicted": the judge's class index of each image,
+        a list of ints (JSON as it is)}.
     """
     probabilities = verdicts(judge, images)
     intended = np.asarray(intended, dtype=np.int64)
     predicted = probabilities.argmax(-1)
     return {"share": float((predicted == intended).mean()),
             "mean_probability": float(probabilities[np.arange(len(intended)), intended].mean()),
-            "predicted": predicted}
+            "predicted": predicted.tolist()}
