@@ -151,7 +151,7 @@ def test_the_panel_shows_the_curve_and_puts_the_chosen_rate_in_the_form(tiny_fol
                                                                         monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from ui import lr_finder, training
+    from ui import lr_finder, state, training
 
     used: list[float] = []
     stubbed = not hasattr(training, "use_learning_rate")  # the Train page's, once it exists
@@ -167,7 +167,7 @@ def test_the_panel_shows_the_curve_and_puts_the_chosen_rate_in_the_form(tiny_fol
     app.select_slider(key="lr-steps").set_value(25).run()
     app.button(key="lr-run").click().run()
     assert not app.exception, [error.value for error in app.exception]
-    result = app.session_state["lr-result"][1]
+    result = app.session_state[state.LR_FOUND]["lr"][1]
     assert result.steps == 25 and app.radio(key="lr-rule").value == "valley"
     assert app.metric[0].value == f"{result.suggestion.learning_rate:.2g}"
     assert "Nothing was saved" in app.caption[-1].value

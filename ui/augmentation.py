@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from tlcore import augment, config, data, images
+from ui import state
 
 TITLE = "Augmentation: what fine-tuning shows the model"
 LESSON = (
@@ -24,7 +25,6 @@ SWITCH_LABEL = "Augment the training images"
 NEW_DRAW = "New draw"
 IMAGES, DRAWS, SIDE = 4, 4, 112  # training images shown, random versions of each, pixels
 GAP = 16  # pixels between the images as they are and their versions
-DRAW_KEY = "train-augment-draw"  # the preview's seed (not a widget: the form keeps it)
 _DEFAULTS = config.Augmentation()
 
 
@@ -88,13 +88,9 @@ def preview(dataset: data.Dataset, settings: config.Augmentation) -> None:
                  "same while you move the sliders, so you see what each one does; "
                  f"**{NEW_DRAW}** shows others.")
     right.button(NEW_DRAW, icon=":material/casino:", key="train-augment-new-draw",
-                 on_click=_next_draw)
-    st.image(_grid(paths, settings, st.session_state.get(DRAW_KEY, 0)),
+                 on_click=state.next_augmentation_draw)
+    st.image(_grid(paths, settings, state.augmentation_draw()),
              caption=settings.describe().capitalize(), output_format="PNG")
-
-
-def _next_draw() -> None:
-    st.session_state[DRAW_KEY] = st.session_state.get(DRAW_KEY, 0) + 1
 
 
 def _paths(dataset: data.Dataset) -> tuple[str, ...]:

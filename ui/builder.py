@@ -19,9 +19,6 @@ OPEN_CLASSES = 4  # with more classes, each starts folded
 IMAGE_TYPES = [extension.lstrip(".") for extension in images.IMAGE_EXTENSIONS]
 # Keys of this module's widgets and of what it keeps between script runs.
 CHOICE_WIDGET = "builder_choice"
-_PENDING_CHOICE = "builder_pending_choice"  # the data set just created, chosen next run
-_ROUNDS = "builder_rounds"  # class -> how often its uploader and camera were emptied
-_NOTICE = "builder_notice"  # what the last change did, said on the next run
 START_CHOICES = {"": "Nothing: I add classes and images myself", "zip": "A zip I upload now",
                  "folder": "A folder on this server"}
 
@@ -47,7 +44,7 @@ def _chosen(fresh: bool) -> builder.BuiltDataset | None:
     owner = state.owner()
     existing = {built.name: built for built in builder.list_built(owner)}
     current = builder.of_source(state.chosen_data_source() or "", owner)
-    pending = st.session_state.pop(_PENDING_CHOICE, None)
+    pending = state.take_pending_built()
     default = pending or (current.name if current else next(iter(existing), NEW))
     key = state.prepare_widget(CHOICE_WIDGET, default, reset=fresh or pending is not None,
                                allowed=[NEW, *existing])
@@ -88,7 +85,7 @@ def _start_form(owner: str | None) -> None:
     except ValueError as error:
         widgets.error(error)
         return
-    st.session_state[_PENDING_CHOICE] = built.name
+    state.set_pending_built(built.name)
     st.rerun()
 
 
@@ -119,7 +116,7 @@ def _class_card(built: builder.BuiltDataset, name: str, contents: dict) -> None:
     files = contents[name]
     with st.expander(f"**{widgets.plain(name)}**: {widgets.count(len(files), 'image')}",
                      expanded=len(contents) <= OPEN_CLASSES, key=f"class-{name}"):
-        rounds = st.session_state.setdefault(_ROUNDS, {}).get(name, 0)
+        rounds = state.builder_round(name)
         uploader, camera = st.columns(2)
         uploads = uploader.file_uploader(f"Add images to {widgets.plain(name)}",
                                          type=IMAGE_TYPES, accept_multiple_files=True,
@@ -143,8 +140,7 @@ def _class_card(built: builder.BuiltDataset, name: str, contents: dict) -> None:
 
 def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]]) -> None:
     """Add uploaded or photographed files to a class, empty the widgets and say how it went."""
-    rounds = st.session_state.setdefault(_ROUNDS, {})
-    rounds[name] = rounds.get(name, 0) + 1  # new widgets: each file is added once
+    state.next_builder_round(name)  # new widgets: each file is added once
     try:
         with work.heavy("Adding images") as job:
             added, refused = built.add_images(name, files, on_step=job.on_step)
@@ -154,7 +150,7 @@ def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]])
     notice = f"{widgets.count(added, 'image')} added to {name}."
     if refused:
         notice += " Left out: " + "; ".join(f"{item.path}: {item.reason}" for item in refused)
-    st.session_state[_NOTICE] = (notice, bool(refused))
+    state.set_builder_notice(notice, warning=bool(refused))
     st.rerun()
 
 
@@ -232,13 +228,13 @@ def _change(action: Callable[[], object], notice: str) -> None:
     except ValueError as error:
         widgets.error(error)
         return
-    st.session_state[_NOTICE] = (notice, False)
+    state.set_builder_notice(notice)
     st.rerun()
 
 
 def _say_notice() -> None:
     """Say what the last change did (kept over the rerun it asked for)."""
-    notice = st.session_state.pop(_NOTICE, None)
+    notice = state.take_builder_notice()
     if notice is not None:
         (st.warning if notice[1] else st.success)(widgets.plain(notice[0]),
                                                  icon=":material/info:")
@@ -281,8 +277,7 @@ def _copy_run_data(run: runs.Run, owner: str | None) -> None:
         return
     state.set_data_source(str(version))
     state.set_data_kind("built")
-    st.session_state[_NOTICE] = (f"Made {built.name}, version 1: the Train page now uses it.",
-                                 False)
+    state.set_builder_notice(f"Made {built.name}, version 1: the Train page now uses it.")
     st.rerun()
 
 
@@ -323,7 +318,7 @@ def _revise(action: Callable[[], Path], done: str) -> None:
         return
     state.set_data_source(str(version))
     state.set_data_kind("built")
-    st.session_state[_NOTICE] = (f"{done} {version.parent.name}: that is version "
-                                 f"{builder.version_number(version)}, which the Train page now "
-                                 "uses. This run keeps the version it was trained on.", False)
+    state.set_builder_notice(f"{done} {version.parent.name}: that is version "
+                             f"{builder.version_number(version)}, which the Train page now "
+                             "uses. This run keeps the version it was trained on.")
     st.rerun()

@@ -9,7 +9,7 @@ import streamlit as st
 
 from tlcore import backbones, config, data, estimate, lr_find, turns
 from tlcore.fitting import TrainingCancelled
-from ui import cache, charts, training, widgets, work
+from ui import cache, charts, state, training, widgets, work
 
 TITLE = "Find a learning rate"
 STEP_CHOICES = (25, 50, 100, 200)
@@ -36,7 +36,7 @@ def panel(train_config: config.TrainConfig, dataset: data.Dataset, key: str) -> 
         dataset: the data the training would use.
         key: a prefix for this panel's widget and session keys.
     """
-    stored = st.session_state.get(_result_key(key))
+    stored = state.learning_rate_found(key)
     with st.expander(TITLE, icon=":material/query_stats:", expanded=stored is not None):
         if train_config.mode == "fast":
             st.markdown(FAST_NOTE)
@@ -55,10 +55,6 @@ def panel(train_config: config.TrainConfig, dataset: data.Dataset, key: str) -> 
                        "for these.")
             return
         _show(result, key)
-
-
-def _result_key(key: str) -> str:
-    return f"{key}-result"
 
 
 def _measured(train_config: config.TrainConfig, dataset: data.Dataset) -> dict[str, Any]:
@@ -112,9 +108,8 @@ def _run(train_config: config.TrainConfig, dataset: data.Dataset, steps: int, ke
         st.warning(f"Stopped after {len(result.learning_rates)} of {result.steps} rates: "
                    f"{job.stopped_because or 'cancelled'}. The curve so far is shown.",
                    icon=":material/timer_off:")
-    stored = (_measured(train_config, dataset), result)
-    st.session_state[_result_key(key)] = stored
-    return stored
+    state.set_learning_rate_found(key, _measured(train_config, dataset), result)
+    return state.learning_rate_found(key)
 
 
 def _show(result: lr_find.LRFindResult, key: str) -> None:

@@ -29,6 +29,11 @@ SWEEP = "ideal_sweep"
 _CURVES = "robustness_curves"
 _COMPARISONS = "comparisons"  # (pair key, {what: result}) of the Robustness lab
 _UPLOADS = "extracted_uploads"
+_AUGMENT_DRAW = "train-augment-draw"  # the augmentation preview's seed
+LR_FOUND = "learning_rate_found"  # panel key -> (settings measured, lr_find result)
+_BUILT_PENDING = "builder_pending_choice"  # the data set just created, chosen next run
+_BUILDER_ROUNDS = "builder_rounds"  # class -> how often its uploader and camera were emptied
+_BUILDER_NOTICE = "builder_notice"  # what the last change did, said on the next run
 CELL = "confusion_cell"
 
 
@@ -230,3 +235,55 @@ def set_uploaded_source(file_id: str, source: str | None) -> None:
     """Remember where an uploaded zip went (None: it was refused), so reruns neither check
     it again nor let it override a data set picked later."""
     st.session_state.setdefault(_UPLOADS, {})[file_id] = source
+
+
+def take_pending_built() -> str | None:
+    """The built data set to choose in this run (just created), once; None otherwise."""
+    return st.session_state.pop(_BUILT_PENDING, None)
+
+
+def set_pending_built(name: str) -> None:
+    """Choose this built data set in the next run (it did not exist in this one)."""
+    st.session_state[_BUILT_PENDING] = name
+
+
+def builder_round(class_name: str) -> int:
+    """How often the builder emptied this class's uploader and camera (their key suffix)."""
+    return st.session_state.get(_BUILDER_ROUNDS, {}).get(class_name, 0)
+
+
+def next_builder_round(class_name: str) -> None:
+    """Give this class's uploader and camera new keys, so each file is added once."""
+    rounds = st.session_state.setdefault(_BUILDER_ROUNDS, {})
+    rounds[class_name] = rounds.get(class_name, 0) + 1
+
+
+def set_builder_notice(notice: str, warning: bool = False) -> None:
+    """What the builder's last change did, to say after the rerun it asks for."""
+    st.session_state[_BUILDER_NOTICE] = (notice, warning)
+
+
+def take_builder_notice() -> tuple[str, bool] | None:
+    """The builder's notice (text, whether it warns), once; None when there is none."""
+    return st.session_state.pop(_BUILDER_NOTICE, None)
+
+
+def augmentation_draw() -> int:
+    """The seed of the augmentation preview's random versions (0 until redrawn)."""
+    return st.session_state.get(_AUGMENT_DRAW, 0)
+
+
+def next_augmentation_draw() -> None:
+    """Show other random versions in the augmentation preview."""
+    st.session_state[_AUGMENT_DRAW] = augmentation_draw() + 1
+
+
+def learning_rate_found(panel_key: str) -> tuple[dict[str, Any], Any] | None:
+    """The last learning-rate test of this panel: (the settings it measured, its
+    `lr_find` result), or None."""
+    return st.session_state.get(LR_FOUND, {}).get(panel_key)
+
+
+def set_learning_rate_found(panel_key: str, measured: dict[str, Any], result: Any) -> None:
+    """Keep a panel's learning-rate test so reruns still show it."""
+    st.session_state.setdefault(LR_FOUND, {})[panel_key] = (measured, result)
