@@ -50,3 +50,16 @@ def test_a_failed_replacement_keeps_the_old_folder(tmp_path, monkeypatch):
             (staging / "new.txt").write_text("new")
     monkeypatch.setattr(atomic.os, "replace", real_replace)
     assert [p.name for p in (tmp_path / "set").iterdir()] == ["old.txt"]
+
+
+def test_what_is_written_gets_an_ordinary_files_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    atomic.write_file(tmp_path / "a.json", b"{}")
+    with atomic.staged_folder(tmp_path / "run") as staging:
+        (staging / "model.keras").write_bytes(b"weights")
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o777 & ~umask

@@ -16,6 +16,11 @@ from typing import Iterator
 
 # Every temporary name starts with this, so leftovers of a killed process can be found.
 TEMPORARY_PREFIX = ".tmp-"
+# The process's umask, read once: temporary files and folders are made private (0600,
+# 0700) and get, once renamed into place, the permissions an ordinary `open` or `mkdir`
+# would give them (a served SavedModel or a shared runs folder must stay readable).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -52,6 +57,7 @@ def staged_folder(target: Path, *, replace_existing: bool = False,
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent,
                                     prefix=f"{TEMPORARY_PREFIX}staging-{target.name}-"))
+    os.chmod(staging, 0o777 & ~_UMASK)
     try:
         yield staging
         if target.exists() and replace_existing:
@@ -87,8 +93,11 @@ def staged_folder(target: Path, *, replace_existing: bool = False,
 
 
 def temporary_file(folder: Path, name: str) -> tuple[int, str]:
-    """Create an empty temporary file for `name` in `folder`; return (descriptor, path)."""
-    return tempfile.mkstemp(dir=folder, prefix=f"{TEMPORARY_PREFIX}{name}.")
+    """Create an empty temporary file for `name` in `folder` with the permissions of an
+    ordinary new file (the umask's, not mkstemp's 0600); return (descriptor, path)."""
+    handle, path = tempfile.mkstemp(dir=folder, prefix=f"{TEMPORARY_PREFIX}{name}.")
+    os.fchmod(handle, 0o666 & ~_UMASK)
+    return handle, path
 
 
 def sweep(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
