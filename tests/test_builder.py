@@ -140,6 +140,23 @@ def by_label(elements, label: str):
     return next(element for element in elements if element.label == label)
 
 
+def test_classes_whose_names_nest_each_others_keys_draw_without_a_clash():
+    """Class `a`'s "Remove the class" once had the key of class-a's "Remove the picked"."""
+    built = builder.create("nested")
+    for offset, class_name in ((0, "a"), (100, "class-a"), (200, "x"), (300, "on-x")):
+        built.add_class(class_name)
+        built.add_images(class_name, [(f"{i}.png", picture(offset + i)) for i in range(2)])
+    built.save()
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    app.session_state[state.DATA_SOURCE] = str(built.latest())
+    app.run()
+    app.switch_page("app_pages/data.py").run()
+    assert not app.exception, [error.value for error in app.exception]
+    labels = [button.label.replace("\\", "") for button in app.button]  # markdown escapes
+    assert {"Remove the class a", "Remove the class class-a"} <= set(labels)
+    assert sum(label.startswith("Remove the picked") for label in labels) == 4
+
+
 def fake_run(version, seed: int = 0) -> dict:
     """A run folder that says it was trained on `version` (as train.py records it)."""
     dataset = data.load_dataset(str(version), seed=seed)

@@ -2,6 +2,7 @@
 from its confident mistakes (the Evaluate page): both edit a `tlcore.builder` data set."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
@@ -114,28 +115,36 @@ def _new_class_form(built: builder.BuiltDataset) -> None:
 def _class_card(built: builder.BuiltDataset, name: str, contents: dict) -> None:
     """One class: its uploader, its camera, its thumbnails and what to do with them."""
     files = contents[name]
+    token = _token(name)
     with st.expander(f"**{widgets.plain(name)}**: {widgets.count(len(files), 'image')}",
-                     expanded=len(contents) <= OPEN_CLASSES, key=f"class-{name}"):
+                     expanded=len(contents) <= OPEN_CLASSES, key=f"class-{token}"):
         rounds = state.builder_round(name)
         uploader, camera = st.columns(2)
         uploads = uploader.file_uploader(f"Add images to {widgets.plain(name)}",
                                          type=IMAGE_TYPES, accept_multiple_files=True,
-                                         key=f"upload-{name}-{rounds}",
+                                         key=f"upload-{token}-{rounds}",
                                          max_upload_size=config.limits().upload_mb)
         photo = None
-        if camera.toggle(f"Use the camera for {widgets.plain(name)}", key=f"camera-on-{name}"):
+        if camera.toggle(f"Use the camera for {widgets.plain(name)}", key=f"camera-on-{token}"):
             photo = camera.camera_input(f"Each photo goes into {widgets.plain(name)}",
-                                        key=f"camera-{name}-{rounds}", width=360)
+                                        key=f"camera-{token}-{rounds}", width=360)
         files_in = [(upload.name, upload.getvalue()) for upload in uploads or []]
         if photo is not None:
             files_in.append(("the camera photo", photo.getvalue()))
         if files_in:
             _add(built, name, files_in)
         if files:
-            _thumbnails(built, name, files, [other for other in contents if other != name])
-        if st.button(f"Remove the class {widgets.plain(name)}", key=f"remove-class-{name}",
+            _thumbnails(built, name, token, files, [other for other in contents if other != name])
+        if st.button(f"Remove the class {widgets.plain(name)}", key=f"remove-class-{token}",
                      icon=":material/delete:", type="tertiary"):
             _change(lambda: built.remove_class(name), f"Class {name} removed.")
+
+
+def _token(name: str) -> str:
+    """A class's part of its widgets' keys: hex digits, so that no class's keys can equal
+    another's (with the name itself, class `a`'s "remove-class-a" was class-a's "remove-" +
+    "class-a")."""
+    return hashlib.sha1(name.encode()).hexdigest()[:16]
 
 
 def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]]) -> None:
@@ -154,13 +163,15 @@ def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]])
     st.rerun()
 
 
-def _thumbnails(built: builder.BuiltDataset, name: str, files: list, others: list[str]) -> None:
-    """A page of a class's images, each with a box to pick it; remove or move the picked."""
+def _thumbnails(built: builder.BuiltDataset, name: str, token: str, files: list,
+                others: list[str]) -> None:
+    """A page of a class's images, each with a box to pick it; remove or move the picked
+    (`token`: the class's part of its widgets' keys)."""
     files = sorted(files, key=_added_at)  # the newest last, where a new photo is looked for
     start = 0
     if len(files) > THUMBNAILS_PER_PAGE:
         starts = range(0, len(files), THUMBNAILS_PER_PAGE)
-        start = st.selectbox("Showing", starts, key=f"page-{name}", format_func=lambda first:
+        start = st.selectbox("Showing", starts, key=f"page-{token}", format_func=lambda first:
                              f"images {first + 1}-{min(first + THUMBNAILS_PER_PAGE, len(files))}")
     shown = files[start:start + THUMBNAILS_PER_PAGE]
     picked = []
@@ -168,17 +179,17 @@ def _thumbnails(built: builder.BuiltDataset, name: str, files: list, others: lis
         columns = st.columns(THUMBNAILS_PER_ROW)
         for offset, (column, path) in enumerate(zip(columns, shown[row:row + THUMBNAILS_PER_ROW])):
             column.image(str(path), width=96)
-            if column.checkbox(f"#{start + row + offset + 1}", key=f"pick-{name}/{path.name}"):
+            if column.checkbox(f"#{start + row + offset + 1}", key=f"pick-{token}/{path.name}"):
                 picked.append(f"{name}/{path.name}")
     remove, target, move = st.columns([2, 2, 2], vertical_alignment="bottom")
-    if remove.button(f"Remove the picked ({len(picked)})", key=f"remove-{name}",
+    if remove.button(f"Remove the picked ({len(picked)})", key=f"remove-{token}",
                      disabled=not picked, icon=":material/delete:"):
         _change(lambda: built.remove_images(picked), f"{widgets.count(len(picked), 'image')} "
                                                      f"removed from {name}.")
     if not others:
         return
-    chosen = target.selectbox("Move the picked to", others, key=f"move-to-{name}")
-    if move.button("Move", key=f"move-{name}", disabled=not picked,
+    chosen = target.selectbox("Move the picked to", others, key=f"move-to-{token}")
+    if move.button("Move", key=f"move-{token}", disabled=not picked,
                    icon=":material/drive_file_move:"):
         _change(lambda: built.move_images(picked, chosen),
                 f"{widgets.count(len(picked), 'image')} moved from {name} to {chosen}.")
