@@ -137,6 +137,16 @@ def test_the_csv_and_the_command_lines_result(tiny_run, tmp_path):
     assert table[2][1:5] == ["", "", "", ""] and "cut short" in table[2][5]
 
 
+def test_names_a_spreadsheet_would_run_open_as_text():
+    rows = [{"file": "=HYPERLINK(\"http://x\").png", "classes": ["+cmd", "cat"],
+             "probabilities": [0.75, 0.25], "error": None},
+            {"file": "@sum.png", "classes": [], "probabilities": [], "error": "-bad"}]
+    table = list(csv.reader(io.StringIO(predict.rows_csv(rows))))
+    assert table[1] == ["'=HYPERLINK(\"http://x\").png", "'+cmd", "0.750000", "cat",
+                        "0.250000", ""]
+    assert table[2] == ["'@sum.png", "", "", "", "", "'-bad"]
+
+
 def test_top_classes_most_probable_first():
     top = predict.top_classes(np.array([0.1, 0.6, 0.05, 0.25]), ["a", "b", "c", "d"], k=3)
     assert [name for _, name, _ in top] == ["b", "d", "a"]

@@ -30,6 +30,7 @@ from tlcore.config import StepCallback
 TOP_K = 3
 BATCH_IMAGES = 32  # decoded at once: 32 images at 224 px are 19 MB of float pixels
 ZIP_SUFFIX = ".zip"
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs such a cell
 _UNNAMED = "uploaded image: "  # how images.load_image names a file given as bytes
 
 Source = Union[Path, bytes]  # a file on this machine (an image, a zip, a folder) or an upload
@@ -129,7 +130,9 @@ def predict_run(run: runs.Run, paths: Sequence[Path], *, k: int = TOP_K,
 
 
 def rows_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as CSV text: file, then class and probability for each rank, then error."""
+    """The rows as CSV text: file, then class and probability for each rank, then error.
+    A name that a spreadsheet would run as a formula (a file called `=HYPERLINK(...).png`)
+    gets a leading apostrophe, so that it opens as the text it is."""
     ranks = max((len(row["classes"]) for row in rows), default=0)
     header = ["file"] + [f"{what}_{rank}" for rank in range(1, ranks + 1)
                          for what in ("class", "probability")] + ["error"]
@@ -138,10 +141,15 @@ def rows_csv(rows: Sequence[dict[str, Any]]) -> str:
     writer.writerow(header)
     for row in rows:
         ranked = [value for name, probability in zip(row["classes"], row["probabilities"])
-                  for value in (name, f"{probability:.6f}")]
-        writer.writerow([row["file"], *ranked, *[""] * (2 * ranks - len(ranked)),
-                         row["error"] or ""])
+                  for value in (_text_cell(name), f"{probability:.6f}")]
+        writer.writerow([_text_cell(row["file"]), *ranked, *[""] * (2 * ranks - len(ranked)),
+                         _text_cell(row["error"] or "")])
     return buffer.getvalue()
+
+
+def _text_cell(text: str) -> str:
+    """`text` for a CSV cell that a spreadsheet shows and never evaluates."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def thumbnail_uri(image: np.ndarray, side: int) -> str:
