@@ -136,6 +136,28 @@ def test_a_demo_visitor_stays_within_the_image_limit_and_the_disk_quota(monkeypa
     assert built.image_count() == 4
 
 
+def test_copies_are_skipped_undecoded_and_a_stop_keeps_what_was_added(monkeypatch):
+    decoded = []
+    encode = builder.encode
+    monkeypatch.setattr(builder, "encode", lambda content: decoded.append(1) or encode(content))
+    built = builder.create("copies")
+    built.add_class("things")
+    assert built.add_images("things", [("a.png", picture(1))]) == (1, [])
+    files = [("a again.png", picture(1))] * 50 + [(f"{i}.png", picture(10 + i)) for i in range(4)]
+    asked = []
+    added, refused = built.add_images("things", files,
+                                      should_stop=lambda: asked.append(1) or len(asked) > 2)
+    assert (added, refused, len(decoded)) == (2, [], 3)  # a.png once; stopped after two
+    assert built.add_images("things", files) == (2, [])  # the rest, with nothing decoded twice
+    assert len(decoded) == 5 and built.image_count() == 5
+
+    monkeypatch.setattr(config, "OWN_LIMITS", dataclasses.replace(
+        config.OWN_LIMITS, added_images=3))
+    with pytest.raises(config.LimitError, match="images added at once: 4 is over"):
+        built.add_images("things", [(f"{i}.png", picture(50 + i)) for i in range(4)])
+    assert built.image_count() == 5
+
+
 def by_label(elements, label: str):
     return next(element for element in elements if element.label == label)
 

@@ -92,6 +92,7 @@ def encode(content: bytes) -> tuple[str, bytes]:
 
 
 def _digest(content: bytes) -> str:
+    """The stored name of an image file with these bytes, without its extension."""
     return hashlib.sha256(content).hexdigest()[:16]
 
 
@@ -160,33 +161,46 @@ class BuiltDataset:
         _remove_folder(self._class_folder(name))
 
     def add_images(self, class_name: str, files: Iterable[tuple[str, bytes]],
-                   on_step: StepCallback | None = None) -> tuple[int, list[SkippedFile]]:
+                   on_step: StepCallback | None = None,
+                   should_stop: Callable[[], bool] | None = None
+                   ) -> tuple[int, list[SkippedFile]]:
         """Check and add image files (name, content) to a class; `on_step` hears of each.
+        A file already in the class (the same bytes) is skipped before it is decoded; once
+        `should_stop()` is true the files not yet checked are left as they are (the ones
+        added so far stay: adding them all again skips those at once).
 
         Returns:
             (images added, files refused with the reason). A file already in the class is
             neither added nor refused.
 
         Raises:
-            config.LimitError: the data set would hold more than `dataset_images`, or the
-                visitor's disk quota would be exceeded; nothing is added.
+            config.LimitError: more than `added_images` files at once, the data set would
+                hold more than `dataset_images`, or the visitor's disk quota would be
+                exceeded; nothing is added.
         """
         files = list(files)
-        self._check_room(len(files), sum(len(content) for _, content in files))
+        config.check_limit("added_images", len(files))
         folder = self._class_folder(class_name)
+        new: dict[str, tuple[str, bytes]] = {}  # {digest: (name, content)}, the first copy
+        for name, content in files:
+            digest = _digest(content)
+            if digest not in new and not any(folder.glob(f"{digest}.*")):
+                new[digest] = (name, content)
+        self._check_room(len(new), sum(len(content) for _, content in new.values()))
         added, refused = 0, []
-        for done, (name, content) in enumerate(files):
+        for done, (name, content) in enumerate(new.values()):
+            if should_stop is not None and should_stop():
+                break
             if on_step is not None:
-                on_step(done, len(files), {"phase": "checking images"})
+                on_step(done, len(new), {"phase": "checking images"})
             try:
                 config.check_upload(len(content), "the file")
                 stored, encoded = encode(content)
             except ValueError as error:  # ImageError and LimitError are ValueErrors
                 refused.append(SkippedFile(name, str(error).removeprefix("uploaded image: ")))
                 continue
-            if not (folder / stored).exists():
-                atomic.write_file(folder / stored, encoded)
-                added += 1
+            atomic.write_file(folder / stored, encoded)
+            added += 1
         return added, refused
 
     def remove_images(self, image_ids: Iterable[str]) -> None:

@@ -64,6 +64,8 @@ class Limits:
         classes: the most classes of a data set.
         dataset_images: the most images of one data set built in the browser
             (`tlcore.builder`).
+        added_images: the most files one upload to a built data set's class may hold (each
+            is decoded in a heavy job's turn; copies of a file are skipped undecoded).
         epochs: the most epochs of a training (each stage of fine-tuning).
         image_size: the largest input side of a training.
         render_steps: the most steps of an ideal-image render or sweep.
@@ -98,6 +100,7 @@ class Limits:
     archive_megapixels: float | None = None
     classes: int | None = None
     dataset_images: int | None = None
+    added_images: int | None = None
     epochs: int | None = None
     image_size: int | None = None
     render_steps: int | None = None
@@ -124,7 +127,7 @@ OWN_LIMITS = Limits(upload_mb=500, extracted_mb=4096, archive_files=100_000,
 DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
                      visitor_run_hours=float(os.environ.get("TLCORE_DEMO_RUN_HOURS", 24)),
                      image_megapixels=24.0, archive_megapixels=1_500.0, classes=100,
-                     dataset_images=2_000,
+                     dataset_images=2_000, added_images=200,
                      epochs=20, image_size=224, render_steps=300, sweep_images=7,
                      attack_steps=100, attack_images=64, try_images=10,
                      model_parameters=30_000_000, model_activations=50_000_000,
@@ -136,6 +139,7 @@ LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size 
                "archive_files": "files per zip", "image_megapixels": "megapixels per image",
                "archive_megapixels": "megapixels per zip", "classes": "classes",
                "dataset_images": "images per built data set",
+               "added_images": "images added at once",
                "epochs": "epochs", "image_size": "image side (px)",
                "render_steps": "render steps", "sweep_images": "images per sweep",
                "attack_steps": "attack steps", "attack_images": "images per attack",

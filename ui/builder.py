@@ -17,6 +17,8 @@ NEW = ""  # the data set choice that starts a new one
 THUMBNAILS_PER_PAGE = 24
 THUMBNAILS_PER_ROW = 8
 OPEN_CLASSES = 4  # with more classes, each starts folded
+KEPT_ON_STOP = ("the images added so far are kept: add the same files again to go on (those "
+                "already in the class are skipped at once)")
 IMAGE_TYPES = [extension.lstrip(".") for extension in images.IMAGE_EXTENSIONS]
 # Keys of this module's widgets and of what it keeps between script runs.
 CHOICE_WIDGET = "builder_choice"
@@ -151,15 +153,18 @@ def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]])
     """Add uploaded or photographed files to a class, empty the widgets and say how it went."""
     state.next_builder_round(name)  # new widgets: each file is added once
     try:
-        with work.heavy("Adding images") as job:
-            added, refused = built.add_images(name, files, on_step=job.on_step)
+        with work.heavy("Adding images", kept=KEPT_ON_STOP) as job:
+            added, refused = built.add_images(name, files, on_step=job.on_step,
+                                              should_stop=job.should_stop)
     except ValueError as error:  # over a limit: nothing was added
         widgets.error(error)
         return
     notice = f"{widgets.count(added, 'image')} added to {name}."
+    if job.stopped_because:
+        notice += f" Stopped before all were checked: {job.stopped_because}; {KEPT_ON_STOP}."
     if refused:
         notice += " Left out: " + "; ".join(f"{item.path}: {item.reason}" for item in refused)
-    state.set_builder_notice(notice, warning=bool(refused))
+    state.set_builder_notice(notice, warning=bool(refused or job.stopped_because))
     st.rerun()
 
 

@@ -23,6 +23,8 @@ from tlcore import config, turns
 
 REDRAWS_PER_SECOND = 5  # progress bar updates; Cancel is seen at the next one
 CANCEL_KEY = "cancel-"  # prefix of the Cancel buttons' keys, then what they stop
+NOTHING_KEPT = "nothing from it was kept"
+_KEPT: dict[str, str] = {}  # {what: what its Cancel leaves}: the same for every visitor
 
 
 class Progress:
@@ -84,7 +86,8 @@ class Progress:
 
 
 @contextlib.contextmanager
-def heavy(what: str, queue: turns.Turns = turns.WORK) -> Iterator[Progress]:
+def heavy(what: str, queue: turns.Turns = turns.WORK, kept: str = NOTHING_KEPT
+          ) -> Iterator[Progress]:
     """Wait for a turn (showing the place in the queue), then hold it for the block.
 
     Args:
@@ -92,10 +95,12 @@ def heavy(what: str, queue: turns.Turns = turns.WORK) -> Iterator[Progress]:
         queue: whose turn to wait for: page work's (`turns.WORK`), or the trainings'
             (`turns.TRAINING`) for work that trains, so it never holds a work slot while
             it waits behind a training.
+        kept: what a Cancel leaves behind, said after it.
 
     Yields:
         The Progress to hand to tlcore as on_step / should_stop.
     """
+    _KEPT[what] = kept
     slot = st.empty()  # the bar and Cancel go when the work ends
     progress = Progress(what, slot.container(border=True))
     try:
@@ -114,8 +119,9 @@ def say_if_stopped() -> None:
     progress update, so the button's own value is what tells.)"""
     for key in list(st.session_state):
         if str(key).startswith(CANCEL_KEY) and st.session_state[key] is True:
-            st.toast(f"{str(key)[len(CANCEL_KEY):]}: stopped before it finished; nothing "
-                     "from it was kept.", icon=":material/cancel:")
+            what = str(key)[len(CANCEL_KEY):]
+            st.toast(f"{what}: stopped before it finished; {_KEPT.get(what, NOTHING_KEPT)}.",
+                     icon=":material/cancel:")
 
 
 def _visitor_present(session_id: str | None) -> bool:
