@@ -83,7 +83,7 @@ def _stored_zip(name: str, content: bytes, encrypted: bool = False) -> bytes:
 def test_a_damaged_entry_is_refused_and_named(tmp_path):
     data = bytearray(_stored_zip("cats/a.png", b"payload-bytes"))
     data[data.index(b"payload-bytes")] ^= 0xFF  # the CRC no longer matches
-    with pytest.raises(archives.ArchiveError, match="cannot extract 'cats/a.png': BadZipFile"):
+    with pytest.raises(archives.ArchiveError, match="cannot extract 'cats/a.png': it is damaged"):
         archives.extract_zip(bytes(data), tmp_path)
 
 
@@ -93,5 +93,7 @@ def test_an_encrypted_entry_is_refused(tmp_path):
 
 
 def test_a_file_where_a_folder_must_go_is_refused(tmp_path):
-    with pytest.raises(archives.ArchiveError, match="cannot extract 'cats/a.png'"):
+    with pytest.raises(archives.ArchiveError) as refusal:
         archives.extract_zip(make_zip({"cats": b"a file", "cats/a.png": b"x"}), tmp_path)
+    assert str(refusal.value) == ("cannot extract 'cats/a.png': the archive holds a file and "
+                                  "a folder of the same name")

@@ -7,6 +7,7 @@ streaming, not read from the (forgeable) header alone.
 """
 from __future__ import annotations
 
+import errno
 import io
 import re
 import stat
@@ -74,11 +75,26 @@ def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
             except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError,
                     zlib.error, OSError) as error:
                 raise ArchiveError(f"cannot extract {member.filename!r}: "
-                                   f"{type(error).__name__}: {error}") from error
+                                   f"{_plain_reason(error)}") from error
             written.append(destination)
         if on_step is not None:
             on_step(len(members), len(members), {"phase": "unpacking"})
         return written
+
+
+def _plain_reason(error: Exception) -> str:
+    """Why an entry could not be extracted, in words (no errno, no server path)."""
+    if isinstance(error, (FileExistsError, NotADirectoryError, IsADirectoryError)):
+        return "the archive holds a file and a folder of the same name"
+    if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
+        return "its name is too long for this server's file system"
+    if isinstance(error, RuntimeError) and "encrypted" in str(error):
+        return "it is encrypted (a zip with a password cannot be read here)"
+    if isinstance(error, NotImplementedError):
+        return "it is compressed with a method this app cannot read (use plain zip)"
+    if isinstance(error, OSError):
+        return f"the server could not write it ({error.strerror or 'a file system error'})"
+    return "it is damaged (its data is cut short or fails its checksum)"
 
 
 def expanded_size(data: bytes | Path) -> int:

@@ -89,7 +89,7 @@ def load_image(source: ImageSource, size: int | None = None, *,
         raise
     except Image.DecompressionBombError as error:  # Pillow's own, far bigger, limit
         raise ImageError(f"{name}: declares more pixels than the {max_pixels():,} allowed "
-                         f"(a decompression bomb?): {error}") from error
+                         "(a decompression bomb?)") from error
     except Image.UnidentifiedImageError as error:
         raise ImageError(f"{name}: not a readable image (no image format this app knows: "
                          "another kind of file, renamed?)") from error
