@@ -140,7 +140,7 @@ def test_the_section_runs_a_bakeoff_in_the_background_and_shows_its_table(
     app.run()
     assert any(caption.value.startswith(":material/schedule: Expected:")
                for caption in app.caption)
-    app.button(key=f"{section.KEY}start").click().run()
+    app.button(key=section.START_KEY).click().run()
     job = jobs.latest_bakeoff(_owner(app.session_state["visitor_token"]))
     assert job is not None and job.kind == "bakeoff"
     snapshot = jobs.wait(job.job_id)

@@ -12,6 +12,7 @@ from tlcore import bakeoff, config, data, estimate
 from ui import cache, charts, jobs, state, widgets
 
 KEY = "bakeoff-form-"  # prefix of the form's widget keys (kept by `training.keep_form`)
+START_KEY = "bakeoff-start"  # its button: a click is not a value to keep
 LESSON = (
     "Which backbone suits **your** images? The bake-off trains each body whose weights are "
     "on this server the same quick way (a feature extractor: the body stays frozen, a small "
@@ -57,7 +58,7 @@ def section(dataset: data.Dataset, data_source: str) -> None:
     chosen, base = _form(dataset)
     if st.button(f"Run the bake-off ({widgets.count(len(chosen), 'training')})", type="primary",
                  icon=":material/leaderboard:", disabled=running or not chosen,
-                 key="bakeoff-start"):
+                 key=START_KEY):
         try:
             jobs.start_bakeoff(state.visitor_id(), chosen, base, data_source, _speed())
             st.rerun()
