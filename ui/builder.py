@@ -160,6 +160,9 @@ def _add(built: builder.BuiltDataset, name: str, files: list[tuple[str, bytes]])
         widgets.error(error)
         return
     notice = f"{widgets.count(added, 'image')} added to {name}."
+    copies = len(files) - added - len(refused)  # exact unless stopped
+    if copies and not job.stopped_because:
+        notice += f" {widgets.count(copies, 'file')} skipped: copies of images in the class."
     if job.stopped_because:
         notice += f" Stopped before all were checked: {job.stopped_because}; {KEPT_ON_STOP}."
     if refused:
