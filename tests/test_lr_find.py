@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from tlcore import backbones, config, data, lr_find, train
+from tlcore import backbones, config, data, lr_curve, lr_find, train
 from tlcore.fitting import TrainingCancelled, TrainingDiverged
 
 SCRATCH = config.TrainConfig(backbone="scratch_cnn", weights=None, mode="end-to-end",
@@ -30,8 +30,8 @@ def _falling_then_blowing_up() -> tuple[np.ndarray, np.ndarray, int]:
 
 def test_every_rule_reads_a_rate_where_the_loss_falls_before_it_blows_up():
     rates, losses, blowing_up = _falling_then_blowing_up()
-    found = lr_find.suggest(rates, losses, len(rates))
-    assert set(found) == set(lr_find.RULES)
+    found = lr_curve.suggest(rates, losses, len(rates))
+    assert set(found) == set(lr_curve.RULES)
     for suggestion in found.values():
         assert rates[10] <= suggestion.learning_rate < rates[blowing_up], suggestion
         assert suggestion.loss == pytest.approx(np.interp(
@@ -41,10 +41,10 @@ def test_every_rule_reads_a_rate_where_the_loss_falls_before_it_blows_up():
     slopes = np.diff(losses) / np.diff(np.log(rates))
     assert found["steep"].learning_rate == rates[np.argmin(slopes[10:-5]) + 10]
     assert found["minimum"].learning_rate == pytest.approx(rates[np.argmin(losses)] / 10)
-    assert lr_find.DEFAULT_RULE in found and all(rule.explanation.endswith(".")
-                                                 for rule in lr_find.RULES.values())
+    assert lr_curve.DEFAULT_RULE in found and all(rule.explanation.endswith(".")
+                                                 for rule in lr_curve.RULES.values())
     # Too short a curve (stopped early) suggests nothing rather than a guess.
-    assert lr_find.suggest(rates[:15], losses[:15], len(rates)) == {}
+    assert lr_curve.suggest(rates[:15], losses[:15], len(rates)) == {}
 
 
 def _final_loss(train_config: config.TrainConfig, dataset: data.Dataset, runs_dir) -> float:
@@ -85,7 +85,7 @@ def test_a_sweep_grows_exponentially_stops_on_a_blow_up_and_its_rate_trains_bett
     images = lr_find.sample_size(SCRATCH, dataset)
     assert result.images == images and images % SCRATCH.batch_size == 0
     assert {"trying learning rates", f"decoding {images} training images at 32 px"} <= phases
-    described = lr_find.describe(json.loads(json.dumps(result.to_dict())))
+    described = lr_curve.describe(json.loads(json.dumps(result.to_dict())))
     assert f"Suggested learning rate: {suggested:.2g} (Valley" in described
     # Measured: two epochs at the suggested rate end lower than at 100x that rate.
     assert 100 * suggested < 1, suggested

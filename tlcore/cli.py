@@ -710,9 +710,9 @@ def _human(result: dict[str, Any]) -> str:
     if "predictions" in result:
         return _predictions_table(result)
     if "lr_find" in result:
-        from tlcore import lr_find
+        from tlcore import lr_curve
 
-        return lr_find.describe(result["lr_find"])
+        return lr_curve.describe(result["lr_find"])
     if "bakeoff" in result:
         from tlcore import bakeoff
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore import backbones, config, data, estimate, lr_find, turns
+from tlcore import backbones, config, data, estimate, lr_curve, lr_find, turns
 from tlcore.fitting import TrainingCancelled
 from ui import cache, charts, state, training, widgets, work
 
@@ -83,7 +83,7 @@ def _expected_time(train_config: config.TrainConfig, dataset: data.Dataset, step
 
 
 def _run(train_config: config.TrainConfig, dataset: data.Dataset, steps: int, key: str
-         ) -> tuple[dict[str, Any], lr_find.LRFindResult] | None:
+         ) -> tuple[dict[str, Any], lr_curve.LRFindResult] | None:
     """Run the test in its turn and keep its result; say why when there is none."""
     # In the trainings' queue, not page work's: it trains, and waiting behind a training
     # must not hold the demo's one work slot from everyone's renders and attacks.
@@ -112,7 +112,7 @@ def _run(train_config: config.TrainConfig, dataset: data.Dataset, steps: int, ke
     return state.learning_rate_found(key)
 
 
-def _show(result: lr_find.LRFindResult, key: str) -> None:
+def _show(result: lr_curve.LRFindResult, key: str) -> None:
     """The chart, the rule's choice and sentence, and the button that uses its rate."""
     if not result.suggestions:
         st.warning("Too few rates were tried before the end to suggest one. Try more rates, "
@@ -120,18 +120,18 @@ def _show(result: lr_find.LRFindResult, key: str) -> None:
         return
     names = list(result.suggestions)
     rule = st.radio("Rule that reads the curve", names, index=names.index(result.rule),
-                    format_func=lambda name: lr_find.RULES[name].label + (
+                    format_func=lambda name: lr_curve.RULES[name].label + (
                         " (suggested)" if name == result.rule else ""),
                     horizontal=True, key=f"{key}-rule")
     found = result.suggestions[rule]
     st.plotly_chart(charts.learning_rate_finder(
         result.learning_rates, result.losses, result.smoothed,
-        {name: (lr_find.RULES[name].label, suggestion.learning_rate, suggestion.loss)
+        {name: (lr_curve.RULES[name].label, suggestion.learning_rate, suggestion.loss)
          for name, suggestion in result.suggestions.items()}, rule, result.diverged_at),
         width="stretch", key=f"{key}-chart")
     left, right = st.columns([1, 3], vertical_alignment="center")
     left.metric("Learning rate", f"{found.learning_rate:.2g}")
-    right.markdown(f"**{lr_find.RULES[rule].label}**: {found.explanation}")
+    right.markdown(f"**{lr_curve.RULES[rule].label}**: {found.explanation}")
     st.button("Use this rate", icon=":material/input:", key=f"{key}-use",
               on_click=training.use_learning_rate, args=(found.learning_rate,),
               help="Puts it in the Learning rate field above.")
