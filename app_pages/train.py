@@ -90,7 +90,7 @@ def show_outcome(snapshot: jobs.JobSnapshot) -> None:
 
 job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())
 if job is not None and job.is_running():
-    training.keep_form(drawn=False)
+    state.keep_form(drawn=False, prefix=training.FORM_KEY)
     training.running(job.train_config, _data_name(job.data_source))
     widgets.job_progress(job)
     st.stop()
@@ -119,8 +119,8 @@ if interrupted and not config.public_demo():
 
 # Only the open tab runs: the bake-off's candidates are looked up only there.
 train_tab, bakeoff_tab = st.tabs(TABS, key="train-view", on_change="rerun")
-training.keep_form(drawn=train_tab.open)
-training.keep_form(drawn=bakeoff_tab.open, prefix=bakeoff.KEY)
+state.keep_form(drawn=train_tab.open, prefix=training.FORM_KEY)
+state.keep_form(drawn=bakeoff_tab.open, prefix=bakeoff.KEY)
 if bakeoff_tab.open:
     with bakeoff_tab:
         bakeoff.section(dataset, state.data_source())

@@ -146,9 +146,9 @@ def _form_with_a_found_rate(folder: str) -> None:
     import streamlit as st
 
     from tlcore import data
-    from ui import training
+    from ui import state, training
 
-    training.keep_form(drawn=not st.session_state.get("hidden"))
+    state.keep_form(drawn=not st.session_state.get("hidden"), prefix=training.FORM_KEY)
     if not st.session_state.get("hidden"):
         training.form(data.from_folder(folder))
     st.button("Use this rate", key="use", on_click=training.use_learning_rate,

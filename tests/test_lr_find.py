@@ -57,7 +57,9 @@ def _final_loss(train_config: config.TrainConfig, dataset: data.Dataset, runs_di
 
 @pytest.mark.slow
 def test_a_sweep_grows_exponentially_stops_on_a_blow_up_and_its_rate_trains_better(
-        make_image_folder, tmp_path):
+        make_image_folder, tmp_path, monkeypatch):
+    # Its own home: "nothing saved" must not see another test's late cache writes.
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
     dataset = data.from_folder(make_image_folder(tmp_path / "colours", per_class=16))
     runs_before = sorted(config.tlcore_home().rglob("*"))
     phases = set()

@@ -11,7 +11,7 @@ import streamlit as st
 from tlcore import bakeoff, config, data, estimate
 from ui import cache, charts, jobs, state, widgets
 
-KEY = "bakeoff-form-"  # prefix of the form's widget keys (kept by `training.keep_form`)
+KEY = "bakeoff-form-"  # prefix of the form's widget keys (kept by `state.keep_form`)
 START_KEY = "bakeoff-start"  # its button: a click is not a value to keep
 LESSON = (
     "Which backbone suits **your** images? The bake-off trains each body whose weights are "

@@ -55,9 +55,10 @@ def housekeeping() -> int:
 def warm_up() -> threading.Thread | None:
     """Once per server, in the background: read the demo set and draw its sample grids,
     so the first visitors to the Data page (often several at once after a link is shared)
-    do not all wait for that first read (2.5 s alone on two cores). Not in tests (no
-    Streamlit server runs there)."""
-    if not Runtime.exists():
+    do not all wait for that first read (2.5 s alone on two cores). Not in tests: no
+    server runs there, and AppTest's stand-in runtime (a mock, never a `Runtime`) would
+    leave a thread writing into whichever TLCORE_HOME the next test sets."""
+    if not Runtime.exists() or type(Runtime.instance()) is not Runtime:
         return None
     thread = threading.Thread(target=_read_demo_set, name="warm-up", daemon=True)
     thread.start()

@@ -35,6 +35,9 @@ _BUILT_PENDING = "builder_pending_choice"  # the data set just created, chosen n
 _BUILDER_ROUNDS = "builder_rounds"  # class -> how often its uploader and camera were emptied
 _BUILDER_NOTICE = "builder_notice"  # what the last change did, said on the next run
 CELL = "confusion_cell"
+_FORM_HIDDEN = "hidden_form"  # + a form's key prefix: the last run did not draw that form
+_RATE_WIDGET = "train_rate_widget"  # the key of the learning-rate field drawn last
+_FOUND_RATES = "train_found_rates"  # rates the learning-rate finder put in the form
 
 
 def init() -> None:
@@ -287,3 +290,52 @@ def learning_rate_found(panel_key: str) -> tuple[dict[str, Any], Any] | None:
 def set_learning_rate_found(panel_key: str, measured: dict[str, Any], result: Any) -> None:
     """Keep a panel's learning-rate test so reruns still show it."""
     st.session_state.setdefault(LR_FOUND, {})[panel_key] = (measured, result)
+
+
+def found_learning_rates() -> list[float]:
+    """The rates the learning-rate finder put into the training form, ascending."""
+    return list(st.session_state.get(_FOUND_RATES, ()))
+
+
+def learning_rate_field(key: str) -> bool:
+    """Remember `key` as the training form's learning-rate field (the one drawn last);
+    True when it already holds a value (then it takes no default)."""
+    st.session_state[_RATE_WIDGET] = key
+    return key in st.session_state
+
+
+def put_learning_rate(rate: float) -> None:
+    """Offer `rate` in the training form's learning-rate field and, once the field has been
+    drawn, choose it there."""
+    st.session_state[_FOUND_RATES] = sorted({*found_learning_rates(), rate})
+    if _RATE_WIDGET in st.session_state:
+        st.session_state[st.session_state[_RATE_WIDGET]] = rate
+
+
+def widget_value(key: str, default: Any) -> Any:
+    """The value a widget had in the last run (it is drawn further down), or `default`."""
+    return st.session_state.get(key, default)
+
+
+def keep_form(drawn: bool, prefix: str) -> None:
+    """Keep a form's values (its widgets' keys start with `prefix`; no button's does)
+    through page runs that do not draw it (a training in progress, another tab open), and
+    give them back in the first run that draws it again: Streamlit forgets the values of
+    widgets that were not drawn, and the browser redraws a widget that comes back with its
+    default unless the run sets its value; the form came back reset, showing one training
+    and starting another. (Setting them in every run made Streamlit log a warning at every
+    run.)"""
+    hidden = f"{_FORM_HIDDEN}:{prefix}"
+    if drawn and not st.session_state.pop(hidden, False):
+        return
+    if not drawn:
+        st.session_state[hidden] = True
+    for key in [key for key in st.session_state if str(key).startswith(prefix)]:
+        st.session_state[key] = st.session_state[key]
+
+
+def pressed_buttons(prefix: str) -> list[str]:
+    """The keys, without `prefix`, of the buttons starting with `prefix` whose click
+    started this run."""
+    return [str(key)[len(prefix):] for key in list(st.session_state)
+            if str(key).startswith(prefix) and st.session_state[key] is True]

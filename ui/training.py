@@ -7,7 +7,7 @@ import streamlit as st
 
 from tlcore import backbones, config, data, estimate
 from tlcore.backbones import MissingWeights
-from ui import augmentation, cache, robust_training, widgets
+from ui import augmentation, cache, robust_training, state, widgets
 
 MODE_LABELS = {"fast": "Feature extractor (fast: frozen body, cached embeddings)",
                "fine-tune": "Fine-tune (that head first, then the body's top blocks; slower, "
@@ -23,26 +23,6 @@ IMAGENET_STATES = {"on disk": "on this server", "downloadable": "downloaded once
                    "unavailable": "not on this server"}
 FORM_KEY = "train-form-"  # prefix of the training form's widget keys
 RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2)  # the learning rates offered
-_RATE_WIDGET = "train-rate-widget"  # the key of the learning-rate field drawn last
-_FOUND_RATES = "train-found-rates"  # rates the learning-rate finder put in the form
-_FORM_HIDDEN = "train-hidden-form"  # a run did not draw the form (not a widget key)
-
-
-def keep_form(drawn: bool, prefix: str = FORM_KEY) -> None:
-    """Keep a form's values (its widgets' keys start with `prefix`; no button's does)
-    through page runs that do not draw it (a training in progress, another tab open), and
-    give them back in the first run that draws it again: Streamlit forgets the values of
-    widgets that were not drawn, and the browser redraws a widget that comes back with its
-    default unless the run sets its value; the form came back reset, showing one training
-    and starting another. (Setting them in every run made Streamlit log a warning at every
-    run.)"""
-    hidden = f"{_FORM_HIDDEN}:{prefix}"
-    if drawn and not st.session_state.pop(hidden, False):
-        return
-    if not drawn:
-        st.session_state[hidden] = True
-    for key in [key for key in st.session_state if str(key).startswith(prefix)]:
-        st.session_state[key] = st.session_state[key]
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -72,7 +52,7 @@ def form(dataset: data.Dataset) -> tuple[config.TrainConfig, bool]:
     size_key = f"{FORM_KEY}size-{size_default}"
     # The image size field is further down; its value from the last rerun decides which
     # ImageNet file is asked about (MobileNetV2 has one per size).
-    chosen_size = int(st.session_state.get(size_key, size_default))
+    chosen_size = int(state.widget_value(size_key, size_default))
     imagenet = _imagenet_state(backbone, chosen_size, config.public_demo())
     choices = backbones.weights_choices(backbone)
     default_weights = ("imagenet" if imagenet in ("on disk", "downloadable") else
@@ -131,11 +111,11 @@ def _learning_rate(mode: str, weights: str | None) -> float:
     mode's default; each mode and default keeps its own choice."""
     default = config.default_learning_rate(mode, weights)
     key = f"{FORM_KEY}rate-{mode}-{default}"
-    st.session_state[_RATE_WIDGET] = key
     # A value set by `use_learning_rate` is the field's: no default beside it.
+    has_value = state.learning_rate_field(key)
     return float(st.select_slider(
-        "Learning rate", sorted({*RATES, *st.session_state.get(_FOUND_RATES, ())}),
-        value=None if key in st.session_state else default, key=key,
+        "Learning rate", sorted({*RATES, *state.found_learning_rates()}),
+        value=None if has_value else default, key=key,
         format_func=lambda rate: f"{rate:.2g}",
         help="Fine-tuning: the rate of the body's training; the head is trained first at the "
              "feature-extractor rate. **Find a learning rate** below suggests one."))
@@ -153,9 +133,7 @@ def use_learning_rate(value: float) -> None:
         st.toast(f"A learning rate of {rate:g} is too large to train with: it must be under 1.",
                  icon=":material/warning:")
         return
-    st.session_state[_FOUND_RATES] = sorted({*st.session_state.get(_FOUND_RATES, ()), rate})
-    if _RATE_WIDGET in st.session_state:  # the form was drawn: its field shows the rate
-        st.session_state[st.session_state[_RATE_WIDGET]] = rate
+    state.put_learning_rate(rate)
 
 
 def _largest_size() -> int:

@@ -20,6 +20,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from tlcore import config, turns
+from ui import state
 
 REDRAWS_PER_SECOND = 5  # progress bar updates; Cancel is seen at the next one
 CANCEL_KEY = "cancel-"  # prefix of the Cancel buttons' keys, then what they stop
@@ -117,11 +118,9 @@ def say_if_stopped() -> None:
     """In the run that a Cancel button started, say what it stopped, so a cancelled job
     does not just vanish. (That run starts at once; the stopped one ends at its next
     progress update, so the button's own value is what tells.)"""
-    for key in list(st.session_state):
-        if str(key).startswith(CANCEL_KEY) and st.session_state[key] is True:
-            what = str(key)[len(CANCEL_KEY):]
-            st.toast(f"{what}: stopped before it finished; {_KEPT.get(what, NOTHING_KEPT)}.",
-                     icon=":material/cancel:")
+    for what in state.pressed_buttons(CANCEL_KEY):
+        st.toast(f"{what}: stopped before it finished; {_KEPT.get(what, NOTHING_KEPT)}.",
+                 icon=":material/cancel:")
 
 
 def _visitor_present(session_id: str | None) -> bool:
