@@ -9,7 +9,7 @@ from streamlit import config as streamlit_config
 from streamlit.runtime.scriptrunner import script_runner
 
 from tlcore import config
-from ui import cache, jobs, state, work
+from ui import cache, jobs, state, upload_memory, work
 
 # After every script run, Streamlit calls keras.backend.clear_session(): a full garbage
 # collection, TensorFlow's kernel caches dropped, and Keras's global state (layer names,
@@ -27,6 +27,7 @@ if config.public_demo():
     st.set_option("client.showErrorDetails", "none")
     streamlit_config.set_option("server.maxUploadSize", config.limits().upload_mb,
                                 "tlcore public demo")
+upload_memory.install()  # uploads held in memory stay within the limits (a demo's)
 state.init()
 
 PAGES = [
@@ -56,6 +57,7 @@ def training_status(job: jobs.TrainingJob | jobs.BakeoffJob, what: str) -> None:
 cache.housekeeping()
 cache.warm_up()
 work.say_if_stopped()
+upload_memory.say_refused()
 with st.sidebar:
     st.caption(f"Device: **{cache.device()}**")
     job = jobs.get_job(state.job_id()) or jobs.latest_training(state.visitor_id())

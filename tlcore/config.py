@@ -85,6 +85,9 @@ class Limits:
         heavy_slots: renders, sweeps and attacks running at once (the rest queue).
         visitor_disk_mb: the most disk one visitor's uploads and runs may use.
         total_disk_mb: the most disk all visitors' uploads and runs may use together.
+        session_uploads_mb: the most that one browser session's uploaded files may hold in
+            the server's memory at once (Streamlit keeps each until its widget lets go).
+        server_uploads_mb: the most that all sessions' uploaded files may hold there.
         cache_mb: derived caches (embeddings, folder scans, exports) are swept, oldest
             first, beyond this size.
         compute_threads: CPU threads TensorFlow computes with and images are checked
@@ -115,6 +118,8 @@ class Limits:
     heavy_slots: int = 2
     visitor_disk_mb: int | None = None
     total_disk_mb: int | None = None
+    session_uploads_mb: int | None = None
+    server_uploads_mb: int | None = None
     cache_mb: int | None = None
     compute_threads: int | None = None
 
@@ -132,7 +137,8 @@ DEMO_LIMITS = Limits(upload_mb=50, extracted_mb=300, archive_files=5_000,
                      attack_steps=100, attack_images=64, try_images=10,
                      model_parameters=30_000_000, model_activations=50_000_000,
                      job_seconds=180.0, training_seconds=900.0,
-                     heavy_slots=1, visitor_disk_mb=500, total_disk_mb=10_000, cache_mb=2_000,
+                     heavy_slots=1, visitor_disk_mb=500, total_disk_mb=10_000,
+                     session_uploads_mb=300, server_uploads_mb=1_200, cache_mb=2_000,
                      compute_threads=max(1, (os.cpu_count() or 2) - 1))
 # How each limit is named in a refusal.
 LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size (MB)",
@@ -147,7 +153,9 @@ LIMIT_NAMES = {"upload_mb": "upload size (MB)", "extracted_mb": "extracted size 
                "model_parameters": "parameters of an uploaded model",
                "model_activations": "activations per image of an uploaded model",
                "visitor_disk_mb": "disk per visitor (MB)",
-               "total_disk_mb": "disk for all visitors (MB)"}
+               "total_disk_mb": "disk for all visitors (MB)",
+               "session_uploads_mb": "uploads held in memory per visitor (MB)",
+               "server_uploads_mb": "uploads held in memory for all visitors (MB)"}
 
 
 def limits() -> Limits:
