@@ -163,11 +163,14 @@ def by_label(elements, label: str):
 
 
 def test_classes_whose_names_nest_each_others_keys_draw_without_a_clash():
-    """Class `a`'s "Remove the class" once had the key of class-a's "Remove the picked"."""
+    """Class `a`'s "Remove the class" once had the key of class-a's "Remove the picked";
+    a strip of 512x3 pixels once stopped the page (shrunk to 96 px wide, 0 px high)."""
     built = builder.create("nested")
     for offset, class_name in ((0, "a"), (100, "class-a"), (200, "x"), (300, "on-x")):
         built.add_class(class_name)
         built.add_images(class_name, [(f"{i}.png", picture(offset + i)) for i in range(2)])
+    built.add_images("a", [("strip.png", picture(7, (1000, 5))),
+                           ("column.png", picture(8, (5, 1000)))])  # 512x3, 3x512 stored
     built.save()
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     app.session_state[state.DATA_SOURCE] = str(built.latest())

@@ -86,6 +86,12 @@ def test_decompression_bomb_is_refused_before_decoding(side):
     assert "DOS attack" not in str(refusal.value)  # not Pillow's own sentence
 
 
+@pytest.mark.parametrize("size", [(1000, 5), (5, 1000), (64, 48)])
+def test_a_thumbnail_is_square_whatever_the_image(size):
+    thumbnail = Image.open(io.BytesIO(images.thumbnail_png(encode(Image.new("RGB", size)), 96)))
+    assert thumbnail.size == (96, 96) and thumbnail.mode == "RGBA"
+
+
 def test_path_errors_name_the_file(tmp_path):
     path = tmp_path / "broken.png"
     path.write_bytes(b"nope")

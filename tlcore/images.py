@@ -202,6 +202,19 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def thumbnail_png(source: ImageSource, side: int) -> bytes:
+    """A `side` x `side` PNG of an image file: shrunk to fit and centred on transparency,
+    so a strip of 512x1 pixels stays visible and every thumbnail of a grid has one size.
+
+    Raises:
+        ImageError: as `load_image`.
+    """
+    picture = Image.fromarray(load_image(source, reduce_to=side)).convert("RGBA")
+    buffer = io.BytesIO()
+    ImageOps.pad(picture, (side, side), color=(0, 0, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an image as PNG atomically (temporary file, then rename); return the path."""
     path = Path(path)

@@ -16,6 +16,7 @@ from ui.data_choice import extract_upload, uploads_folder
 NEW = ""  # the data set choice that starts a new one
 THUMBNAILS_PER_PAGE = 24
 THUMBNAILS_PER_ROW = 8
+THUMBNAIL_SIDE = 96
 OPEN_CLASSES = 4  # with more classes, each starts folded
 KEPT_ON_STOP = ("the images added so far are kept: add the same files again to go on (those "
                 "already in the class are skipped at once)")
@@ -186,7 +187,7 @@ def _thumbnails(built: builder.BuiltDataset, name: str, token: str, files: list,
     for row in range(0, len(shown), THUMBNAILS_PER_ROW):
         columns = st.columns(THUMBNAILS_PER_ROW)
         for offset, (column, path) in enumerate(zip(columns, shown[row:row + THUMBNAILS_PER_ROW])):
-            column.image(str(path), width=96)
+            column.image(cache.thumbnail(str(path), THUMBNAIL_SIDE))
             if column.checkbox(f"#{start + row + offset + 1}", key=f"pick-{token}/{path.name}"):
                 picked.append(f"{name}/{path.name}")
     remove, target, move = st.columns([2, 2, 2], vertical_alignment="bottom")

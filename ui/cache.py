@@ -102,6 +102,13 @@ def sample_grids(source: str, seed: int, stamp: str, per_class: int = 8
             for name, paths in chosen.sample_paths(per_class=per_class).items()}
 
 
+@st.cache_data(show_spinner=False, max_entries=3_000)
+def thumbnail(path: str, side: int) -> bytes:
+    """`images.thumbnail_png` of a stored image of a built data set (named by its content:
+    a path never shows other pixels), about 10 kB each."""
+    return images.thumbnail_png(path, side)
+
+
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def run_model(run_dir: str, created: str) -> SharedModel:
     """Load a run's classifier once per server; `created` keys out a replaced run."""
