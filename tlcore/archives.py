@@ -49,7 +49,7 @@ def extract_zip(data: bytes | Path, target: Path, *, max_files: int = MAX_FILES,
     try:
         archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except zipfile.BadZipFile as error:
-        raise ArchiveError(f"not a zip archive ({error})") from error
+        raise ArchiveError("not a zip archive (another kind of file, renamed?)") from error
     with archive:
         members = archive.infolist()
         if len(members) > max_files:

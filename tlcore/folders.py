@@ -195,10 +195,11 @@ def from_folder(folder: str | os.PathLike, *, name: str | None = None, seed: int
     seen = set(paths) | {item.path for item in skipped}
     _store_verdicts(root, {path: verdict for path, verdict in verdicts.items() if path in seen})
     if len(class_names) < 2:
+        found = ", ".join(class_names) or "none"
         raise ValueError(
-            f"{str(root)!r} has {len(class_names)} class folder(s) with readable images "
-            f"({[c.name for c in class_folders][:5]}); a classifier needs at least two: put "
-            "each class's images in its own sub-folder, e.g. cats/ and dogs/")
+            f"{name or _uploaded_name(root) or root.name} has {len(class_names)} class "
+            f"folder(s) with readable images (found: {found}); a classifier needs at least "
+            "two: put each class's images in its own sub-folder, e.g. cats/ and dogs/")
     label_array = np.asarray(labels, dtype=np.int64)
     return Dataset(name=name or _uploaded_name(root) or root.name,
                    class_names=tuple(class_names), paths=tuple(paths),

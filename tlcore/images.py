@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -21,7 +20,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 # A scan decodes every byte of a file (to find truncated ones) but needs no full-size
 # pixels: JPEGs are decoded at a reduced scale down to about this side.
 CHECK_SIDE = 256
-_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # Python's default repr
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO]
 
@@ -94,9 +92,7 @@ def load_image(source: ImageSource, size: int | None = None, *,
         raise ImageError(f"{name}: not a readable image (no image format this app knows: "
                          "another kind of file, renamed?)") from error
     except Exception as error:  # Pillow and its plug-ins raise many types for broken files
-        detail = _OBJECT_REPR.sub("", str(error))[:120]  # no "<_io.BytesIO object at 0x…>"
-        raise ImageError(f"{name}: not a readable image (damaged or cut short: "
-                         f"{type(error).__name__}: {detail})") from error
+        raise ImageError(f"{name}: not a readable image (damaged or cut short)") from error
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
