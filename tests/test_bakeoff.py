@@ -95,7 +95,8 @@ def test_a_stopped_bakeoff_keeps_the_bodies_trained_before(tiny_folder, tmp_path
                          should_stop=lambda: any(run and run.startswith("2 of 2")
                                                  for run in seen))
     assert [row["label"] for row in result["rows"]] == [SMALL[0].label()]
-    assert "cancelled" in result["stopped"]
+    assert result["stopped"].startswith(f"{SMALL[1].label()}: cancelled")
+    assert result["stopped"].endswith("The body trained before it is kept as a run")
     assert len(runs.list_runs(tmp_path)) == 1
 
 

@@ -130,7 +130,7 @@ def test_a_demo_visitor_stays_within_the_image_limit_and_the_disk_quota(monkeypa
         config.DEMO_LIMITS, visitor_disk_mb=0))
     second = builder.create("second", owner)
     second.add_class("x")
-    with pytest.raises(config.LimitError, match="disk per visitor"):
+    with pytest.raises(config.LimitError, match="MB per visitor. Delete a run"):
         second.add_images("x", [("a.png", picture(60, (300, 300)))])
     assert second.image_count() == 0
     assert built.image_count() == 4

@@ -356,7 +356,8 @@ def test_quotas_count_a_visitors_uploads_and_runs(demo, monkeypatch, tiny_run):
     monkeypatch.setattr(config, "DEMO_LIMITS", dataclasses.replace(config.DEMO_LIMITS,
                                                                    visitor_disk_mb=quota))
     visitors.check_disk(owner)  # half a MB left
-    with pytest.raises(config.LimitError, match="your uploads and runs"):
+    with pytest.raises(config.LimitError, match=r"^your uploads and runs would take [\d.]+ MB "
+                       r"of disk; this public demo allows [\d.]+ MB per visitor\. Delete a"):
         visitors.check_disk(owner, incoming_bytes=2**20)
     assert visitors.owns_source(owner, str(upload.parent)) and visitors.owns_source(owner, "demo")
     other = visitors.owner_id(visitors.new_token())

@@ -241,7 +241,7 @@ def run(chosen: Sequence[Candidate], dataset: data.Dataset, *,
                                                on_step=progress.row(number),
                                                should_stop=should_stop, owner=owner)
             except (fitting.TrainingCancelled, config.LimitError) as reason:
-                stopped = str(reason)
+                stopped = _stop_note(f"{candidate.label()}: {reason}", len(rows))
                 break
             except (fitting.TrainingDiverged, backbones.WeightsUnavailableError) as reason:
                 failed.append({"label": candidate.label(), "reason": str(reason)})
@@ -249,12 +249,22 @@ def run(chosen: Sequence[Candidate], dataset: data.Dataset, *,
             saved = runs.rename_run(saved, f"Bake-off {stamp}: {candidate.label()}")
             rows.append(_row(candidate, saved, timed, progress.row(number)))
             if saved.info.get("cancelled"):
-                stopped = "stopped while training; the finished epochs were kept as a run"
+                stopped = _stop_note(f"{candidate.label()}: stopped while training; its "
+                                     "finished epochs were kept as a run", len(rows) - 1)
                 break
     mark_fronts(rows)
     return {"data": dataset.name, "image_size": size, "epochs": base.epochs, "rows": rows,
             "failed": failed, "stopped": stopped, "timing": timing_note(),
             "references": reference_rows([candidate.backbone for candidate in chosen])}
+
+
+def _stop_note(what: str, finished: int) -> str:
+    """Why a bake-off stopped, and what it keeps: the bodies trained before are runs."""
+    if finished == 0:
+        return what
+    kept = ("body trained before it is kept as a run" if finished == 1
+            else f"{finished} bodies trained before it are kept as runs")
+    return f"{what}. The {kept}"
 
 
 def _row(candidate: Candidate, saved: runs.Run, images: np.ndarray,

@@ -129,12 +129,19 @@ def check_disk(owner: str, incoming_bytes: int = 0) -> None:
     if limits.visitor_disk_mb is None and limits.total_disk_mb is None:
         return
     all_runs = runs.list_runs()  # read once for both quotas
+    where = "this public demo" if config.public_demo() else "this server"
     if limits.visitor_disk_mb is not None:
-        config.check_limit("visitor_disk_mb", _mb(_usage(all_runs, owner) + incoming_bytes),
-                           "your uploads and runs (MB); delete a run on the Runs page")
+        mine = _mb(_usage(all_runs, owner) + incoming_bytes)
+        if mine > limits.visitor_disk_mb:
+            raise config.LimitError(
+                f"your uploads and runs would take {mine:,.1f} MB of disk; {where} allows "
+                f"{limits.visitor_disk_mb:,} MB per visitor. Delete a run on the Runs page.")
     if limits.total_disk_mb is not None:
-        config.check_limit("total_disk_mb", _mb(_usage(all_runs, None) + incoming_bytes),
-                           "all visitors' uploads and runs (MB); try again later")
+        everyone = _mb(_usage(all_runs, None) + incoming_bytes)
+        if everyone > limits.total_disk_mb:
+            raise config.LimitError(
+                f"all visitors' uploads and runs would take {everyone:,.1f} MB of disk; "
+                f"{where} allows {limits.total_disk_mb:,} MB. Try again later.")
 
 
 def _mb(size: int) -> float:
