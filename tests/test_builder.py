@@ -72,7 +72,8 @@ def test_each_save_is_a_new_version_and_unchanged_files_are_shared():
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a/b", "a\\b", ".hidden", "..", "tab\there",
-                                  "__MACOSX", "x" * 61])
+                                  "__MACOSX", "x" * 61, "zero\u200bwidth", "\u200b",
+                                  "\u202eevil"])
 def test_bad_class_names_are_refused(name):
     built = builder.create("names")
     with pytest.raises(ValueError, match="class name"):
@@ -80,10 +81,18 @@ def test_bad_class_names_are_refused(name):
     assert built.classes() == {}
 
 
-def test_names_are_unique_whatever_the_letter_case():
+def test_names_are_unique_whatever_the_letter_case_and_the_accents_form(make_image_folder,
+                                                                         tmp_path):
     built = two_classes()
     with pytest.raises(ValueError, match="already"):
         built.add_class("Apples")
+    assert built.add_class("cafe\u0301") == "caf\u00e9"  # one form: "é" as one character
+    with pytest.raises(ValueError, match="already"):
+        built.add_class("caf\u00e9")
+    twins = make_image_folder(tmp_path / "twins", per_class=2,
+                              colours={"Cat": (200, 0, 0), "cat": (0, 0, 200)})
+    with pytest.raises(ValueError, match="'Cat' and 'cat': names must differ by more than"):
+        builder.create("twins").start_from(data.from_folder(twins))
     with pytest.raises(ValueError, match="already"):
         builder.create("FRUIT")
     with pytest.raises(ValueError, match="no class"):

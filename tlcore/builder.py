@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import time
+import unicodedata
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -45,6 +46,7 @@ KEEP_SECONDS = 3600.0
 _VERSION = re.compile(r"v(\d{4,})")
 _STORED = re.compile(r"([0-9a-f]{16})\.(png|jpg)")
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f]")
+_INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # Unicode categories refused in names
 _SAVE_ATTEMPTS = 5
 
 
@@ -54,15 +56,23 @@ def home(owner: str | None) -> Path:
 
 
 def check_name(name: str, what: str = "class name") -> str:
-    """Return a class or data-set name without surrounding spaces, or refuse it.
+    """Return a class or data-set name without surrounding spaces and in one Unicode form
+    (NFC: "é" typed as one character or as "e" and an accent is one name), or refuse it.
 
     Raises:
-        ValueError: empty, longer than NAME_LENGTH, holding a slash, a backslash or a
-            control character, or starting with a dot (a hidden folder is never read).
+        ValueError: empty, longer than NAME_LENGTH, holding a slash, a backslash, a control
+            character or an invisible one (a zero-width space, a right-to-left override:
+            two classes would look alike, or a name would read backwards), or starting with
+            a dot (a hidden folder is never read).
     """
-    name = str(name).strip()
+    name = unicodedata.normalize("NFC", str(name)).strip()
     if not name:
         raise ValueError(f"a {what} cannot be empty")
+    invisible = sorted({f"U+{ord(char):04X}" for char in name
+                        if unicodedata.category(char) in _INVISIBLE})
+    if invisible:
+        raise ValueError(f"the {what} holds invisible or direction-changing characters "
+                         f"({', '.join(invisible)}): type it again without them")
     if len(name) > NAME_LENGTH:
         raise ValueError(f"the {what} {name[:20]!r}... is {len(name)} characters long; at "
                          f"most {NAME_LENGTH} are allowed")
@@ -230,6 +240,11 @@ class BuiltDataset:
                          sum(os.path.getsize(path) for path in dataset.paths), replace=True)
         config.check_limit("classes", dataset.num_classes)
         names = [check_name(name) for name in dataset.class_names]
+        folded: dict[str, str] = {}
+        for name in names:
+            if (twin := folded.setdefault(name.casefold(), name)) != name:
+                raise ValueError(f"the data set has classes {twin!r} and {name!r}: names "
+                                 "must differ by more than letter case (merge or rename one)")
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic.staged_folder(self.draft, replace_existing=True) as staging:
             for name in names:
