@@ -522,3 +522,31 @@ def test_the_demo_never_downloads_imagenet_weights(demo):
 
     with pytest.raises(backbones.WeightsUnavailableError, match="not installed on this demo"):
         backbones.resolve_weights("mobilenet_v2", "imagenet", 96)
+
+
+def test_a_visitors_link_opens_the_data_set_they_chose(demo, tiny_folder):
+    """A reload is a new session: the visitor's last choice comes back with their link, as
+    long as it is theirs and still there."""
+    import shutil
+
+    from tlcore import visitors
+    from ui import state
+
+    token = visitors.new_token()
+    owner = visitors.owner_id(token)
+    mine = visitors.uploads_folder(owner) / "abc" / "colours"
+    shutil.copytree(tiny_folder, mine)
+
+    def new_session() -> AppTest:
+        app = AppTest.from_file(APP, default_timeout=180)
+        app.query_params["visitor"] = token
+        return app.run()
+
+    assert new_session().session_state[state.DATA_SOURCE] == "demo"
+    visitors.remember_source(owner, str(mine))
+    assert new_session().session_state[state.DATA_SOURCE] == str(mine)
+    visitors.remember_source(owner, str(tiny_folder))  # not inside their folder
+    assert new_session().session_state[state.DATA_SOURCE] == "demo"
+    visitors.remember_source(owner, str(mine))
+    shutil.rmtree(mine)  # expired or deleted
+    assert new_session().session_state[state.DATA_SOURCE] == "demo"

@@ -21,6 +21,7 @@ from tlcore import atomic, config
 TOKEN_BYTES = 16  # 128 bits
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 _OWNER = re.compile(r"[0-9a-f]{24}")
+CHOICE_FILE = "data_choice.txt"  # in a visitor's folder: the data set they chose last
 
 
 def new_token() -> str:
@@ -77,6 +78,27 @@ def owns_source(owner: str, source: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def remember_source(owner: str, source: str) -> None:
+    """Keep the data set a visitor chose, so that their link opens it again: a reload is a
+    new session, and its session state starts empty."""
+    path = folder(owner) / CHOICE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_file(path, source.encode())
+
+
+def remembered_source(owner: str) -> str | None:
+    """The data set a visitor chose last, while it is theirs and still there; else None."""
+    try:
+        source = (folder(owner) / CHOICE_FILE).read_text()
+    except (OSError, ValueError):
+        return None
+    from tlcore import data  # as in owns_source
+
+    if source == "demo" or source in data.DOWNLOADED_SOURCES:
+        return source
+    return source if owns_source(owner, source) and Path(source).is_dir() else None
 
 
 def folder_bytes(path: Path) -> int:

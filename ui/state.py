@@ -44,10 +44,12 @@ def init() -> None:
     """Give a new session its defaults and its visitor (called on every script run by
     app.py). A public demo's visitor comes back with the token in the address; a missing
     or malformed token gets a new one, never a guessable one."""
-    st.session_state.setdefault(DATA_SOURCE, "demo")
     if _TOKEN not in st.session_state:
         given = st.query_params.get(TOKEN_PARAMETER)
         st.session_state[_TOKEN] = given if visitors.is_token(given) else visitors.new_token()
+    if DATA_SOURCE not in st.session_state:  # a new session: a demo's visitor's last choice
+        st.session_state[DATA_SOURCE] = ((visitors.remembered_source(visitor_id())
+                                          if config.public_demo() else None) or "demo")
     if config.public_demo() and st.query_params.get(TOKEN_PARAMETER) != st.session_state[_TOKEN]:
         st.query_params[TOKEN_PARAMETER] = st.session_state[_TOKEN]
 
@@ -88,7 +90,9 @@ def chosen_data_source() -> str | None:
 
 
 def set_data_source(source: str) -> None:
-    """Choose the data set the Train page uses."""
+    """Choose the data set the Train page uses (a demo's visitor's link keeps it)."""
+    if config.public_demo() and st.session_state.get(DATA_SOURCE) != source:
+        visitors.remember_source(visitor_id(), source)
     st.session_state[DATA_SOURCE] = source
 
 
