@@ -145,6 +145,7 @@ def test_names_a_spreadsheet_would_run_open_as_text():
     assert table[1] == ["'=HYPERLINK(\"http://x\").png", "'+cmd", "0.750000", "cat",
                         "0.250000", ""]
     assert table[2] == ["'@sum.png", "", "", "", "", "'-bad"]
+    assert '"a;=1+1.png"' in predict.rows_csv([{**rows[1], "file": "a;=1+1.png"}])
 
 
 def test_top_classes_most_probable_first():

@@ -132,12 +132,13 @@ def predict_run(run: runs.Run, paths: Sequence[Path], *, k: int = TOP_K,
 def rows_csv(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as CSV text: file, then class and probability for each rank, then error.
     A name that a spreadsheet would run as a formula (a file called `=HYPERLINK(...).png`)
-    gets a leading apostrophe, so that it opens as the text it is."""
+    gets a leading apostrophe, and every cell is quoted (a spreadsheet that splits at
+    semicolons would otherwise start a new cell, and a formula, inside `a;=1+1.png`)."""
     ranks = max((len(row["classes"]) for row in rows), default=0)
     header = ["file"] + [f"{what}_{rank}" for rank in range(1, ranks + 1)
                          for what in ("class", "probability")] + ["error"]
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
     writer.writerow(header)
     for row in rows:
         ranked = [value for name, probability in zip(row["classes"], row["probabilities"])
