@@ -4,8 +4,8 @@ Debian's Chromium (/usr/bin/chromium) is used; Playwright's own browser download
 work here. Without it, or without the `playwright` module, these tests are skipped, unless
 TLCORE_REQUIRE_BROWSER=1 (CI sets it), which makes that a failure.
 
-Screenshots go to $TLCORE_SCREENSHOTS when set (docs/screenshots holds a set), else to
-pytest's tmp_path.
+Screenshots are taken only when $TLCORE_SCREENSHOTS names a folder for them
+(docs/screenshots holds a set).
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def app_url(browser, tmp_path_factory) -> str:
 
 @pytest.fixture
 def shots(tmp_path) -> Path:
-    """Where screenshots go: $TLCORE_SCREENSHOTS, else this test's tmp_path."""
+    """Where screenshots go: $TLCORE_SCREENSHOTS (unset: `screenshot` takes none)."""
     folder = Path(os.environ.get("TLCORE_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -112,8 +112,12 @@ def assert_no_exception(page, where: str) -> None:
 
 
 def screenshot(page, path: Path) -> None:
-    """A full-page screenshot. Streamlit scrolls inside its main element, not the document,
-    so the viewport is made as tall as that content for the picture, then put back."""
+    """A full-page screenshot, when $TLCORE_SCREENSHOTS asks for them (nobody looks at a
+    test's tmp_path: about 30 s of the suite). Streamlit scrolls inside its main element,
+    not the document, so the viewport is made as tall as that content for the picture,
+    then put back."""
+    if not os.environ.get("TLCORE_SCREENSHOTS"):
+        return
     height = page.evaluate(
         "() => { const main = document.querySelector(\"[data-testid='stMain']\");"
         " return main ? main.scrollHeight : document.body.scrollHeight; }")

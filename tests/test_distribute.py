@@ -56,9 +56,10 @@ def test_mirrored_training_over_two_logical_cpus_learns_like_one_device(tiny_fol
     common = ["--data", str(tiny_folder), "--backbone", "scratch_cnn", "--weights", "none",
               "--mode", "end-to-end", "--epochs", "12", "--image-size", "32",
               "--batch-size", "8", "--learning-rate", "0.005", "--patience", "0"]
-    mirrored = result_of(cli([*common, "--distribute", "mirrored", "--cpu-replicas", "2",
-                              "--runs-dir", str(tmp_path / "a")], tmp_path / "home-a"))
-    single = result_of(cli([*common, "--runs-dir", str(tmp_path / "b")], tmp_path / "home-b"))
+    processes = [cli([*common, "--distribute", "mirrored", "--cpu-replicas", "2",
+                      "--runs-dir", str(tmp_path / "a")], tmp_path / "home-a"),
+                 cli([*common, "--runs-dir", str(tmp_path / "b")], tmp_path / "home-b")]
+    mirrored, single = (result_of(process) for process in processes)  # side by side
     assert mirrored["distribute"] == "MirroredStrategy, 2 replicas"
     assert single["distribute"] is None
     assert mirrored["val_accuracy"] > 0.6 and single["val_accuracy"] > 0.6  # chance: 1/3
@@ -71,8 +72,9 @@ def test_two_workers_share_the_embedding_work_and_train_what_one_worker_trains(
     body.save_weights(str(weights))
     common = ["--data", str(tiny_folder), "--backbone", "scratch_cnn", "--weights",
               str(weights), "--mode", "fast", "--epochs", "10", "--image-size", "32"]
+    on_its_own = cli([*common, "--runs-dir", str(tmp_path / "alone")], tmp_path / "own")
     chief, other = two_workers(common, tmp_path)
-    alone = result_of(cli([*common, "--runs-dir", str(tmp_path / "alone")], tmp_path / "own"))
+    alone = result_of(on_its_own)
     assert other == {"worker": 1, "workers": 2, "seconds": other["seconds"]}
     assert chief["embedding_cache"] == "hit"  # the joined parts
     assert chief["val_accuracy"] == alone["val_accuracy"]  # the same vectors, the same head

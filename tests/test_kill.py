@@ -28,10 +28,10 @@ browser = test_browser.browser  # headless Chromium (skipped without it, like te
 # both cores busy with the training's current call: 8-14 s here, over 50 s in issue 15.
 STOP_BOUND_S = 5
 BUSY_LOOPS = 6
-# Fine-tuning VGG16 (the offline edge-detection weights, its top block) on 42 training
+# Fine-tuning VGG16 (the offline edge-detection weights, its top block) on 25 training
 # images in one 64-image batch at 224 px: each step is one long call into TensorFlow
-# (15-30 s on two cores, about 2.5 GB).
-PER_CLASS, IMAGE_SIZE, BATCH_SIZE = 20, "224", "64"
+# (8-18 s on two cores, about 1.5 GB).
+PER_CLASS, IMAGE_SIZE, BATCH_SIZE = 12, "224", "64"
 
 
 def test_a_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tiny_folder, tmp_path):
